@@ -1,0 +1,12 @@
+"""Privacy-first, cookieless, self-hosted web analytics inside your Flask app."""
+
+from __future__ import annotations
+
+from .errors import AnalyticsError as AnalyticsError
+from .errors import ConfigError as ConfigError
+from .errors import InvalidEvent as InvalidEvent
+from .extension import Analytics as Analytics
+from .ingest.pipeline import DropReason as DropReason
+from .models import EventMixin as EventMixin
+
+__all__ = ["Analytics", "AnalyticsError", "ConfigError", "DropReason", "EventMixin", "InvalidEvent"]

@@ -1,0 +1,114 @@
+"""The public blueprint: the collect endpoint and the tracker script.
+
+Every answer is JSON: 202 (stored or dropped on purpose, the ``X-Analytics-Dropped``
+header naming why), 400 for malformed input (nothing of the request is stored), 405,
+413 over ``ANALYTICS_MAX_BODY_BYTES``, 415 for a content type other than JSON/text.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from .config import Settings
+from .errors import InvalidEvent
+from .extension import AnalyticsState, utcnow
+from .ingest import pipeline, privacy
+from .ingest.payload import decode_body, parse_batch
+
+#: Content types the tracker sends: JSON, or text/plain from ``navigator.sendBeacon``.
+ACCEPTED_TYPES = frozenset({"application/json", "text/plain", ""})
+
+
+def _state() -> AnalyticsState:
+    state: AnalyticsState = current_app.extensions["analytics"]
+    return state
+
+
+def _error(status: int, message: str) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def _cors(response: Response, settings: Settings) -> Response:
+    origin = request.headers.get("Origin")
+    allowed = settings.cors_origins
+    if origin and allowed:
+        if "*" in allowed:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin in allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.vary.add("Origin")
+    return response
+
+
+def _hostname(host: str) -> str | None:
+    try:
+        return urlsplit("//" + host).hostname
+    except ValueError:
+        return None
+
+
+def request_info(settings: Settings) -> pipeline.RequestInfo:
+    """What the pipeline needs to know about the sender of the current request."""
+    headers = request.headers
+    country_header = headers.get(settings.country_header) if settings.country_header else None
+    return pipeline.RequestInfo(
+        ip=privacy.client_ip(
+            request.remote_addr, headers.get("X-Forwarded-For"), settings.trusted_proxies
+        ),
+        user_agent=headers.get("User-Agent", ""),
+        dnt=headers.get("DNT") == "1" or headers.get("Sec-GPC") == "1",
+        country_header=country_header,
+        request_host=_hostname(request.host),
+        from_browser=True,
+        request=request._get_current_object(),  # type: ignore[attr-defined]
+    )
+
+
+def collect() -> Response:
+    """``POST`` one event object or an array of them."""
+    state = _state()
+    settings = state.settings
+    if request.method == "OPTIONS":
+        response = Response(status=204)
+        if settings.cors_origins:
+            response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+            response.headers["Access-Control-Max-Age"] = "86400"
+        return _cors(response, settings)
+    if request.method != "POST":
+        response = _error(405, "use POST with a JSON body")
+        response.headers["Allow"] = "POST, OPTIONS"
+        return response
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _cors(_error(413, f"body is larger than {limit} bytes"), settings)
+    if request.mimetype not in ACCEPTED_TYPES:
+        return _cors(_error(415, "send application/json or text/plain"), settings)
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        return _cors(_error(413, f"body is larger than {limit} bytes"), settings)
+    try:
+        events = parse_batch(decode_body(raw, settings.max_batch), state.limits, utcnow())
+    except InvalidEvent as exc:
+        return _cors(_error(400, str(exc)), settings)
+    result = pipeline.process(state, events, request_info(settings))
+    response = jsonify(stored=len(result.stored), dropped=dict(result.dropped))
+    response.status_code = 202
+    if result.dropped:
+        response.headers["X-Analytics-Dropped"] = ",".join(sorted(result.dropped))
+    response.headers["Cache-Control"] = "no-store"
+    return _cors(response, settings)
+
+
+def make_blueprint(settings: Settings) -> Blueprint:
+    """The public blueprint, with URLs from the app's settings."""
+    from .tracker import script_view
+
+    bp = Blueprint("analytics_collect", __name__)
+    bp.add_url_rule(settings.collect_url, "collect", collect, methods=["GET", "POST", "OPTIONS"])
+    bp.add_url_rule(settings.script_url, "script", script_view)
+    return bp

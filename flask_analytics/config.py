@@ -1,0 +1,189 @@
+"""Default values of every ``ANALYTICS_*`` configuration key.
+
+Each key is documented by the ``#:`` comment above it. ``init_app`` applies these with
+``app.config.setdefault`` and validates the result once, so mistakes fail at start-up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    #: IANA time zone name; the day boundary of every daily row.
+    "ANALYTICS_TIMEZONE": "UTC",
+    #: URL path of the collect endpoint the tracker posts to.
+    "ANALYTICS_COLLECT_URL": "/_analytics/collect",
+    #: URL path the tracker script is served from.
+    "ANALYTICS_SCRIPT_URL": "/_analytics/script.js",
+    #: URL prefix of the admin dashboard.
+    "ANALYTICS_DASHBOARD_URL": "/analytics",
+    #: Template the dashboard layout extends (put the dashboard inside your admin chrome).
+    "ANALYTICS_BASE_TEMPLATE": "analytics/base.html",
+    #: Redis URL for RQ jobs; unset means every job runs inline.
+    "ANALYTICS_REDIS_URL": None,
+    #: RQ queue name the jobs are enqueued on.
+    "ANALYTICS_QUEUE": "analytics",
+    #: Days raw events are kept before they are archived.
+    "ANALYTICS_RETENTION_DAYS": 90,
+    #: Days archived events are kept before they are purged; None keeps them forever.
+    "ANALYTICS_ARCHIVE_RETENTION_DAYS": None,
+    #: Seconds of inactivity that end a session (visit).
+    "ANALYTICS_SESSION_TIMEOUT": 1800,
+    #: Do not record requests that send ``DNT: 1`` or ``Sec-GPC: 1``.
+    "ANALYTICS_RESPECT_DNT": True,
+    #: Page paths never recorded: exact paths or globs such as ``/admin/*``.
+    "ANALYTICS_EXCLUDED_PATHS": [],
+    #: Client networks never recorded, as CIDRs (``203.0.113.0/24``) or single addresses.
+    "ANALYTICS_EXCLUDED_IPS": [],
+    #: Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.
+    "ANALYTICS_TRUSTED_PROXIES": 0,
+    #: Path of a MaxMind/DB-IP country ``.mmdb`` file (needs the ``geo`` extra).
+    "ANALYTICS_GEOIP_DATABASE": None,
+    #: Request header holding an ISO country code set by your CDN (e.g. ``CF-IPCountry``).
+    "ANALYTICS_COUNTRY_HEADER": None,
+    #: Hostnames whose pages the endpoint records (``*.example.com`` allowed); None means
+    #: only the host the collect request was sent to.
+    "ANALYTICS_ALLOWED_HOSTS": None,
+    #: Origins allowed to post to the collect endpoint cross-origin (``*`` for any).
+    "ANALYTICS_CORS_ORIGINS": [],
+    #: Custom event columns the browser may set (anything else it sends is ignored).
+    "ANALYTICS_CLIENT_FIELDS": [],
+    #: Maximum events in one collect request.
+    "ANALYTICS_MAX_BATCH": 50,
+    #: Maximum collect request body size in bytes (413 above it).
+    "ANALYTICS_MAX_BODY_BYTES": 64 * 1024,
+    #: Largest ``offset_ms`` a queued browser event may carry (milliseconds).
+    "ANALYTICS_MAX_OFFSET_MS": 24 * 3600 * 1000,
+    #: Size of the in-process user agent parse cache (entries).
+    "ANALYTICS_UA_CACHE_SIZE": 4096,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated ``ANALYTICS_*`` configuration of one app."""
+
+    timezone: ZoneInfo
+    collect_url: str
+    script_url: str
+    dashboard_url: str
+    base_template: str
+    redis_url: str | None
+    queue: str
+    retention_days: int
+    archive_retention_days: int | None
+    session_timeout: int
+    respect_dnt: bool
+    excluded_paths: tuple[str, ...]
+    excluded_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    trusted_proxies: int
+    geoip_database: str | None
+    country_header: str | None
+    allowed_hosts: tuple[str, ...] | None
+    cors_origins: tuple[str, ...]
+    client_fields: tuple[str, ...]
+    max_batch: int
+    max_body_bytes: int
+    max_offset_ms: int
+    ua_cache_size: int
+
+
+def _int(config: Mapping[str, Any], key: str, low: int, *, optional: bool = False) -> Any:
+    value = config[key]
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{key} must be an integer >= {low}, not {value!r}.")
+    return value
+
+
+def _str_list(config: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = config[key]
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if not isinstance(value, list | tuple | set | frozenset) or not all(
+        isinstance(v, str) for v in value
+    ):
+        raise ConfigError(f"{key} must be a list of strings, not {value!r}.")
+    return tuple(value)
+
+
+def _url_path(config: Mapping[str, Any], key: str) -> str:
+    value = config[key]
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigError(f"{key} must be a URL path starting with '/', not {value!r}.")
+    return value.rstrip("/") or "/"
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate the app's ``ANALYTICS_*`` keys, failing early with an actionable message."""
+    tz_name = config["ANALYTICS_TIMEZONE"]
+    try:
+        timezone = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"ANALYTICS_TIMEZONE {tz_name!r} is not a known time zone "
+            "(use an IANA name such as 'Europe/Paris')."
+        ) from exc
+    networks = []
+    for entry in _str_list(config, "ANALYTICS_EXCLUDED_IPS"):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError as exc:
+            raise ConfigError(
+                f"ANALYTICS_EXCLUDED_IPS entry {entry!r} is not an IP address or CIDR "
+                "(e.g. '203.0.113.0/24')."
+            ) from exc
+    allowed = config["ANALYTICS_ALLOWED_HOSTS"]
+    allowed_hosts = None
+    if allowed is not None:
+        allowed_hosts = tuple(
+            h.lower().rstrip(".") for h in _str_list(config, "ANALYTICS_ALLOWED_HOSTS")
+        )
+    header = config["ANALYTICS_COUNTRY_HEADER"]
+    if header is not None and (not isinstance(header, str) or not header):
+        raise ConfigError(f"ANALYTICS_COUNTRY_HEADER must be a header name, not {header!r}.")
+    geoip = config["ANALYTICS_GEOIP_DATABASE"]
+    if geoip is not None and not isinstance(geoip, str | os.PathLike):
+        raise ConfigError(f"ANALYTICS_GEOIP_DATABASE must be a file path, not {geoip!r}.")
+    redis_url = config["ANALYTICS_REDIS_URL"] or None
+    if redis_url is not None and not isinstance(redis_url, str):
+        raise ConfigError(f"ANALYTICS_REDIS_URL must be a redis:// URL, not {redis_url!r}.")
+    base_template = config["ANALYTICS_BASE_TEMPLATE"]
+    if not isinstance(base_template, str) or not base_template:
+        raise ConfigError("ANALYTICS_BASE_TEMPLATE must be a template name.")
+    queue = config["ANALYTICS_QUEUE"]
+    if not isinstance(queue, str) or not queue:
+        raise ConfigError("ANALYTICS_QUEUE must be a queue name.")
+    return Settings(
+        timezone=timezone,
+        collect_url=_url_path(config, "ANALYTICS_COLLECT_URL"),
+        script_url=_url_path(config, "ANALYTICS_SCRIPT_URL"),
+        dashboard_url=_url_path(config, "ANALYTICS_DASHBOARD_URL"),
+        base_template=base_template,
+        redis_url=redis_url,
+        queue=queue,
+        retention_days=_int(config, "ANALYTICS_RETENTION_DAYS", 1),
+        archive_retention_days=_int(config, "ANALYTICS_ARCHIVE_RETENTION_DAYS", 1, optional=True),
+        session_timeout=_int(config, "ANALYTICS_SESSION_TIMEOUT", 1),
+        respect_dnt=bool(config["ANALYTICS_RESPECT_DNT"]),
+        excluded_paths=_str_list(config, "ANALYTICS_EXCLUDED_PATHS"),
+        excluded_networks=tuple(networks),
+        trusted_proxies=_int(config, "ANALYTICS_TRUSTED_PROXIES", 0),
+        geoip_database=os.fspath(geoip) if geoip is not None else None,
+        country_header=header,
+        allowed_hosts=allowed_hosts,
+        cors_origins=_str_list(config, "ANALYTICS_CORS_ORIGINS"),
+        client_fields=_str_list(config, "ANALYTICS_CLIENT_FIELDS"),
+        max_batch=_int(config, "ANALYTICS_MAX_BATCH", 1),
+        max_body_bytes=_int(config, "ANALYTICS_MAX_BODY_BYTES", 256),
+        max_offset_ms=_int(config, "ANALYTICS_MAX_OFFSET_MS", 0),
+        ua_cache_size=_int(config, "ANALYTICS_UA_CACHE_SIZE", 0),
+    )

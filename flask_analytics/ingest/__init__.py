@@ -1,0 +1,1 @@
+"""The ingest pipeline: request parsing, named steps, privacy, user agents, geo, referrers."""

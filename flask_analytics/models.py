@@ -1,0 +1,263 @@
+"""Model mixins and the factory that builds the extension's models on the host's ``db``.
+
+Host apps extend the raw event table by subclassing :class:`EventMixin`::
+
+    class Event(EventMixin, db.Model):
+        plan = db.Column(db.String(32))
+
+    analytics = Analytics(app, db=db, event_model=Event)
+
+The archive model is derived from whatever event model is used, so custom columns are
+archived too. Times are naive UTC ``DateTime`` values everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+#: A big integer primary key that SQLite still treats as its auto-incrementing rowid.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+#: Field length limits shared by validation and the columns.
+NAME_MAX = 120
+HOST_MAX = 255
+PATH_MAX = 2000
+URL_MAX = 2000
+UTM_MAX = 255
+LABEL_MAX = 64
+
+
+class EventMixin:
+    """Columns of a raw analytics event (table ``analytics_event``)."""
+
+    __tablename__ = "analytics_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: Client or server UUID; unique so retries are idempotent.
+    event_id: Mapped[str] = mapped_column(sa.String(36), unique=True, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX), nullable=False)
+    hostname: Mapped[str] = mapped_column(sa.String(HOST_MAX), nullable=False)
+    path: Mapped[str] = mapped_column(sa.String(PATH_MAX), nullable=False)
+    referrer: Mapped[str | None] = mapped_column(sa.String(URL_MAX))
+    referrer_host: Mapped[str | None] = mapped_column(sa.String(HOST_MAX))
+    channel: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    source: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_source: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_medium: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_campaign: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_term: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_content: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    device_type: Mapped[str | None] = mapped_column(sa.String(16))
+    browser: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    os: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    #: Keyed hash of anonymized IP + user agent + hostname with the day's salt (signed 64 bit).
+    visitor_id: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    screen_width: Mapped[int | None] = mapped_column(sa.Integer())
+    engagement_ms: Mapped[int | None] = mapped_column(sa.Integer())
+    scroll_depth: Mapped[int | None] = mapped_column(sa.SmallInteger())
+    props: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.hostname}{self.path} {self.created_at}>"
+
+
+def _count(nullable: bool = False) -> Any:
+    return mapped_column(sa.BigInteger(), nullable=nullable, default=0)
+
+
+class _DailyMixin:
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    date: Mapped[dt.date] = mapped_column(sa.Date(), nullable=False, index=True)
+
+
+class DailySummaryMixin(_DailyMixin):
+    __tablename__ = "analytics_daily_summary"
+    visitors: Mapped[int] = _count()
+    sessions: Mapped[int] = _count()
+    pageviews: Mapped[int] = _count()
+    bounces: Mapped[int] = _count()
+    total_duration_s: Mapped[int] = _count()
+    events: Mapped[int] = _count()
+
+
+class DailyPageMixin(_DailyMixin):
+    __tablename__ = "analytics_daily_page"
+    path: Mapped[str] = mapped_column(sa.String(PATH_MAX), nullable=False)
+    visitors: Mapped[int] = _count()
+    pageviews: Mapped[int] = _count()
+    entries: Mapped[int] = _count()
+    exits: Mapped[int] = _count()
+    total_engagement_ms: Mapped[int] = _count()
+
+
+class DailyPageReferrerMixin(_DailyMixin):
+    __tablename__ = "analytics_daily_page_referrer"
+    path: Mapped[str] = mapped_column(sa.String(PATH_MAX), nullable=False)
+    referrer_host: Mapped[str | None] = mapped_column(sa.String(HOST_MAX))
+    visitors: Mapped[int] = _count()
+    pageviews: Mapped[int] = _count()
+
+
+class DailyTrafficSourceMixin(_DailyMixin):
+    __tablename__ = "analytics_daily_traffic_source"
+    channel: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    source: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    visitors: Mapped[int] = _count()
+    sessions: Mapped[int] = _count()
+    pageviews: Mapped[int] = _count()
+    bounces: Mapped[int] = _count()
+
+
+class DailyCountryMixin(_DailyMixin):
+    __tablename__ = "analytics_daily_country"
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    visitors: Mapped[int] = _count()
+    sessions: Mapped[int] = _count()
+    pageviews: Mapped[int] = _count()
+
+
+class DailyDeviceMixin(_DailyMixin):
+    __tablename__ = "analytics_daily_device"
+    device_type: Mapped[str | None] = mapped_column(sa.String(16))
+    browser: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    os: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    visitors: Mapped[int] = _count()
+    sessions: Mapped[int] = _count()
+    pageviews: Mapped[int] = _count()
+
+
+class DailyUtmMixin(_DailyMixin):
+    __tablename__ = "analytics_daily_utm"
+    utm_source: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_medium: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_campaign: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_term: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_content: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    visitors: Mapped[int] = _count()
+    sessions: Mapped[int] = _count()
+    pageviews: Mapped[int] = _count()
+    bounces: Mapped[int] = _count()
+
+
+class DailySessionMixin(_DailyMixin):
+    __tablename__ = "analytics_daily_session"
+    #: Lower bound (seconds) of the session's duration bucket.
+    duration_bucket: Mapped[int] = mapped_column(sa.Integer(), nullable=False)
+    #: Lower bound of the session's pageview-count bucket.
+    pages_bucket: Mapped[int] = mapped_column(sa.Integer(), nullable=False)
+    sessions: Mapped[int] = _count()
+    total_duration_s: Mapped[int] = _count()
+    pageviews: Mapped[int] = _count()
+
+
+class DailyEventMixin(_DailyMixin):
+    __tablename__ = "analytics_daily_event"
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX), nullable=False)
+    visitors: Mapped[int] = _count()
+    events: Mapped[int] = _count()
+
+
+class SaltMixin:
+    """A random daily salt: rotated at local midnight, deleted after 48 hours."""
+
+    __tablename__ = "analytics_salt"
+    date: Mapped[dt.date] = mapped_column(sa.Date(), primary_key=True, autoincrement=False)
+    salt: Mapped[bytes] = mapped_column(sa.LargeBinary(32), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(), nullable=False)
+
+
+class AggregationRunMixin:
+    """One aggregation of one local day: what the dashboard's "data as of" reads."""
+
+    __tablename__ = "analytics_aggregation_run"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    date: Mapped[dt.date] = mapped_column(sa.Date(), nullable=False, index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(), nullable=False)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime())
+    #: Raw + archived events of the day the run read.
+    source_events: Mapped[int | None] = mapped_column(sa.BigInteger())
+
+
+#: Attribute name on ``Analytics`` -> mixin of each daily table.
+DAILY_MIXINS: dict[str, type[_DailyMixin]] = {
+    "DailySummary": DailySummaryMixin,
+    "DailyPage": DailyPageMixin,
+    "DailyPageReferrer": DailyPageReferrerMixin,
+    "DailyTrafficSource": DailyTrafficSourceMixin,
+    "DailyCountry": DailyCountryMixin,
+    "DailyDevice": DailyDeviceMixin,
+    "DailyUtm": DailyUtmMixin,
+    "DailySession": DailySessionMixin,
+    "DailyEvent": DailyEventMixin,
+}
+
+
+@dataclass(frozen=True)
+class Models:
+    """The resolved model classes of one ``Analytics`` instance."""
+
+    Event: Any
+    EventArchive: Any
+    daily: dict[str, Any]
+    Salt: Any
+    AggregationRun: Any
+
+
+def _model(db: Any, name: str, mixin: type, **attrs: Any) -> Any:
+    return type(name, (mixin, db.Model), {"__module__": __name__, **attrs})
+
+
+def archive_table(event_table: sa.Table, metadata: sa.MetaData) -> sa.Table:
+    """Mirror of the event table (custom columns included) named ``analytics_event_archive``.
+
+    Rows keep their ``id``, so the archive never renumbers what it receives.
+    """
+    columns = [
+        sa.Column(
+            col.name,
+            col.type,
+            primary_key=col.primary_key,
+            nullable=col.nullable,
+            unique=bool(col.unique),
+            index=bool(col.index),
+            autoincrement=False,
+        )
+        for col in event_table.columns
+    ]
+    return sa.Table("analytics_event_archive", metadata, *columns)
+
+
+def build_models(db: Any, event_model: Any) -> Models:
+    """Create the extension's model classes on the host's Flask-SQLAlchemy ``db``."""
+    if event_model is None:
+        event_model = _model(db, "AnalyticsEvent", EventMixin)
+    elif not (isinstance(event_model, type) and issubclass(event_model, EventMixin)):
+        raise TypeError("event_model must be a db.Model subclass that includes EventMixin.")
+    if event_model.__table__.name != EventMixin.__tablename__:
+        raise TypeError(
+            f"event_model's table must be named {EventMixin.__tablename__!r}, "
+            f"not {event_model.__table__.name!r}."
+        )
+    archive = type(
+        "AnalyticsEventArchive",
+        (db.Model,),
+        {
+            "__module__": __name__,
+            "__table__": archive_table(event_model.__table__, db.metadata),
+        },
+    )
+    daily = {attr: _model(db, f"Analytics{attr}", mixin) for attr, mixin in DAILY_MIXINS.items()}
+    return Models(
+        Event=event_model,
+        EventArchive=archive,
+        daily=daily,
+        Salt=_model(db, "AnalyticsSalt", SaltMixin),
+        AggregationRun=_model(db, "AnalyticsAggregationRun", AggregationRunMixin),
+    )

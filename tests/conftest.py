@@ -1,0 +1,285 @@
+"""Shared fixtures: apps on SQLite and PostgreSQL, clients, factories, live servers.
+
+Every test that takes ``app`` runs once per database. PostgreSQL tests use a database
+of their own created for this test session (so parallel runs never collide) on the
+server named by ``ANALYTICS_TEST_POSTGRES_URL`` (default: the local ``test`` database);
+they are skipped with the reason when that server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_analytics import Analytics, EventMixin
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ANALYTICS_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("ANALYTICS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CHROMIUM = os.environ.get("ANALYTICS_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+DESKTOP_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+)
+MOBILE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+
+
+# -- PostgreSQL: one throwaway database per test session --------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database for this session (dropped at the end)."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"fa_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc.orig}")
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL: a file SQLite database, or the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'analytics.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+# -- Apps ----------------------------------------------------------------------------
+
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[AppFactory]:
+    """Build an app with ``Analytics`` on a fresh schema; config overrides as kwargs.
+
+    ``event_model`` may be a callable ``(db) -> model class`` for a subclassed model.
+    """
+    created: list[tuple[Flask, SQLAlchemy]] = []
+
+    def factory(*, event_model: Callable[[SQLAlchemy], Any] | None = None, **config: Any) -> Flask:
+        app = Flask(f"test_app_{len(created)}")
+        app.config.update(
+            TESTING=True,
+            SQLALCHEMY_DATABASE_URI=database_url,
+            SECRET_KEY="test",
+            ANALYTICS_TEST_DATABASE=database_url,
+        )
+        app.config.update(config)
+        db = SQLAlchemy()
+        db.init_app(app)
+        model = event_model(db) if event_model is not None else None
+        analytics = Analytics(app, db=db, event_model=model)
+        app.extensions["analytics_test"] = analytics
+        with app.app_context():
+            db.drop_all()
+            db.create_all()
+        created.append((app, db))
+        return app
+
+    yield factory
+    for app, db in created:
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def analytics(app: Flask) -> Analytics:
+    ext: Analytics = app.extensions["analytics_test"]
+    return ext
+
+
+@pytest.fixture
+def db(app: Flask) -> SQLAlchemy:
+    ext: Analytics = app.extensions["analytics_test"]
+    return ext.db
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+def custom_event_model(db: SQLAlchemy) -> Any:
+    """A host-style subclassed event model with two custom columns."""
+
+    class PlanEvent(EventMixin, db.Model):  # type: ignore[name-defined, misc]
+        plan = db.Column(db.String(32))
+        ab_variant = db.Column(db.String(16))
+
+    return PlanEvent
+
+
+# -- Factories -----------------------------------------------------------------------
+
+
+def collect_payload(**overrides: Any) -> dict[str, Any]:
+    """A valid browser event for the test client's host (``localhost``)."""
+    event: dict[str, Any] = {"name": "pageview", "url": "http://localhost/", "screen_width": 1280}
+    event.update(overrides)
+    return event
+
+
+@pytest.fixture
+def post_event(client: Any) -> Callable[..., Any]:
+    """POST a payload to the collect endpoint with a real-browser user agent."""
+
+    def post(payload: Any, *, ip: str = "203.0.113.7", ua: str = DESKTOP_UA, **kwargs: Any) -> Any:
+        headers = {"User-Agent": ua, **kwargs.pop("headers", {})}
+        return client.post(
+            "/_analytics/collect",
+            json=payload,
+            headers=headers,
+            environ_base={"REMOTE_ADDR": ip},
+            **kwargs,
+        )
+
+    return post
+
+
+@pytest.fixture
+def make_event(app: Flask, analytics: Analytics) -> Callable[..., Any]:
+    """Insert a raw event row directly (bypassing the pipeline) with sane defaults."""
+
+    def make(**overrides: Any) -> Any:
+        values: dict[str, Any] = {
+            "event_id": str(uuid.uuid4()),
+            "created_at": dt.datetime(2026, 1, 15, 12, 0, 0),
+            "name": "pageview",
+            "hostname": "example.com",
+            "path": "/",
+            "channel": "Direct",
+            "device_type": "desktop",
+            "browser": "Chrome",
+            "os": "Windows",
+            "visitor_id": 1,
+        }
+        values.update(overrides)
+        with app.app_context():
+            event = analytics.Event(**values)
+            analytics.db.session.add(event)
+            analytics.db.session.commit()
+            analytics.db.session.refresh(event)
+            analytics.db.session.expunge(event)
+        return event
+
+    return make
+
+
+def all_rows(app: Flask) -> list[tuple[str, dict[str, Any]]]:
+    """Every row of every table of the app's database, as (table, row) pairs."""
+    rows = []
+    ext: Analytics = app.extensions["analytics_test"]
+    with app.app_context():
+        engine = ext.db.engine
+        with engine.connect() as conn:
+            for table in ext.db.metadata.sorted_tables:
+                for row in conn.execute(sa.select(table)).mappings():
+                    rows.append((table.name, dict(row)))
+    return rows
+
+
+# -- Live server and browser -----------------------------------------------------------
+
+
+class LiveServer:
+    """A real HTTP server running the app in a background thread."""
+
+    def __init__(self, app: Flask) -> None:
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self._server.port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The ``app`` fixture served over real HTTP on 127.0.0.1 (random port)."""
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Debian chromium driven by Playwright (skipped when either is missing)."""
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    """Folder for screenshots and other files a person may want to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
