@@ -148,11 +148,14 @@ class Analytics:
         settings = load_settings(app.config)
         app.extensions["analytics"] = AnalyticsState(self, app, settings)
 
-        from . import collect
+        from . import collect, dashboard
+        from .cli import analytics_cli
         from .tracker import analytics_script
 
         app.register_blueprint(collect.make_blueprint(settings))
+        app.register_blueprint(dashboard.make_blueprint(settings))
         app.add_template_global(analytics_script, "analytics_script")
+        app.cli.add_command(analytics_cli)
         csrf = app.extensions.get("csrf")
         if csrf is not None and hasattr(csrf, "exempt"):
             csrf.exempt("flask_analytics.collect.collect")
@@ -181,6 +184,47 @@ class Analytics:
         """Register the callback deciding who may see the dashboard (closed without one)."""
         self._access = func
         return func
+
+    # -- jobs, inline ---------------------------------------------------------------------
+
+    def aggregate(self, day: dt.date, *, force: bool = False) -> Any:
+        """Recompute every daily table for local ``day`` (idempotent, one transaction)."""
+        from .aggregate import aggregate_day
+
+        return aggregate_day(self.state(), day, force=force)
+
+    def aggregate_range(
+        self,
+        start: dt.date,
+        end: dt.date,
+        *,
+        force: bool = False,
+        progress: Callable[[dt.date], None] | None = None,
+    ) -> list[Any]:
+        """Aggregate every local day from ``start`` to ``end`` inclusive."""
+        from .aggregate import aggregate_range
+
+        return aggregate_range(self.state(), start, end, force=force, progress=progress)
+
+    def archive(
+        self,
+        older_than_days: int | None = None,
+        *,
+        batch_size: int = 10_000,
+        dry_run: bool = False,
+    ) -> Any:
+        """Move aggregated raw events older than the retention into the archive."""
+        from .archive import archive
+
+        return archive(
+            self.state(), older_than_days=older_than_days, batch_size=batch_size, dry_run=dry_run
+        )
+
+    def purge(self, older_than_days: int | None = None, *, dry_run: bool = False) -> Any:
+        """Delete archived events older than ``ANALYTICS_ARCHIVE_RETENTION_DAYS``."""
+        from .archive import purge
+
+        return purge(self.state(), older_than_days=older_than_days, dry_run=dry_run)
 
     # -- server-side tracking ------------------------------------------------------------
 
