@@ -2,13 +2,15 @@
 
 Every answer is JSON: 202 (stored or dropped on purpose, the ``X-Analytics-Dropped``
 header naming why), 400 for malformed input (nothing of the request is stored), 405,
-413 over ``ANALYTICS_MAX_BODY_BYTES``, 415 for a content type other than JSON/text.
+413 over ``ANALYTICS_MAX_BODY_BYTES``, 415 for a content type other than JSON/text, and
+503 (retryable) while the database cannot be reached.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .config import Settings
@@ -95,7 +97,15 @@ def collect() -> Response:
         events = parse_batch(decode_body(raw, settings.max_batch), state.limits, utcnow())
     except InvalidEvent as exc:
         return _cors(_error(400, str(exc)), settings)
-    result = pipeline.process(state, events, request_info(settings))
+    try:
+        result = pipeline.process(state, events, request_info(settings))
+    except sa.exc.OperationalError:
+        # The database is down or locked: retryable, and the tracker retries 503s with the
+        # same event ids, so nothing is lost or counted twice once it is back.
+        current_app.logger.warning("analytics: storage unavailable", exc_info=True)
+        response = _error(503, "storage unavailable, retry later")
+        response.headers["Retry-After"] = "5"
+        return _cors(response, settings)
     response = jsonify(stored=len(result.stored), dropped=dict(result.dropped))
     response.status_code = 202
     if result.dropped:

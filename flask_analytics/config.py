@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_MAX_BODY_BYTES": 64 * 1024,
     #: Largest ``offset_ms`` a queued browser event may carry (milliseconds).
     "ANALYTICS_MAX_OFFSET_MS": 24 * 3600 * 1000,
+    #: Put SQLite databases in WAL mode (readers never block the writer; the embedded default).
+    "ANALYTICS_SQLITE_WAL": True,
     #: Size of the in-process user agent parse cache (entries).
     "ANALYTICS_UA_CACHE_SIZE": 4096,
 }
@@ -93,6 +95,7 @@ class Settings:
     max_body_bytes: int
     max_offset_ms: int
     ua_cache_size: int
+    sqlite_wal: bool
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, *, optional: bool = False) -> Any:
@@ -186,4 +189,5 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         max_body_bytes=_int(config, "ANALYTICS_MAX_BODY_BYTES", 256),
         max_offset_ms=_int(config, "ANALYTICS_MAX_OFFSET_MS", 0),
         ua_cache_size=_int(config, "ANALYTICS_UA_CACHE_SIZE", 0),
+        sqlite_wal=bool(config["ANALYTICS_SQLITE_WAL"]),
     )

@@ -85,6 +85,25 @@ class AnalyticsState:
                 self.drops.update(dropped)
 
 
+def _use_sqlite_wal(engine: sa.Engine) -> None:
+    """WAL journal + a busy timeout on every new SQLite connection of ``engine``.
+
+    WAL lets the dashboard read while the collect endpoint writes; the timeout makes
+    concurrent writers queue instead of failing at once with "database is locked".
+    """
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+    sa.event.listen(engine, "connect", on_connect)
+
+
 def _client_field_types(event_model: Any, names: tuple[str, ...]) -> dict[str, Any]:
     table: sa.Table = event_model.__table__
     builtin = set(EventMixin.__annotations__)
@@ -147,6 +166,9 @@ class Analytics:
             app.config.setdefault(key, value.copy() if isinstance(value, list) else value)
         settings = load_settings(app.config)
         app.extensions["analytics"] = AnalyticsState(self, app, settings)
+        if settings.sqlite_wal:
+            with app.app_context():
+                _use_sqlite_wal(self.db.engine)
 
         from . import collect, dashboard
         from .cli import analytics_cli

@@ -280,3 +280,34 @@ def test_allowed_hosts_wildcard(make_app):
             "/_analytics/collect", json=collect_payload(url=url), headers={"User-Agent": DESKTOP_UA}
         )
         assert response.get_json()["stored"] == expected, url
+
+
+def test_unreachable_database_is_a_retryable_503():
+    from flask_sqlalchemy import SQLAlchemy
+
+    app = Flask("down")
+    # Nothing listens on port 1: every connection attempt fails like a stopped server.
+    app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://root@127.0.0.1:1/none?connect_timeout=2"
+    db = SQLAlchemy(app)
+    Analytics(app, db=db)
+    response = app.test_client().post(
+        "/_analytics/collect", json=collect_payload(), headers={"User-Agent": DESKTOP_UA}
+    )
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "retry" in response.get_json()["error"]
+
+
+def test_sqlite_databases_run_in_wal_mode(tmp_path):
+    from flask_sqlalchemy import SQLAlchemy
+
+    app = Flask("wal")
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'wal.db'}"
+    db = SQLAlchemy(app)
+    Analytics(app, db=db)
+    with app.app_context():
+        db.create_all()
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
+        db.engine.dispose()
