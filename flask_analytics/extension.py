@@ -133,7 +133,7 @@ class Analytics:
             raise TypeError(
                 "Analytics needs your Flask-SQLAlchemy instance: Analytics(app, db=db)."
             )
-        self.db = db
+        self.db: Any = db
         self.models = build_models(db, event_model)
         self.Event = self.models.Event
         self.EventArchive = self.models.EventArchive
