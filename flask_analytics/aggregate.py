@@ -1,17 +1,467 @@
-"""Per-day SQL rollups (placeholder: the aggregation engine lands here)."""
+"""Per-day SQL rollups: every daily table of one local day, recomputed in one transaction.
+
+``aggregate_day`` takes the day's lock, deletes the day's rows from every daily table and
+rebuilds them with ``INSERT ... SELECT`` statements over the day's raw events, read as
+``analytics_event UNION ALL analytics_event_archive`` (so archiving a day changes nothing).
+The database does all the work; Python never sees an event. The same statement builders
+give :func:`daily_selects`, the live version the dashboard runs for days not aggregated yet.
+
+Definitions (DESIGN.md "Definitions", made exact where it leaves a choice):
+
+- Day: the events whose ``created_at`` (naive UTC) falls in ``[local midnight of D, local
+  midnight of D+1)`` of ``ANALYTICS_TIMEZONE``, converted with zoneinfo (23/25-hour days).
+- Time arithmetic uses whole seconds: each ``created_at`` is truncated to the second
+  first. Events of one visitor are ordered by ``(created_at, id)`` (ids survive archival).
+- Session (visit): a visitor's events of the day, ordered, split wherever two consecutive
+  events are more than ``SESSION_TIMEOUT`` seconds apart. Every event belongs to exactly
+  one session, custom and tracker events included: a visit made only of server-side
+  ``track()`` events is a visit too. Sessions never cross local midnight: visitor ids
+  are hashed with the salt of the event's local day, so the same person has another id
+  after midnight; a visit spanning midnight counts as one visit on each day (as in
+  Plausible). Hence "belongs to the day it starts" holds trivially and a day's rows
+  depend on that day's events only.
+- Landing event of a session: its first pageview, or its first event when it has no
+  pageview. The session's channel, source, the five UTM values, country, device type,
+  browser and OS are the landing event's.
+- Entry / exit page: path of the first / last pageview (NULL without pageviews).
+- Bounce: exactly one pageview and no ``engagement`` event. The tracker only sends
+  ``engagement`` after >= 3 s of visible time or a scroll, so a one-page visit whose
+  reader stayed is not a bounce; a session without pageview is not a bounce either.
+- Duration: last event time - first event time, in whole seconds. The tracker sends a
+  page's ``engagement`` event when the visitor hides or leaves the page, so when the last
+  page's engagement is known its event is the session's last one and the difference
+  already includes that time; adding ``engagement_ms`` on top would count it twice.
+- Pageviews: events named ``pageview``. Events: every other event, tracker ones
+  (``engagement``, ``web_vitals``, ``outbound``...) included, as DESIGN.md says; each
+  name has its own ``analytics_daily_event`` row, so a dashboard hiding
+  :data:`INTERNAL_EVENTS` subtracts their rows.
+
+Daily tables (counts only; ``visitors`` is always a distinct count within the row's own
+group, never a sum over rows that could share a visitor):
+
+- summary: visitors, sessions, pageviews, bounces, total_duration_s, events. No events,
+  no row.
+- page (one row per path with a pageview or an engagement event): visitors with a
+  pageview of it, pageviews, entries and exits (sessions entering / leaving there),
+  total_engagement_ms (sum of ``engagement_ms`` of its engagement events).
+- page_referrer: pageviews grouped by (path, referrer_host): visitors, pageviews.
+- traffic_source (channel, source), country, device (device_type, browser, os), utm (the
+  five values): grouped by the session's landing attributes, NULLs included as their own
+  group, so every table's ``sessions`` add up to the summary's. Visitors, sessions,
+  pageviews of those sessions; traffic_source and utm also bounces.
+- session: sessions grouped by :data:`DURATION_BUCKETS` and :data:`PAGES_BUCKETS` (each
+  value goes to the largest lower bound <= it): sessions, total_duration_s, pageviews.
+- event: per non-pageview name: visitors, events.
+
+Locking: one aggregation of a date at a time. PostgreSQL takes a transaction-scoped
+advisory lock keyed by the date; SQLite has one writer and the transaction's first
+statement is a ``DELETE``, which takes the write lock before anything is read (the
+effect of ``BEGIN IMMEDIATE``). A second run waits and then recomputes, so concurrent
+runs give the rows of one. On SQLite the whole aggregation holds the database's write
+lock: other writers wait (5 s by default in the sqlite3 driver) meanwhile.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from . import dialects
+from .errors import AnalyticsError
+from .models import PATH_MAX
 
 if TYPE_CHECKING:
     from .extension import AnalyticsState
+    from .models import Models
+
+#: Name of pageview events; every other name is a custom event.
+PAGEVIEW = "pageview"
+#: Name of the tracker's engagement events (their ``engagement_ms`` is per-page time).
+ENGAGEMENT = "engagement"
+#: Event names the tracker sends for its own measurements rather than as user actions.
+INTERNAL_EVENTS = ("engagement", "web_vitals")
+#: Lower bounds (seconds) of the session duration buckets of ``analytics_daily_session``.
+DURATION_BUCKETS = (0, 10, 30, 60, 180, 600, 1800, 3600)
+#: Lower bounds of the pageviews-per-session buckets (0: sessions without a pageview).
+PAGES_BUCKETS = (0, 1, 2, 3, 4, 5, 10, 20)
+#: Event columns a session takes from its landing event.
+SESSION_ATTRIBUTES = (
+    "channel",
+    "source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "country",
+    "device_type",
+    "browser",
+    "os",
+)
+#: How long a run waits for SQLite's write lock held by another run (milliseconds).
+SQLITE_LOCK_WAIT_MS = 10 * 60 * 1000
+
+_SOURCE_COLUMNS = (
+    "id",
+    "created_at",
+    "visitor_id",
+    "name",
+    "path",
+    "referrer_host",
+    "engagement_ms",
+    *SESSION_ATTRIBUTES,
+)
+#: First key of the PostgreSQL advisory lock (signed int4), the second is the date.
+_LOCK_NAMESPACE = zlib.crc32(b"analytics_daily") - 2**31
 
 
-def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -> Any:
-    raise NotImplementedError
+class AggregationRefused(AnalyticsError):
+    """A day has daily rows but no raw or archived events left: recomputing would erase it."""
+
+
+@dataclass(frozen=True)
+class AggregationResult:
+    """What one ``aggregate_day`` run did."""
+
+    date: dt.date
+    #: Raw + archived events of the day the run read.
+    source_events: int
+    #: Rows written per daily table, keyed like ``state.models.daily`` ("DailySummary"...).
+    rows: Mapping[str, int]
+    #: When the run held the day's lock (its read starts here) and when it committed.
+    started_at: dt.datetime
+    finished_at: dt.datetime
+
+
+def day_bounds(tz: ZoneInfo, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """Naive UTC ``[start, end)`` of local ``day`` in ``tz`` (23 or 25 hours on DST days)."""
+    if isinstance(day, dt.datetime):
+        raise TypeError(f"day must be a date, not a datetime ({day!r}).")
+
+    def midnight(d: dt.date) -> dt.datetime:
+        local = dt.datetime.combine(d, dt.time(0), tzinfo=tz)
+        return local.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    return midnight(day), midnight(day + dt.timedelta(days=1))
+
+
+# -- statement builders ------------------------------------------------------------------
+
+
+def source_events(models: Models, start: dt.datetime, end: dt.datetime) -> sa.CompoundSelect[Any]:
+    """The built-in columns of raw + archived events with ``start <= created_at < end``."""
+    parts = []
+    for model in (models.Event, models.EventArchive):
+        table: sa.Table = model.__table__
+        parts.append(
+            sa.select(*(table.c[name] for name in _SOURCE_COLUMNS)).where(
+                table.c.created_at >= start, table.c.created_at < end
+            )
+        )
+    return sa.union_all(*parts)
+
+
+def sessions_select(src: sa.FromClause, timeout: int, dialect: str) -> sa.Select[Any]:
+    """One row per session of the events of ``src`` (window functions, no Python loop).
+
+    Columns: visitor_id, duration_s, events, pageviews, bounce (0/1), entry_path,
+    exit_path and the landing attributes of :data:`SESSION_ATTRIBUTES`.
+    """
+    c = src.c
+    ts = dialects.epoch_seconds(c.created_at, dialect)
+    is_pv = sa.case((c.name == PAGEVIEW, 1), else_=0)
+    by_time: dict[str, Any] = {"partition_by": c.visitor_id, "order_by": (c.created_at, c.id)}
+    gap = ts - sa.func.lag(ts).over(**by_time)
+    # 1st pass, in time order: does the event start a session; running pageview number.
+    ordered = sa.select(
+        c.visitor_id,
+        c.created_at,
+        c.id,
+        c.name,
+        c.path,
+        *(c[name] for name in SESSION_ATTRIBUTES),
+        ts.label("ts"),
+        is_pv.label("is_pv"),
+        sa.func.sum(is_pv).over(**by_time, rows=(None, 0)).label("pvn"),
+        sa.case((sa.func.coalesce(gap, timeout + 1) > timeout, 1), else_=0).label("starts"),
+    ).subquery("ordered")
+    o = ordered.c
+    # 2nd pass, same order: session number = running count of session starts.
+    numbered = sa.select(
+        *o,
+        sa.func.sum(o.starts)
+        .over(partition_by=o.visitor_id, order_by=(o.created_at, o.id), rows=(None, 0))
+        .label("session_no"),
+    ).subquery("numbered")
+    n = numbered.c
+    # 3rd pass, per session: running numbers of its first and last pageview.
+    pv_number = sa.case((n.is_pv == 1, n.pvn))
+    per_session: dict[str, Any] = {"partition_by": (n.visitor_id, n.session_no)}
+    marked = sa.select(
+        *n,
+        sa.func.min(pv_number).over(**per_session).label("first_pvn"),
+        sa.func.max(pv_number).over(**per_session).label("last_pvn"),
+    ).subquery("marked")
+    m = marked.c
+    is_entry = sa.and_(m.is_pv == 1, m.pvn == m.first_pvn)
+    is_exit = sa.and_(m.is_pv == 1, m.pvn == m.last_pvn)
+    is_landing = sa.or_(is_entry, sa.and_(m.first_pvn.is_(None), m.starts == 1))
+    pageviews = sa.func.sum(m.is_pv)
+    engaged = sa.func.max(sa.case((m.name == ENGAGEMENT, 1), else_=0))
+    return sa.select(
+        m.visitor_id,
+        (sa.func.max(m.ts) - sa.func.min(m.ts)).label("duration_s"),
+        sa.func.count().label("events"),
+        pageviews.label("pageviews"),
+        sa.case((sa.and_(pageviews == 1, engaged == 0), 1), else_=0).label("bounce"),
+        sa.func.max(sa.case((is_entry, m.path))).label("entry_path"),
+        sa.func.max(sa.case((is_exit, m.path))).label("exit_path"),
+        *(sa.func.max(sa.case((is_landing, m[name]))).label(name) for name in SESSION_ATTRIBUTES),
+    ).group_by(m.visitor_id, m.session_no)
+
+
+def _sessions_table(event_table: sa.Table) -> sa.Table:
+    """A temporary table for :func:`sessions_select`'s rows (dropped before commit)."""
+    big = sa.BigInteger()
+    return sa.Table(
+        "analytics_tmp_session",
+        sa.MetaData(),
+        sa.Column("visitor_id", big),
+        sa.Column("duration_s", big),
+        sa.Column("events", big),
+        sa.Column("pageviews", big),
+        sa.Column("bounce", sa.Integer()),
+        sa.Column("entry_path", sa.String(PATH_MAX)),
+        sa.Column("exit_path", sa.String(PATH_MAX)),
+        *(sa.Column(name, event_table.c[name].type) for name in SESSION_ATTRIBUTES),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+def _total(expr: Any) -> Any:
+    # PostgreSQL sums bigints as numeric: cast back so readers get ints, not Decimals.
+    return sa.cast(sa.func.coalesce(sa.func.sum(expr), 0), sa.BigInteger())
+
+
+def _bucket(value: Any, bounds: tuple[int, ...]) -> Any:
+    return sa.case(*((value >= b, b) for b in reversed(bounds[1:])), else_=bounds[0])
+
+
+def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> dict[str, Any]:
+    """The select of every daily table of ``day`` from its events and its sessions.
+
+    Keys are the daily model names of ``state.models.daily``; each select yields that
+    table's columns except ``id``, in table order.
+    """
+    date = sa.literal(day, sa.Date()).label("date")
+    e, s = src.c, sessions.c
+    zero: sa.ColumnClause[int] = sa.literal_column("0", sa.Integer())
+    visitors = sa.func.count(sa.distinct(s.visitor_id)).label("visitors")
+    sessions_n = sa.func.count().label("sessions")
+    pageviews = _total(s.pageviews).label("pageviews")
+    bounces = _total(s.bounce).label("bounces")
+
+    totals = sa.select(
+        visitors,
+        sessions_n,
+        pageviews,
+        bounces,
+        _total(s.duration_s).label("total_duration_s"),
+        _total(s.events - s.pageviews).label("events"),
+    ).subquery("totals")
+    t = totals.c
+    summary = sa.select(
+        date, t.visitors, t.sessions, t.pageviews, t.bounces, t.total_duration_s, t.events
+    ).where(t.sessions > 0)
+
+    is_pv = e.name == PAGEVIEW
+    views = (
+        sa.select(
+            e.path.label("path"),
+            sa.func.count(sa.distinct(sa.case((is_pv, e.visitor_id)))).label("visitors"),
+            sa.func.sum(sa.case((is_pv, 1), else_=0)).label("pageviews"),
+            zero.label("entries"),
+            zero.label("exits"),
+            sa.func.sum(
+                sa.case((e.name == ENGAGEMENT, sa.func.coalesce(e.engagement_ms, 0)), else_=0)
+            ).label("total_engagement_ms"),
+        )
+        .where(e.name.in_((PAGEVIEW, ENGAGEMENT)))
+        .group_by(e.path)
+    )
+    entries = (
+        sa.select(s.entry_path, zero, zero, sa.func.count(), zero, zero)
+        .where(s.entry_path.is_not(None))
+        .group_by(s.entry_path)
+    )
+    exits = (
+        sa.select(s.exit_path, zero, zero, zero, sa.func.count(), zero)
+        .where(s.exit_path.is_not(None))
+        .group_by(s.exit_path)
+    )
+    parts = sa.union_all(views, entries, exits).subquery("page_parts")
+    p = parts.c
+    page = sa.select(
+        date,
+        p.path,
+        _total(p.visitors).label("visitors"),
+        _total(p.pageviews).label("pageviews"),
+        _total(p.entries).label("entries"),
+        _total(p.exits).label("exits"),
+        _total(p.total_engagement_ms).label("total_engagement_ms"),
+    ).group_by(p.path)
+
+    page_referrer = (
+        sa.select(
+            date,
+            e.path,
+            e.referrer_host,
+            sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
+            sa.func.count().label("pageviews"),
+        )
+        .where(is_pv)
+        .group_by(e.path, e.referrer_host)
+    )
+
+    def by_session(*keys: str, bounced: bool = False) -> sa.Select[Any]:
+        columns = [date, *(s[k] for k in keys), visitors, sessions_n, pageviews]
+        if bounced:
+            columns.append(bounces)
+        return sa.select(*columns).group_by(*(s[k] for k in keys))
+
+    bucketed = sa.select(
+        _bucket(s.duration_s, DURATION_BUCKETS).label("duration_bucket"),
+        _bucket(s.pageviews, PAGES_BUCKETS).label("pages_bucket"),
+        s.duration_s,
+        s.pageviews,
+    ).subquery("bucketed")
+    b = bucketed.c
+    session = sa.select(
+        date,
+        b.duration_bucket,
+        b.pages_bucket,
+        sa.func.count().label("sessions"),
+        _total(b.duration_s).label("total_duration_s"),
+        _total(b.pageviews).label("pageviews"),
+    ).group_by(b.duration_bucket, b.pages_bucket)
+
+    event = (
+        sa.select(
+            date,
+            e.name,
+            sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
+            sa.func.count().label("events"),
+        )
+        .where(e.name != PAGEVIEW)
+        .group_by(e.name)
+    )
+
+    return {
+        "DailySummary": summary,
+        "DailyPage": page,
+        "DailyPageReferrer": page_referrer,
+        "DailyTrafficSource": by_session("channel", "source", bounced=True),
+        "DailyCountry": by_session("country"),
+        "DailyDevice": by_session("device_type", "browser", "os"),
+        "DailyUtm": by_session(
+            "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", bounced=True
+        ),
+        "DailySession": session,
+        "DailyEvent": event,
+    }
+
+
+def daily_selects(state: AnalyticsState, day: dt.date) -> dict[str, Any]:
+    """Live selects of every daily table of local ``day``, computed from its raw events.
+
+    Keyed by daily model name ("DailySummary", ...); each yields exactly the rows
+    ``aggregate_day`` would write (all columns but ``id``), built by the same code.
+    """
+    start, end = day_bounds(state.settings.timezone, day)
+    src = source_events(state.models, start, end).cte("src")
+    dialect = state.engine().dialect.name
+    sessions = sessions_select(src, state.settings.session_timeout, dialect).cte("sessions")
+    return table_selects(day, src, sessions)
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -> AggregationResult:
+    """Recompute every daily table of local ``day`` in one transaction (idempotent).
+
+    Raises :class:`AggregationRefused` when the day has daily rows but no raw or archived
+    events left, unless ``force`` (then its rows are wiped).
+    """
+    from .extension import utcnow
+
+    start, end = day_bounds(state.settings.timezone, day)
+    models = state.models
+    engine = state.engine()
+    dialect = engine.dialect.name
+    # A subquery, not a CTE: sqlite3 reports no rowcount for a statement starting "WITH".
+    src = source_events(models, start, end).subquery("src")
+    tmp = _sessions_table(models.Event.__table__)
+    with engine.connect() as conn:
+        previous_timeout = dialects.sqlite_busy_timeout(conn, SQLITE_LOCK_WAIT_MS)
+        try:
+            with conn.begin():
+                dialects.lock_for_transaction(conn, _LOCK_NAMESPACE, day.toordinal())
+                # On SQLite this first write is what takes the lock: keep it first.
+                existing = 0
+                for model in models.daily.values():
+                    table: sa.Table = model.__table__
+                    existing += conn.execute(sa.delete(table).where(table.c.date == day)).rowcount
+                started_at = utcnow()
+                tmp.create(conn)
+                session_rows = sessions_select(src, state.settings.session_timeout, dialect)
+                conn.execute(
+                    sa.insert(tmp).from_select(
+                        [col.name for col in session_rows.selected_columns], session_rows
+                    )
+                )
+                dialects.analyze(conn, tmp)
+                source = int(conn.scalar(sa.select(_total(tmp.c.events))) or 0)
+                if existing and not source and not force:
+                    raise AggregationRefused(
+                        f"Refusing to re-aggregate {day.isoformat()}: it has daily rows but "
+                        "no raw or archived events are left (purged?), so recomputing would "
+                        "erase its numbers. Pass force=True to wipe them anyway."
+                    )
+                rows: dict[str, int] = {}
+                for name, select in table_selects(day, src, tmp).items():
+                    table = models.daily[name].__table__
+                    columns = [col.name for col in select.selected_columns]
+                    insert = sa.insert(table).from_select(columns, select)
+                    # Without preserve_rowcount, INSERT rowcounts are not kept on every driver.
+                    result = conn.execute(insert.execution_options(preserve_rowcount=True))
+                    rows[name] = result.rowcount
+                tmp.drop(conn)
+                finished_at = utcnow()
+                conn.execute(
+                    sa.insert(models.AggregationRun.__table__).values(
+                        date=day,
+                        started_at=started_at,
+                        finished_at=finished_at,
+                        source_events=source,
+                    )
+                )
+        finally:
+            dialects.sqlite_busy_timeout(conn, previous_timeout)
+    return AggregationResult(
+        date=day,
+        source_events=source,
+        rows=rows,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
 
 
 def aggregate_range(
@@ -21,5 +471,18 @@ def aggregate_range(
     *,
     force: bool = False,
     progress: Callable[[dt.date], None] | None = None,
-) -> list[Any]:
-    raise NotImplementedError
+) -> list[AggregationResult]:
+    """Aggregate every local day from ``start`` to ``end`` inclusive, one transaction each.
+
+    ``progress(day)`` is called after each day. Stops at the first refused day.
+    """
+    if end < start:
+        raise ValueError(f"aggregate_range: start {start} is after end {end}.")
+    results = []
+    day = start
+    while day <= end:
+        results.append(aggregate_day(state, day, force=force))
+        if progress is not None:
+            progress(day)
+        day += dt.timedelta(days=1)
+    return results

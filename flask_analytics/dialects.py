@@ -23,3 +23,59 @@ def insert_ignore(table: sa.Table, dialect: str, conflict_columns: Sequence[str]
     if dialect in ("mysql", "mariadb"):
         return sa.insert(table).prefix_with("IGNORE")
     raise NotImplementedError(f"flask-analytics does not support the {dialect!r} database yet.")
+
+
+def epoch_seconds(column: Any, dialect: str) -> Any:
+    """Whole seconds since 1970-01-01 of a naive UTC ``DateTime`` column (fraction dropped).
+
+    Truncating (rather than rounding) keeps both databases and Python in exact agreement:
+    SQLite's ``strftime('%s', ...)`` rounds to the millisecond first, so it is given the
+    ``YYYY-MM-DD HH:MM:SS`` prefix of SQLAlchemy's stored text only.
+    """
+    if dialect == "postgresql":
+        return sa.cast(sa.extract("epoch", sa.func.date_trunc("second", column)), sa.BigInteger())
+    if dialect == "sqlite":
+        return sa.cast(sa.func.strftime("%s", sa.func.substr(column, 1, 19)), sa.BigInteger())
+    raise NotImplementedError(f"flask-analytics does not support the {dialect!r} database yet.")
+
+
+def lock_for_transaction(conn: sa.Connection, namespace: int, key: int) -> None:
+    """Serialize transactions that pass the same ``(namespace, key)`` (held until commit).
+
+    PostgreSQL: a transaction-scoped advisory lock, waited for without a time limit.
+    SQLite has a single writer: a transaction whose *first* statement is a write takes the
+    database's write lock right there, waiting through the busy handler like ``BEGIN
+    IMMEDIATE`` would, whatever transaction mode the host gave the sqlite3 driver. So this
+    is a no-op on SQLite and callers must write before they read (see
+    :func:`sqlite_busy_timeout` for the wait).
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(namespace, key)))
+    elif dialect != "sqlite":
+        raise NotImplementedError(f"flask-analytics does not support the {dialect!r} database yet.")
+
+
+def sqlite_busy_timeout(conn: sa.Connection, milliseconds: int | None) -> int | None:
+    """Set SQLite's busy timeout on this connection; returns the previous one (None elsewhere).
+
+    The sqlite3 driver waits 5 s for a lock by default, shorter than a big day's
+    aggregation, so a second run of the same day would fail with "database is locked".
+    Works on the driver connection, outside SQLAlchemy's transaction bookkeeping.
+    """
+    if conn.dialect.name != "sqlite" or milliseconds is None:
+        return None
+    raw: Any = conn.connection.driver_connection
+    previous = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+    raw.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
+    return previous
+
+
+def analyze(conn: sa.Connection, table: sa.Table) -> None:
+    """Refresh the planner statistics of a freshly filled (temporary) table.
+
+    PostgreSQL never analyzes temporary tables by itself and would plan joins and
+    groupings on them from a default guess of their size.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f'ANALYZE "{table.name}"')
