@@ -157,7 +157,8 @@ class Analytics:
         """Register the collect endpoint, script, dashboard and CLI on ``app``."""
         if "analytics" in app.extensions:
             raise RuntimeError("Analytics is already registered on this app.")
-        if app.extensions.get("sqlalchemy") is not self.db:
+        registered: Any = app.extensions.get("sqlalchemy")
+        if registered is not self.db:
             raise RuntimeError(
                 "Call db.init_app(app) with the same SQLAlchemy instance given to "
                 "Analytics(db=...) before analytics.init_app(app)."
