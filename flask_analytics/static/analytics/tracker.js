@@ -1,0 +1,272 @@
+/*
+ * flask-analytics tracker: first-party, cookieless, no fingerprinting.
+ *
+ * This is the readable source; pages load the built tracker.min.js (rebuild with
+ * `cd tracker && npm ci && npm run build`, see tracker/README.md). Budget: 2,000 bytes
+ * minified + gzipped, so the code is shaped for the minifier: one closure, locals and
+ * arrow functions, default parameters instead of local declarations.
+ *
+ * Included with {{ analytics_script(**options) }}, which writes the data attributes:
+ *   data-collect-url        where events are POSTed (default /_analytics/collect)
+ *   data-mode               strict | balanced (default) | full
+ *       strict    stores nothing on the device and sends only name, url and referrer
+ *                 (plus event_id, offset_ms and hash_routing, which describe the
+ *                 request, not the visitor): no props, screen width, engagement, vitals.
+ *       balanced  everything below; nothing stored on the device.
+ *       full      balanced + events the network did not take are kept in localStorage
+ *                 (≤ 200 per tab) and replayed, once, by the next page load.
+ *   data-sample-rate        0..1: share of page loads that are tracked (default 1)
+ *   data-hash-routing       the fragment names the page (#/route): hashchange is a pageview
+ *   data-track-outbound, data-track-downloads, data-track-forms: "false" turns one off
+ *   data-download-extensions  comma-separated extensions ("pdf,zip,tar.gz")
+ *   data-exclude            a regular expression; pages whose path matches send nothing
+ *                           (analytics_script(exclude=["/admin/*"]) writes it from globs)
+ *   data-respect-dnt        "false" ignores Do Not Track / Global Privacy Control
+ *   data-allow-automation   also run under WebDriver (navigator.webdriver): for tests
+ *
+ * Events (the collect protocol in DESIGN.md):
+ *   pageview     on load (after prerendering) and on history navigation (pushState,
+ *                replaceState, popstate; hashchange with hash routing), once per path:
+ *                replacing or re-pushing the same path counts once. Referrer: the
+ *                document's for the first, the previous in-app URL for the next ones
+ *                (what a multi-page site's browser would send).
+ *   outbound, download  {url} without query or fragment (those carry tokens); sent at
+ *                once with a keepalive request, which outlives the page.
+ *   form_submit  {form: id or name attribute}; never a field value.
+ *   engagement   {engagement_ms, scroll_depth}: visible time and deepest scroll (0-100)
+ *                since the last report, sent when the page is hidden or left (also by a
+ *                history navigation) if it was visible ≥ 3 s or scrolled further, so a
+ *                glance stays a bounce.
+ *   web_vitals   {lcp, inp, cls, ttfb} of the page load, once, when first hidden.
+ *   custom       window.fa.track(name, props). Calls made before this deferred script
+ *                ran are kept by a stub in <head> and replayed:
+ *   <script>window.fa=window.fa||{q:[],track:function(){this.q.push(arguments)}}</script>
+ *
+ * Delivery: events are batched (≤ 20 per request, sent after 1 s or at 20) and handed
+ * to sendBeacon when the page is hidden. Network errors, 429 and 5xx are retried with
+ * exponential backoff and jitter; other 4xx are final (a 400/413 batch is split so only
+ * the bad event is lost). Every event has a client UUID, so retries never double count;
+ * queued events carry offset_ms (their age) and are dropped after 24 h.
+ *
+ * Nothing here throws into the host page: every entry point is wrapped by `guard`.
+ */
+(() => {
+  const w = window, d = document, nav = navigator, loc = location, now = Date.now, M = Math;
+  const script = d.currentScript;
+  /** f wrapped so that nothing it throws reaches the caller (the host page). */
+  const guard = (f) => (...a) => {
+    try {
+      return f(...a);
+    } catch {}
+  };
+  const attr = (k) => script.getAttribute("data-" + k);
+  /** A boolean data attribute: absent → dflt, "false" → false, anything else → true. */
+  const flag = (k, dflt) => ((k = attr(k)) == null ? dflt : k != "false");
+  const on = (target, type, f, capture) => target.addEventListener(type, guard(f), capture);
+  const stub = w.fa || {};
+  if (stub.v) return; // the script is on the page twice: the first copy does the work
+  const api = (w.fa = { v: 1, track() {} });
+
+  guard(() => {
+    const mode = attr("mode"), strict = mode == "strict", dl = attr("downloads");
+    // Not tracked: WebDriver-driven browsers (tests, scrapers; the server also drops
+    // headless user agents as bots), Do Not Track / Global Privacy Control when respected,
+    // page loads outside the sample (per load: nothing is stored to make it sticky).
+    if (nav.webdriver && !flag("allow-automation") ||
+        flag("dnt", 1) && (nav.doNotTrack == 1 || nav.globalPrivacyControl) ||
+        !(M.random() < (attr("sample-rate") || 1))) return;
+
+    const endpoint = attr("api"); // required: analytics_script() always writes it
+    const hash = flag("hash-routing");
+    const downloads = dl != "false" && RegExp("\\.(" + (dl || "pdf|csv|docx?|xlsx?|pptx?|zip|gz|dmg|exe|mp[34]") + ")$", "i");
+    const excluded = RegExp(attr("exclude") || "^$");
+    let skip; // the current page is excluded
+    const storage = mode == "full" && guard(() => localStorage)();
+    const storageKey = "fa_q" + M.random();
+
+    let queue = []; // [createdAt, event] pairs waiting to be sent
+    let timer = 0, retries = 0;
+
+    // crypto.randomUUID needs a secure context; a blob URL ends with a random (v4) UUID
+    // in every browser, secure or not.
+    const uuid = (c = crypto) => c.randomUUID ? c.randomUUID() : URL.createObjectURL(new Blob()).slice(-36);
+
+    /** The JSON body of a batch; offset_ms is each event's age at this send. */
+    const body = (batch, t = now()) =>
+      JSON.stringify(batch.map(([created, e]) => (e.offset_ms = M.max(0, t - created), e)));
+
+    /** Keeps unanswered events for the next page load (full mode only; an empty list
+     * is written rather than removed: the next load removes every key it reads). */
+    const save = guard((items) => storage && (storage[storageKey] = JSON.stringify(items.slice(-200))));
+
+    const post = (batch, data) => {
+      // A string body is sent as text/plain: a "simple" request, no CORS preflight.
+      fetch(endpoint, { method: "POST", body: data, keepalive: true })
+        .then((r, s = r.status) => {
+          // 2xx done; 4xx final (send() only builds events the server accepts).
+          if (s == 429 || s > 499) throw 0;
+          retries = 0;
+        })
+        .catch(() => {
+          // Network error, 429 or 5xx: again later, with exponential backoff and jitter.
+          queue.unshift(...batch);
+          clearTimeout(timer);
+          timer = setTimeout(flush, M.min(6e4, 500 * 2 ** ++retries) * (0.5 + M.random()));
+        });
+    };
+
+    /** Sends the whole queue in batches of ≤ 20 (keepalive and beacons cap at 64 KB). */
+    const flush = guard((beacon, batch, data, t = now()) => {
+      clearTimeout(timer);
+      timer = 0;
+      queue = queue.filter(([created]) => t - created < 864e5); // the server takes ≤ 24 h
+      while (queue[0]) {
+        data = body(batch = queue.splice(0, 20));
+        (beacon && nav.sendBeacon(endpoint, data)) || post(batch, data);
+      }
+    });
+
+    /** Queues one event (for `url`, default the current page) unless the page is excluded. */
+    const send = (name, props, extra, url = loc.href, e) => {
+      if (skip) return;
+      e = { name, url: url.slice(0, 2e3), event_id: uuid(), hash_routing: hash, ...extra };
+      if (!strict) {
+        e.screen_width = w.innerWidth;
+        if (props) {
+          // Only values the server accepts: strings ≤ 2000 chars, finite numbers, booleans
+          // (a 400 would refuse the whole batch; a BigInt or cycle would break JSON).
+          const p = e.props = {};
+          for (const k in props) {
+            const v = props[k];
+            if (v === "" + v ? !v[2e3] : v === !!v || v === +v && isFinite(v)) p[k] = v;
+          }
+        }
+      }
+      queue.push([now(), e]);
+      // Flush at 20, else within a second; while backing off, the retry timer decides.
+      queue[19] && !retries ? flush() : timer || (timer = setTimeout(flush, 1e3));
+    };
+    /** For events a navigation may follow: sent now (keepalive outlives the page). */
+    const urgent = (name, props) => {
+      send(name, props);
+      retries || flush();
+    };
+
+    // Engagement of the current page: visible ms since the last report and the deepest
+    // scroll so far (0-100). Reported once the page was visible ≥ 3 s: a glance is a bounce.
+    let engaged = 0, visibleSince = d.hidden ? 0 : now(), depth = 0;
+    const measure = () => {
+      depth = M.max(depth, M.min(100, (w.scrollY + w.innerHeight) / d.documentElement.scrollHeight * 100) + 0.5 | 0);
+    };
+    const leave = (t = now(), ms = engaged + (visibleSince && t - visibleSince)) => {
+      measure();
+      if (!strict && ms >= 3e3) {
+        send("engagement", 0, { engagement_ms: ms, scroll_depth: depth }, lastUrl);
+        engaged = 0;
+        visibleSince = visibleSince && t;
+      }
+    };
+
+    let lastKey, lastUrl;
+    const pageview = (_, key = loc.pathname + (hash ? loc.hash : "")) => {
+      if (key != lastKey) {
+        // A new page of a single-page app: report the previous one, start afresh.
+        leave();
+        engaged = depth = 0;
+        visibleSince = visibleSince && now();
+        skip = excluded.test(loc.pathname);
+        send("pageview", 0, { referrer: (lastUrl || d.referrer).slice(0, 2e3) }); // "" is none
+        lastKey = key;
+        lastUrl = loc.href;
+      }
+    };
+
+    // Web vitals of the page load, without a library: TTFB; LCP; INP as the slowest
+    // interaction of ≥ 16 ms (what INP is below 50 interactions); CLS as the largest
+    // session window of shifts (gaps < 1 s, ≤ 5 s long). One observer, told apart by
+    // the third letter of the entry type.
+    // (0 once sent, or in strict mode: writes to it are then no-ops.)
+    let vitals = !strict && { cls: 0 }, win = 0, winFirst = 0, winLast = 0;
+    guard((o) => {
+      o = new PerformanceObserver(guard((list) => list.getEntries().map((e, s = e.startTime, type = e.entryType[2]) => {
+        if (type == "v") vitals.ttfb = e.responseStart | 0; // navigation
+        if (type == "r") vitals.lcp = s | 0; // largest-contentful-paint
+        if (type == "e" && e.interactionId) vitals.inp = M.max(~~vitals.inp, e.duration); // event
+        if (type == "y" && !e.hadRecentInput) { // layout-shift
+          win = s - winLast < 1e3 && s - winFirst < 5e3 ? win + e.value : (winFirst = s, e.value);
+          winLast = s;
+          vitals.cls = M.max(vitals.cls, win);
+        }
+      })));
+      for (const type of ["navigation", "largest-contentful-paint", "layout-shift", "event"]) {
+        o.observe({ type, buffered: true, durationThreshold: 16 });
+      }
+    })();
+
+    /** The page is hidden or going away: report, then hand everything to sendBeacon. */
+    const bye = () => {
+      leave();
+      vitals && send("web_vitals", vitals);
+      vitals = 0;
+      // A beacon never says whether it arrived: while sending fails, keep every queued
+      // event for the next load (written now, before the queue is emptied). If they did
+      // arrive, the server drops the replayed copies by event_id.
+      save(retries ? queue : []);
+      flush(1);
+    };
+
+    if (storage) {
+      // Replay what earlier pages (any tab) kept; removed at once, so replayed once.
+      guard(() => {
+        for (const k in storage) {
+          if (!k.indexOf("fa_q")) {
+            queue.push(...JSON.parse(storage[k]));
+            delete storage[k];
+          }
+        }
+      })();
+    }
+
+    // Links: downloads (by extension or download attribute), then outbound links.
+    const click = (e, a = e.target.closest("a"), url = a && a.origin + a.pathname, name) => {
+      if (/^http/.test(url) && e.button < 2 &&
+          (name = downloads && (a.hasAttribute("download") || downloads.test(a.pathname)) ? "download"
+            : flag("outbound", 1) && a.host != loc.host && "outbound")) urgent(name, { url });
+    };
+    on(d, "click", click, 1);
+    on(d, "auxclick", click, 1); // middle click: opens a new tab
+    if (flag("forms", 1)) {
+      // The form's own attributes: f.id would be a field named "id".
+      on(d, "submit", (e, f = e.target) =>
+        urgent("form_submit", { form: f.getAttribute("id") || f.getAttribute("name") }), 1);
+    }
+
+    on(w, "scroll", measure);
+    on(d, "visibilitychange", () => {
+      if (d.hidden) {
+        engaged += visibleSince && now() - visibleSince;
+        visibleSince = 0;
+        bye();
+      } else visibleSince = now();
+    });
+    on(w, "pagehide", bye);
+
+    // Single-page apps.
+    for (const k of ["pushState", "replaceState"]) {
+      const orig = history[k];
+      // Both return undefined; a throw of the original (bad URL) still reaches its caller.
+      history[k] = function () {
+        orig.apply(this, arguments);
+        guard(pageview)();
+      };
+    }
+    on(w, "popstate", pageview);
+    if (hash) on(w, "hashchange", pageview);
+
+    api.track = guard((name, props) => name && send(("" + name).slice(0, 120), props));
+    // A prerendered page is not seen until it is activated.
+    d.prerendering ? on(d, "prerenderingchange", pageview) : pageview();
+  })();
+
+  for (const a of stub.q || []) api.track(...a);
+})();
