@@ -1,14 +1,340 @@
-"""``flask analytics ...`` commands (placeholder: lands with the jobs)."""
+"""``flask analytics ...`` commands: thin wrappers over the public functions.
+
+With ``ANALYTICS_REDIS_URL`` set, ``aggregate``, ``backfill``, ``archive`` and ``purge``
+queue RQ jobs (deterministic ids: a day is never queued twice) unless ``--sync``; without
+it they run inline with a progress bar. Errors exit with status 1 and a clear message.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
+
+from . import aggregate as aggregation
+from . import jobs
+from .archive import DayState, archive, day_state, purge
+from .errors import AnalyticsError
+
+if TYPE_CHECKING:
+    from .extension import AnalyticsState
 
 analytics_cli = AppGroup("analytics", help="Aggregate, archive and inspect analytics data.")
 
+SYNC_HELP = "Run inline even when ANALYTICS_REDIS_URL is set (instead of queueing a job)."
+
+
+class DayParam(click.ParamType):  # type: ignore[type-arg]
+    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (kept as text: resolved in the site zone)."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            jobs.parse_day(text, dt.date(2000, 1, 1))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return text
+
+
+DAY = DayParam()
+
+
+def _state() -> AnalyticsState:
+    try:
+        state: AnalyticsState = current_app.extensions["analytics"]
+    except KeyError:
+        raise click.ClickException(
+            "Analytics is not registered on this app. Did you forget to call init_app?"
+        ) from None
+    return state
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the package's expected errors into clean command-line failures."""
+    try:
+        yield
+    except (AnalyticsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _resolve(state: AnalyticsState, value: str, option: str = "DATE") -> dt.date:
+    today = state.today()
+    day = jobs.parse_day(value, today)
+    if day > today:
+        zone = state.settings.timezone.key
+        raise click.ClickException(
+            f"{option} {day.isoformat()} is in the future (today is {today.isoformat()} in {zone})."
+        )
+    return day
+
+
+def _report(enqueued: jobs.Enqueued) -> None:
+    if enqueued.created:
+        click.echo(
+            f"Queued {enqueued.description} on queue {enqueued.queue!r} (job {enqueued.job_id})."
+        )
+    else:
+        click.echo(
+            f"Already {enqueued.status}: {enqueued.description} (job {enqueued.job_id}); "
+            "nothing added."
+        )
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+# -- aggregation ----------------------------------------------------------------------------
+
+
+@analytics_cli.command("aggregate")
+@click.argument("day", required=False, default="yesterday", type=DAY)
+@click.option("--force", is_flag=True, help="Recompute even a day whose events were purged.")
+@click.option("--sync", is_flag=True, help=SYNC_HELP)
+def aggregate_command(day: str, force: bool, sync: bool) -> None:
+    """Aggregate one local day: DATE (YYYY-MM-DD), today or yesterday (default)."""
+    state = _state()
+    with _errors():
+        target = _resolve(state, day)
+        if jobs.uses_queue(state, sync):
+            _report(jobs.enqueue_aggregate(state, target, force=force))
+            return
+        aggregation.aggregate_day(state, target, force=force)
+        click.echo(
+            f"Aggregated {target.isoformat()}: {_n(day_state(state, target).events, 'event')}."
+        )
+
+
+@analytics_cli.command("backfill")
+@click.option("--from", "start", required=True, type=DAY, help="First local day (YYYY-MM-DD).")
+@click.option(
+    "--to", "end", default="yesterday", show_default=True, type=DAY, help="Last local day."
+)
+@click.option("--force", is_flag=True, help="Recompute even days whose events were purged.")
+@click.option("--sync", is_flag=True, help=SYNC_HELP)
+def backfill_command(start: str, end: str, force: bool, sync: bool) -> None:
+    """Aggregate every local day from --from to --to inclusive."""
+    state = _state()
+    with _errors():
+        first = _resolve(state, start, "--from")
+        last = _resolve(state, end, "--to")
+        if last < first:
+            raise click.ClickException(
+                f"--to {last.isoformat()} is before --from {first.isoformat()}."
+            )
+        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        if jobs.uses_queue(state, sync):
+            connection = jobs.redis_connection(state)
+            created = 0
+            with click.progressbar(days, label="Queueing") as bar:
+                for day in bar:
+                    created += jobs.enqueue_aggregate(
+                        state, day, force=force, connection=connection
+                    ).created
+            click.echo(
+                f"Queued {_n(created, 'aggregation job')} on queue {state.settings.queue!r} "
+                f"({len(days) - created:,} already queued or running)."
+            )
+            return
+        with click.progressbar(length=len(days), label="Aggregating") as bar:
+            aggregation.aggregate_range(
+                state, first, last, force=force, progress=lambda _day: bar.update(1)
+            )
+        click.echo(f"Aggregated {_n(len(days), 'day')}: {first} to {last}.")
+
+
+# -- archive and purge ----------------------------------------------------------------------
+
+
+def _skipped(days: list[DayState]) -> None:
+    if not days:
+        return
+    click.echo(
+        f"Left raw: {_n(len(days), 'day')} not aggregated since their latest events "
+        "(aggregate them, then archive again):"
+    )
+    for day in days:
+        click.echo(f"  {day.day.isoformat()}  {day.status}  {_n(day.raw_events, 'raw event')}")
+
+
+@analytics_cli.command("archive")
+@click.option(
+    "--retention-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Archive local days older than this (default: ANALYTICS_RETENTION_DAYS).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Events moved per transaction.",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would move; change nothing.")
+@click.option("--sync", is_flag=True, help=SYNC_HELP)
+def archive_command(retention_days: int | None, batch_size: int, dry_run: bool, sync: bool) -> None:
+    """Move raw events of aggregated days past the retention into the archive table."""
+    state = _state()
+    with _errors():
+        if jobs.uses_queue(state, sync) and not dry_run:
+            _report(
+                jobs.enqueue_archive(state, older_than_days=retention_days, batch_size=batch_size)
+            )
+            return
+        plan = archive(state, older_than_days=retention_days, dry_run=True)
+        if dry_run:
+            click.echo(
+                f"Dry run: would archive {_n(plan.planned, 'event')} of "
+                f"{_n(len(plan.days), 'day')} before {plan.cutoff.isoformat()} "
+                f"({state.settings.timezone.key})."
+            )
+            for day in plan.days:
+                click.echo(f"  {day.day.isoformat()}  {_n(day.raw_events, 'event')}")
+            _skipped(plan.skipped)
+            return
+        with click.progressbar(length=max(plan.planned, 1), label="Archiving") as bar:
+            result = archive(
+                state,
+                older_than_days=retention_days,
+                batch_size=batch_size,
+                progress=bar.update,
+            )
+        click.echo(
+            f"Archived {_n(result.moved, 'event')} of {_n(len(result.days), 'day')} before "
+            f"{result.cutoff.isoformat()} ({state.settings.timezone.key}) "
+            f"in {_n(result.batches, 'batch')}."
+        )
+        if result.conflicts:
+            click.echo(
+                f"Left raw: {_n(result.conflicts, 'event')} whose id or event_id is already "
+                "used by another archived event."
+            )
+        _skipped(result.skipped)
+
+
+@analytics_cli.command("purge")
+@click.option(
+    "--retention-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Purge local days older than this (default: ANALYTICS_ARCHIVE_RETENTION_DAYS).",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would be deleted; change nothing.")
+@click.option("--sync", is_flag=True, help=SYNC_HELP)
+def purge_command(retention_days: int | None, dry_run: bool, sync: bool) -> None:
+    """Delete archived events older than ANALYTICS_ARCHIVE_RETENTION_DAYS (daily rows stay)."""
+    state = _state()
+    with _errors():
+        # Check the retention here, so a refusal is immediate rather than a failed job.
+        plan = purge(state, older_than_days=retention_days, dry_run=True)
+        if dry_run:
+            click.echo(
+                f"Dry run: would purge {_n(plan.planned, 'archived event')} of "
+                f"{_n(len(plan.days), 'day')} before {plan.cutoff.isoformat()} "
+                f"({state.settings.timezone.key})."
+            )
+            for day, count in plan.days:
+                click.echo(f"  {day.isoformat()}  {_n(count, 'event')}")
+            return
+        if jobs.uses_queue(state, sync):
+            _report(jobs.enqueue_purge(state, older_than_days=retention_days))
+            return
+        with click.progressbar(length=max(plan.planned, 1), label="Purging") as bar:
+            result = purge(state, older_than_days=retention_days, progress=bar.update)
+        click.echo(
+            f"Purged {_n(result.deleted, 'archived event')} of {_n(len(result.days), 'day')} "
+            f"before {result.cutoff.isoformat()} ({state.settings.timezone.key})."
+        )
+
+
+# -- worker, scheduler, status ----------------------------------------------------------------
+
+
+@analytics_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+@click.option("--name", default=None, help="Worker name (default: random).")
+@click.option(
+    "--no-fork",
+    is_flag=True,
+    help="Run jobs in the worker process (rq's SimpleWorker), for platforms without fork().",
+)
+def worker_command(burst: bool, name: str | None, no_fork: bool) -> None:
+    """Run an RQ worker on ANALYTICS_QUEUE; jobs run inside this app's context."""
+    state = _state()
+    with _errors():
+        if state.settings.redis_url is None:
+            raise click.ClickException(
+                "ANALYTICS_REDIS_URL is not set: commands run their work inline, so there is "
+                "nothing for a worker to do."
+            )
+        worked = jobs.run_worker(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            burst=burst,
+            name=name,
+            fork=not no_fork,
+        )
+    if burst:
+        click.echo("Queue empty: ran jobs." if worked else "Queue empty: nothing to run.")
+
+
+@analytics_cli.command("scheduler")
+def scheduler_command() -> None:
+    """Run RQ's CronScheduler with the periodic jobs (times in ANALYTICS_TIMEZONE)."""
+    state = _state()
+    with _errors():
+        if state.settings.redis_url is None:
+            raise click.ClickException(
+                "ANALYTICS_REDIS_URL is not set: the scheduler needs Redis and an RQ worker."
+            )
+        scheduler = jobs.build_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(f"Scheduling on queue {state.settings.queue!r} ({state.settings.timezone.key}):")
+    for entry in jobs.schedule(state):
+        click.echo(f"  {entry.cron:<14} {entry.name:<20} {entry.description}")
+    scheduler.start()  # type: ignore[no-untyped-call]
+
 
 @analytics_cli.command("status")
-def status() -> None:
-    """Show the state of the analytics data."""
-    click.echo("not implemented yet")
+def status_command() -> None:
+    """Show row counts, recent aggregation runs, days needing aggregation and the queue."""
+    state = _state()
+    with _errors():
+        report = jobs.status_report(state)
+    click.echo(
+        f"Events: {report.raw_events:,} raw, {report.archived_events:,} archived "
+        f"(time zone {state.settings.timezone.key})."
+    )
+    if state.settings.redis_url is None:
+        click.echo("Jobs: inline (ANALYTICS_REDIS_URL is not set).")
+    elif report.queue is not None:
+        queue = report.queue
+        click.echo(
+            f"Queue {queue.name!r}: {queue.queued:,} queued, {queue.started:,} running, "
+            f"{queue.failed:,} failed."
+        )
+        for jid, error in queue.failures:
+            click.echo(f"  failed {jid}: {error}")
+    click.echo("Last aggregation runs:" if report.runs else "Last aggregation runs: none.")
+    for run in report.runs:
+        finished = f"{run.finished_at:%Y-%m-%d %H:%M:%S} UTC" if run.finished_at else "unfinished"
+        events = "?" if run.source_events is None else f"{run.source_events:,}"
+        click.echo(f"  {run.date.isoformat()}  {finished}  {events} events")
+    if report.pending:
+        click.echo("Days needing aggregation:")
+        for day in report.pending:
+            detail = _n(day.events, "event")
+            if day.run_events is not None:
+                detail += f" now, {day.run_events:,} when aggregated"
+            click.echo(f"  {day.day.isoformat()}  {day.status}: {detail}")
+    else:
+        click.echo("Days needing aggregation: none.")
+    if report.redis_error is not None:
+        raise click.ClickException(report.redis_error)

@@ -1,0 +1,692 @@
+"""RQ job entry points, the dispatch layer, the worker and the scheduler.
+
+Jobs
+    Top-level functions taking primitives only (ISO date strings, ints), enqueued by
+    dotted path with deterministic ids (``flask_analytics-<queue>-aggregate-2026-01-15``),
+    so a day is never queued twice at once. Every job is idempotent and finds its app
+    through the app context the worker pushes.
+
+Dispatch
+    With ``ANALYTICS_REDIS_URL`` set, ``enqueue_*`` put jobs on ``ANALYTICS_QUEUE``;
+    otherwise (or with ``--sync``) the CLI calls the same public functions inline.
+
+Worker
+    rq 3's default worker class is the forking ``rq.Worker``: the worker process dequeues
+    a job and forks a "work horse" that runs it, so a crashing or leaking job never takes
+    the worker down. :class:`AppWorker` keeps that model and runs every job inside
+    ``app.app_context()``. Database connections never cross the fork: the worker closes
+    its idle pooled connections before forking, and the horse calls
+    ``engine.dispose(close=False)`` so it opens its own connections and never uses (or
+    closes) one the parent holds. ``rq.SpawnWorker`` is not used: its horse is a fresh
+    interpreter that would have to rebuild the app. ``--no-fork`` selects
+    :class:`AppSimpleWorker` (jobs run in the worker process) for platforms without fork().
+
+Scheduler
+    :func:`build_scheduler` returns rq's ``CronScheduler`` loaded with :func:`schedule`.
+    Cron expressions are read in the site time zone (``ANALYTICS_TIMEZONE``), not the
+    server's, and relative days ("today", "yesterday") are resolved in that zone when
+    the job is enqueued, through the same deterministic ids as the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from croniter import croniter  # type: ignore[import-untyped]
+from flask import Flask, current_app, has_app_context
+from redis import Redis
+from redis.exceptions import LockError, RedisError
+from rq import Queue, SimpleWorker, Worker, cron_job_registry
+from rq.cron import CronJob, CronScheduler
+from rq.defaults import DEFAULT_CRON_JOB_HISTORY_LIMIT, DEFAULT_CRON_JOB_HISTORY_TTL
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from . import aggregate as aggregation
+from .archive import DayState, archive, counts, day_state, day_states, purge
+from .errors import AnalyticsError
+
+if TYPE_CHECKING:
+    from rq.executions import Execution
+
+    from .extension import AnalyticsState
+
+#: Prefix of every job id (and of the scheduler's Redis names).
+ID_PREFIX = "flask_analytics"
+
+#: Job timeouts (seconds). Archive and purge commit per batch/day, so a timeout only
+#: pauses them: the next run carries on.
+AGGREGATE_TIMEOUT = 30 * 60
+LONG_TIMEOUT = 6 * 3600
+SHORT_TIMEOUT = 10 * 60
+
+#: Job statuses after which a job id may be used again.
+DONE = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
+
+
+class JobsUnavailable(AnalyticsError):
+    """Jobs cannot be queued: Redis is not configured or not reachable."""
+
+
+def current_state() -> AnalyticsState:
+    """The analytics state of the current app (jobs run inside the worker's app context)."""
+    if not has_app_context():
+        raise RuntimeError(
+            "flask-analytics jobs need the Flask app: run them with `flask analytics worker`, "
+            "which executes every job inside the app context."
+        )
+    try:
+        state: AnalyticsState = current_app.extensions["analytics"]
+    except KeyError:
+        raise RuntimeError(
+            "Analytics is not registered on this app. Did you forget to call init_app?"
+        ) from None
+    return state
+
+
+def parse_day(value: str, today: dt.date) -> dt.date:
+    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (relative to the local ``today``)."""
+    word = value.strip().lower()
+    if word == "today":
+        return today
+    if word == "yesterday":
+        return today - dt.timedelta(days=1)
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a date: use YYYY-MM-DD, 'today' or 'yesterday'."
+        ) from None
+
+
+# -- job entry points (primitives in, primitives out) -------------------------------------
+
+
+def aggregate_job(day: str, force: bool = False) -> dict[str, Any]:
+    """Aggregate one local day (ISO date, or "today"/"yesterday" in the site time zone)."""
+    state = current_state()
+    target = parse_day(day, state.today())
+    aggregation.aggregate_day(state, target, force=force)
+    return {"date": target.isoformat(), "events": day_state(state, target).events}
+
+
+def aggregate_stale_job() -> dict[str, Any]:
+    """Aggregate every past day whose events changed since its last run (late events)."""
+    state = current_state()
+    days = stale_days(state)
+    for day in days:
+        if uses_queue(state, sync=False):
+            enqueue_aggregate(state, day.day)
+        else:
+            aggregation.aggregate_day(state, day.day)
+    return {"days": [d.day.isoformat() for d in days]}
+
+
+def archive_job(older_than_days: int | None = None, batch_size: int = 10_000) -> dict[str, Any]:
+    """Archive aggregated raw events older than the retention."""
+    result = archive(current_state(), older_than_days=older_than_days, batch_size=batch_size)
+    return {
+        "cutoff": result.cutoff.isoformat(),
+        "moved": result.moved,
+        "days": [d.day.isoformat() for d in result.days],
+        "skipped": [d.day.isoformat() for d in result.skipped],
+        "conflicts": result.conflicts,
+    }
+
+
+def purge_job(older_than_days: int | None = None) -> dict[str, Any]:
+    """Delete archived events older than ``ANALYTICS_ARCHIVE_RETENTION_DAYS``."""
+    result = purge(current_state(), older_than_days=older_than_days)
+    return {"cutoff": result.cutoff.isoformat(), "deleted": result.deleted}
+
+
+def expire_salts_job() -> dict[str, Any]:
+    """Delete daily salts older than 48 hours."""
+    return {"deleted": current_state().salts.expire()}
+
+
+def stale_days(state: AnalyticsState) -> list[DayState]:
+    """Past local days with raw events that were never aggregated or got events since.
+
+    Days where fewer events remain than the last run read (partly purged) are left
+    alone: re-aggregating them would replace good numbers with partial ones.
+    """
+    return [
+        d
+        for d in day_states(state, before=state.today())
+        if d.status in ("never aggregated", "stale")
+    ]
+
+
+# -- dispatch -----------------------------------------------------------------------------
+
+
+def uses_queue(state: AnalyticsState, sync: bool) -> bool:
+    """Whether work is queued on Redis (``ANALYTICS_REDIS_URL`` set and no ``--sync``)."""
+    return state.settings.redis_url is not None and not sync
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def redis_connection(state: AnalyticsState) -> Redis:
+    """A connection to ``ANALYTICS_REDIS_URL``, checked with a PING."""
+    url = state.settings.redis_url
+    if url is None:
+        raise JobsUnavailable(
+            "ANALYTICS_REDIS_URL is not set: jobs run inline in the command that starts them."
+        )
+    try:
+        connection = Redis.from_url(url, socket_connect_timeout=5)
+        connection.ping()
+    except (RedisError, ValueError) as exc:
+        raise JobsUnavailable(
+            f"Redis is not reachable at {safe_url(url)} ({exc}). Start Redis or fix "
+            "ANALYTICS_REDIS_URL, or run the work inline with --sync."
+        ) from exc
+    return connection
+
+
+def job_id(state: AnalyticsState, *parts: str) -> str:
+    """Deterministic job id, scoped by queue (rq allows letters, digits, ``_`` and ``-``)."""
+    queue = re.sub(r"[^A-Za-z0-9_-]", "-", state.settings.queue)
+    return "-".join((ID_PREFIX, queue, *parts))
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """The outcome of an enqueue: a new job, or the one already waiting for that work."""
+
+    job_id: str
+    description: str
+    queue: str
+    #: False when a job with this id was already queued or running (nothing added).
+    created: bool
+    status: str
+
+
+def enqueue(
+    state: AnalyticsState,
+    func: str,
+    args: Sequence[Any] = (),
+    *,
+    key: Sequence[str],
+    description: str,
+    timeout: int,
+    connection: Redis | None = None,
+) -> Enqueued:
+    """Enqueue ``func`` (dotted path) unless a job with the same id is queued or running.
+
+    A finished, failed or stopped job with that id is replaced. The check and the enqueue
+    hold a Redis lock, so two processes enqueueing the same day queue one job.
+    """
+    connection = connection or redis_connection(state)
+    queue = Queue(state.settings.queue, connection=connection)
+    jid = job_id(state, *key)
+    try:
+        with connection.lock(f"{ID_PREFIX}-lock-{jid}", timeout=30, blocking_timeout=10):
+            existing = _fetch(connection, jid)
+            if existing is not None:
+                status = existing.get_status(refresh=False)
+                if status not in DONE:
+                    return Enqueued(jid, description, queue.name, False, str(status.value))
+                existing.delete()
+            try:
+                job = queue.enqueue_call(
+                    func,
+                    args=tuple(args),
+                    job_id=jid,
+                    description=description,
+                    timeout=timeout,
+                    unique=True,
+                )
+            except DuplicateJobError:
+                # Someone bypassing the lock got there first: theirs is the queued job.
+                return Enqueued(jid, description, queue.name, False, "queued")
+    except LockError as exc:
+        raise JobsUnavailable(f"Could not lock job {jid} on Redis: {exc}") from exc
+    except RedisError as exc:
+        raise JobsUnavailable(f"Redis failed while queueing {jid}: {exc}") from exc
+    return Enqueued(jid, description, queue.name, True, str(job.get_status(refresh=False).value))
+
+
+def _fetch(connection: Redis, jid: str) -> Job | None:
+    try:
+        return Job.fetch(jid, connection=connection)
+    except NoSuchJobError:
+        return None
+
+
+def enqueue_aggregate(
+    state: AnalyticsState, day: dt.date, *, force: bool = False, connection: Redis | None = None
+) -> Enqueued:
+    """Queue the aggregation of local ``day`` (one job per day at a time)."""
+    iso = day.isoformat()
+    return enqueue(
+        state,
+        f"{__name__}.aggregate_job",
+        (iso, force) if force else (iso,),
+        key=("aggregate", iso),
+        description=f"aggregate {iso}",
+        timeout=AGGREGATE_TIMEOUT,
+        connection=connection,
+    )
+
+
+def enqueue_archive(
+    state: AnalyticsState,
+    *,
+    older_than_days: int | None = None,
+    batch_size: int = 10_000,
+    connection: Redis | None = None,
+) -> Enqueued:
+    """Queue an archive run (one at a time)."""
+    return enqueue(
+        state,
+        f"{__name__}.archive_job",
+        (older_than_days, batch_size),
+        key=("archive",),
+        description="archive raw events",
+        timeout=LONG_TIMEOUT,
+        connection=connection,
+    )
+
+
+def enqueue_purge(
+    state: AnalyticsState, *, older_than_days: int | None = None, connection: Redis | None = None
+) -> Enqueued:
+    """Queue a purge of the archive (one at a time)."""
+    return enqueue(
+        state,
+        f"{__name__}.purge_job",
+        (older_than_days,),
+        key=("purge",),
+        description="purge archived events",
+        timeout=LONG_TIMEOUT,
+        connection=connection,
+    )
+
+
+def enqueue_simple(
+    state: AnalyticsState, func: str, name: str, *, connection: Redis | None = None
+) -> Enqueued:
+    """Queue an argument-less job of this module under the id ``name``."""
+    return enqueue(
+        state,
+        f"{__name__}.{func}",
+        (),
+        key=(name,),
+        description=name.replace("-", " "),
+        timeout=SHORT_TIMEOUT,
+        connection=connection,
+    )
+
+
+# -- worker -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _job_context(app: Flask | None, in_horse: bool) -> Iterator[None]:
+    if app is None:
+        raise RuntimeError("This worker has no Flask app: create it with app=...")
+    with app.app_context():
+        if in_horse:
+            # Forked from the worker: drop the inherited pool without closing the parent's
+            # connections (closing them would end the parent's database sessions).
+            for engine in app.extensions["analytics"].db.engines.values():
+                engine.dispose(close=False)
+        yield
+
+
+def _close_idle_connections(app: Flask | None) -> None:
+    """Close the worker's idle pooled connections so a horse has nothing to inherit."""
+    if app is None:
+        return
+    with app.app_context():
+        for engine in app.extensions["analytics"].db.engines.values():
+            engine.dispose()
+
+
+class AppWorker(Worker):
+    """rq's forking worker, running each job in its horse inside the Flask app context."""
+
+    def __init__(self, *args: Any, app: Flask | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        _close_idle_connections(self.app)
+        super().execute_job(job, queue)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        with _job_context(self.app, self.is_horse):
+            return super().perform_job(job, queue, execution)
+
+
+class AppSimpleWorker(SimpleWorker):
+    """rq's non-forking worker (jobs run in the worker process), inside the app context."""
+
+    def __init__(self, *args: Any, app: Flask | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        with _job_context(self.app, False):
+            return super().perform_job(job, queue, execution)
+
+
+def make_worker(
+    app: Flask, *, name: str | None = None, fork: bool = True, connection: Redis | None = None
+) -> Worker | SimpleWorker:
+    """A worker listening on ``ANALYTICS_QUEUE`` whose jobs run in ``app``'s context."""
+    state: AnalyticsState = app.extensions["analytics"]
+    connection = connection or redis_connection(state)
+    cls: type[AppWorker] | type[AppSimpleWorker] = AppWorker if fork else AppSimpleWorker
+    return cls([state.settings.queue], connection=connection, name=name, app=app)
+
+
+def run_worker(
+    app: Flask,
+    *,
+    burst: bool = False,
+    name: str | None = None,
+    fork: bool = True,
+    logging_level: str = "INFO",
+) -> bool:
+    """Work on ``ANALYTICS_QUEUE`` (until empty with ``burst``); True if any job ran."""
+    worker = make_worker(app, name=name, fork=fork)
+    return bool(worker.work(burst=burst, logging_level=logging_level))
+
+
+# -- scheduler ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """One periodic job: what runs, with which arguments, on which cron (site time zone)."""
+
+    name: str
+    func: str
+    args: tuple[str, ...]
+    cron: str
+    description: str
+
+
+#: The documented periodic jobs. Relative days are resolved when the job is enqueued.
+SCHEDULE: tuple[Scheduled, ...] = (
+    Scheduled(
+        "aggregate-today",
+        f"{__name__}.aggregate_job",
+        ("today",),
+        "*/15 * * * *",
+        "today's aggregation, every 15 minutes",
+    ),
+    Scheduled(
+        "aggregate-yesterday",
+        f"{__name__}.aggregate_job",
+        ("yesterday",),
+        "30 0 * * *",
+        "yesterday's final aggregation at 00:30, once late events are in",
+    ),
+    Scheduled(
+        "aggregate-stale",
+        f"{__name__}.aggregate_stale_job",
+        (),
+        "0 2 * * *",
+        "re-aggregate past days that received events since their last run, at 02:00",
+    ),
+    Scheduled(
+        "expire-salts",
+        f"{__name__}.expire_salts_job",
+        (),
+        "5 0 * * *",
+        "delete daily salts older than 48 hours, at 00:05",
+    ),
+    Scheduled(
+        "archive",
+        f"{__name__}.archive_job",
+        (),
+        "0 3 1 * *",
+        "archive aggregated raw events past ANALYTICS_RETENTION_DAYS, monthly (1st, 03:00)",
+    ),
+)
+
+#: Added when ``ANALYTICS_ARCHIVE_RETENTION_DAYS`` is set.
+PURGE_SCHEDULE = Scheduled(
+    "purge",
+    f"{__name__}.purge_job",
+    (),
+    "0 4 1 * *",
+    "purge archived events past ANALYTICS_ARCHIVE_RETENTION_DAYS, monthly (1st, 04:00)",
+)
+
+
+def schedule(state: AnalyticsState) -> list[Scheduled]:
+    """The periodic jobs of this app, with their cron expressions (site time zone)."""
+    jobs = list(SCHEDULE)
+    if state.settings.archive_retention_days is not None:
+        jobs.append(PURGE_SCHEDULE)
+    return jobs
+
+
+def enqueue_scheduled(
+    state: AnalyticsState, entry: Scheduled, *, connection: Redis | None = None
+) -> Enqueued:
+    """Enqueue one scheduled job now, resolving relative days in the site time zone."""
+    short = entry.func.rsplit(".", 1)[-1]
+    if short == "aggregate_job":
+        day = parse_day(entry.args[0], state.today())
+        return enqueue_aggregate(state, day, connection=connection)
+    if short == "archive_job":
+        return enqueue_archive(state, connection=connection)
+    if short == "purge_job":
+        return enqueue_purge(state, connection=connection)
+    return enqueue_simple(state, short, entry.name, connection=connection)
+
+
+def next_run(cron: str, after: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    """First instant (aware UTC) strictly after ``after`` matching ``cron`` in zone ``tz``.
+
+    Wall-clock times repeated when clocks go back match twice (both are real instants);
+    times skipped when clocks go forward run at the matching instant after the gap.
+    """
+    local_after = after.astimezone(tz).replace(tzinfo=None)
+    # Start early enough to see wall times of a repeated hour again.
+    times = croniter(cron, local_after - dt.timedelta(hours=3))
+    best: dt.datetime | None = None
+    while True:
+        naive: dt.datetime = times.get_next(dt.datetime)
+        if best is not None and naive > best.astimezone(tz).replace(tzinfo=None) + dt.timedelta(
+            hours=3
+        ):
+            return best
+        for instant in _instants(naive, tz):
+            if instant > after and (best is None or instant < best):
+                best = instant
+
+
+def _instants(naive: dt.datetime, tz: ZoneInfo) -> list[dt.datetime]:
+    found = []
+    for fold in (0, 1):
+        instant = naive.replace(tzinfo=tz, fold=fold).astimezone(dt.timezone.utc)
+        if instant.astimezone(tz).replace(tzinfo=None) == naive:
+            found.append(instant)
+    if not found:  # in a gap: fold=0 reads it with the offset before the jump
+        found.append(naive.replace(tzinfo=tz, fold=0).astimezone(dt.timezone.utc))
+    return found
+
+
+class SiteCronJob(CronJob):
+    """A cron job read in the site time zone, enqueued with flask-analytics' job ids."""
+
+    def __init__(self, state: AnalyticsState, entry: Scheduled, connection_name: str) -> None:
+        # get_next_enqueue_time() runs inside CronJob.__init__: set what it needs first.
+        self.timezone = state.settings.timezone
+        self.state = state
+        self.entry = entry
+        super().__init__(
+            queue_name=state.settings.queue,
+            func_name=entry.func,
+            args=entry.args,
+            cron=entry.cron,
+            name=f"{connection_name}-{entry.name}",
+        )
+
+    def get_next_enqueue_time(self) -> dt.datetime:
+        assert self.cron is not None
+        base = self.latest_enqueue_time or dt.datetime.now(dt.timezone.utc)
+        return next_run(self.cron, base, self.timezone)
+
+    def enqueue(self, connection: Redis) -> Job:
+        enqueued = enqueue_scheduled(self.state, self.entry, connection=connection)
+        job = Job.fetch(enqueued.job_id, connection=connection)
+        stamp = (job.enqueued_at or dt.datetime.now(dt.timezone.utc)).timestamp()
+        # The same bookkeeping as CronJob.enqueue, so rq's cron monitoring sees these jobs.
+        with connection.pipeline() as pipe:
+            pipe.zadd(self.job_history_key, {job.id: stamp})
+            pipe.zremrangebyrank(self.job_history_key, 0, -(DEFAULT_CRON_JOB_HISTORY_LIMIT + 1))
+            pipe.expire(self.job_history_key, DEFAULT_CRON_JOB_HISTORY_TTL)
+            cron_job_registry.add(self.name, pipe, enqueue_timestamp=stamp)
+            pipe.execute()
+        return job
+
+
+class SiteCronScheduler(CronScheduler):
+    """rq's CronScheduler holding :class:`SiteCronJob` entries."""
+
+    def add(self, job: CronJob) -> CronJob:
+        self._cron_jobs.append(job)
+        self.log.info("Scheduled %s with cron %r (%s)", job.name, job.cron, job.queue_name)
+        return job
+
+
+def build_scheduler(app: Flask, *, connection: Redis | None = None) -> SiteCronScheduler:
+    """rq's CronScheduler with this app's :func:`schedule`, ready to ``start()``."""
+    state: AnalyticsState = app.extensions["analytics"]
+    connection = connection or redis_connection(state)
+    prefix = job_id(state, "cron")
+    scheduler = SiteCronScheduler(
+        connection=connection,
+        name=f"{prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+    )
+    for entry in schedule(state):
+        scheduler.add(SiteCronJob(state, entry, prefix))
+    return scheduler
+
+
+def run_scheduler(app: Flask) -> None:
+    """Run the scheduler until SIGINT/SIGTERM."""
+    build_scheduler(app).start()  # type: ignore[no-untyped-call]
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One aggregation run."""
+
+    date: dt.date
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    source_events: int | None
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """Jobs of ``ANALYTICS_QUEUE`` on Redis."""
+
+    name: str
+    queued: int
+    started: int
+    failed: int
+    #: (job id, last line of the error) of the most recent failures.
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What ``flask analytics status`` shows."""
+
+    raw_events: int
+    archived_events: int
+    runs: list[RunInfo]
+    #: Days with raw events that are not aggregated, or changed since their last run.
+    pending: list[DayState]
+    #: None when jobs run inline (no ANALYTICS_REDIS_URL) or Redis is unreachable.
+    queue: QueueInfo | None
+    redis_error: str | None = None
+
+
+def queue_info(state: AnalyticsState, *, connection: Redis | None = None) -> QueueInfo:
+    """Queue length, running and failed jobs of ``ANALYTICS_QUEUE``."""
+    connection = connection or redis_connection(state)
+    queue = Queue(state.settings.queue, connection=connection)
+    failed_ids = queue.failed_job_registry.get_job_ids(0, 4, desc=True)
+    failures = []
+    for jid in failed_ids:
+        job = _fetch(connection, jid)
+        error = ""
+        if job is not None:
+            info = job.exc_info or ""
+            error = info.strip().splitlines()[-1] if info.strip() else ""
+        failures.append((jid, error))
+    return QueueInfo(
+        name=queue.name,
+        queued=queue.count,
+        started=queue.started_job_registry.count,
+        failed=queue.failed_job_registry.count,
+        failures=failures,
+    )
+
+
+def last_runs(state: AnalyticsState, limit: int = 10) -> list[RunInfo]:
+    """The most recently started aggregation runs."""
+    runs: sa.Table = state.models.AggregationRun.__table__
+    with state.engine().connect() as conn:
+        rows = conn.execute(
+            sa.select(runs.c.date, runs.c.started_at, runs.c.finished_at, runs.c.source_events)
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+            .limit(limit)
+        ).all()
+    return [RunInfo(*row) for row in rows]
+
+
+def status_report(state: AnalyticsState, *, runs: int = 10) -> StatusReport:
+    """Row counts, recent runs, days needing aggregation and (with Redis) the queue."""
+    queue = None
+    error = None
+    if state.settings.redis_url is not None:
+        try:
+            queue = queue_info(state)
+        except JobsUnavailable as exc:
+            error = str(exc)
+    rows = counts(state)
+    return StatusReport(
+        raw_events=rows["raw"],
+        archived_events=rows["archived"],
+        runs=last_runs(state, runs),
+        pending=[d for d in day_states(state) if not d.fresh],
+        queue=queue,
+        redis_error=error,
+    )
