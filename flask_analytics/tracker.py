@@ -1,16 +1,225 @@
-"""Placeholder until the tracker lands: serves nothing yet."""
+"""The browser tracker, server side: the script view and the ``analytics_script()`` tag.
+
+``script_view`` serves ``static/analytics/tracker.min.js`` (the readable ``tracker.js``
+when ``app.debug`` or ``ANALYTICS_TRACKER_DEBUG`` is set), gzipped when the browser
+accepts it, with a strong ETag from the content hash. ``analytics_script()`` writes
+``<script defer src=".../script.js?v=<hash>" data-...>``: the versioned URL may be cached
+for a year, because any change of the file changes the URL.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import gzip
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
-from flask import Response
+from flask import Response, current_app, request, url_for
 from markupsafe import Markup
+
+#: Folder of tracker.js and tracker.min.js.
+STATIC_DIR = Path(__file__).parent / "static" / "analytics"
+#: Privacy modes of the tracker (``data-mode``).
+MODES = ("strict", "balanced", "full")
+#: Cache lifetime (s) of the versioned script URL: its content never changes.
+VERSIONED_MAX_AGE = 365 * 24 * 3600
+#: Cache lifetime (s) of any other script URL (hand-written tags, HTML cached before a deploy).
+UNVERSIONED_MAX_AGE = 3600
+
+_EXTENSION = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*")
+
+
+@dataclass(frozen=True)
+class TrackerAsset:
+    """One build of the tracker script, ready to serve."""
+
+    body: bytes
+    gzipped: bytes
+    #: First 16 hex digits of the SHA-256 of ``body``: the ETag and the ``?v=`` value.
+    version: str
+
+
+def _debug() -> bool:
+    return bool(current_app.debug or current_app.config.get("ANALYTICS_TRACKER_DEBUG"))
+
+
+def tracker_asset(debug: bool = False) -> TrackerAsset:
+    """The minified tracker, or the readable source when ``debug``; re-read when it changes."""
+    path = STATIC_DIR / ("tracker.js" if debug else "tracker.min.js")
+    stat = path.stat()
+    return _load(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int, size: int) -> TrackerAsset:
+    # Keyed by modification time and size, so an edited file (debug mode) is re-read.
+    body = Path(path).read_bytes()
+    return TrackerAsset(
+        body=body,
+        gzipped=gzip.compress(body, compresslevel=9, mtime=0),
+        version=hashlib.sha256(body).hexdigest()[:16],
+    )
 
 
 def script_view() -> Response:
-    return Response("", mimetype="text/javascript")
+    """``GET`` the tracker script (registered by the collect blueprint)."""
+    debug = _debug()
+    asset = tracker_asset(debug)
+    gzipped = request.accept_encodings["gzip"] > 0
+    response = Response(asset.gzipped if gzipped else asset.body, mimetype="text/javascript")
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    # Strong ETag per representation: the gzipped bytes are another representation.
+    response.set_etag(asset.version + ("-gz" if gzipped else ""))
+    if debug:
+        cache = "no-cache"
+    elif request.args.get("v") == asset.version:
+        cache = f"public, max-age={VERSIONED_MAX_AGE}, immutable"
+    else:
+        cache = f"public, max-age={UNVERSIONED_MAX_AGE}"
+    response.headers["Cache-Control"] = cache
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.make_conditional(request)  # 304 for a matching If-None-Match (in place)
+    return response
 
 
-def analytics_script(**options: Any) -> Markup:
-    return Markup("")
+def glob_to_js_regex(globs: Iterable[str]) -> str:
+    """One JavaScript regular expression matching a path against any of ``globs``.
+
+    Globs mean what ``ANALYTICS_EXCLUDED_PATHS`` means on the server (``fnmatch``):
+    ``*`` matches anything, ``/`` included, ``?`` one character, ``[abc]``/``[!abc]`` sets.
+    """
+    parts = [_glob_to_js(glob) for glob in globs]
+    return "^(?:" + "|".join(parts) + ")$" if parts else ""
+
+
+def _glob_to_js(glob: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(glob)
+    while i < n:
+        char = glob[i]
+        i += 1
+        if char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            j = i
+            if j < n and glob[j] == "!":
+                j += 1
+            if j < n and glob[j] == "]":
+                j += 1
+            while j < n and glob[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")
+                continue
+            inner = glob[i:j].replace("\\", "\\\\")
+            if inner.startswith("!"):
+                inner = "^" + inner[1:]
+            elif inner.startswith("^"):
+                inner = "\\" + inner
+            out.append(f"[{inner}]")
+            i = j + 1
+        else:
+            out.append(re.escape(char))
+    return "".join(out)
+
+
+def _extensions(extensions: Iterable[str]) -> str:
+    if isinstance(extensions, str):
+        extensions = extensions.replace(",", " ").split()
+    cleaned = []
+    for ext in extensions:
+        if not isinstance(ext, str):
+            raise TypeError(f"download_extensions must be strings, not {ext!r}.")
+        value = ext.strip().lstrip(".").lower()
+        if not _EXTENSION.fullmatch(value):
+            raise ValueError(
+                f"download extension {ext!r} must be letters and digits, e.g. 'pdf' or 'tar.gz'."
+            )
+        cleaned.append(value.replace(".", "\\."))
+    if not cleaned:
+        raise ValueError("download_extensions is empty: use track_downloads=False instead.")
+    return "|".join(cleaned)
+
+
+def _paths(paths: str | Iterable[str]) -> list[str]:
+    items = [paths] if isinstance(paths, str) else list(paths)
+    for path in items:
+        if not isinstance(path, str) or not path:
+            raise TypeError(f"exclude must be path globs (strings), not {path!r}.")
+    return items
+
+
+def analytics_script(
+    *,
+    mode: str = "balanced",
+    sample_rate: float = 1.0,
+    hash_routing: bool = False,
+    track_outbound: bool = True,
+    track_downloads: bool = True,
+    track_forms: bool = True,
+    download_extensions: Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    collect_url: str | None = None,
+    respect_dnt: bool | None = None,
+    allow_automation: bool = False,
+    nonce: str | None = None,
+) -> Markup:
+    """The ``<script>`` tag of the tracker, for templates: ``{{ analytics_script() }}``.
+
+    ``mode``: "strict" (no storage, only name/url/referrer), "balanced" or "full" (adds
+    an offline queue in localStorage). ``sample_rate``: share of page loads tracked.
+    ``exclude``: path globs never tracked, on top of ``ANALYTICS_EXCLUDED_PATHS``.
+    ``collect_url`` defaults to the app's collect endpoint, ``respect_dnt`` to
+    ``ANALYTICS_RESPECT_DNT``. ``allow_automation`` lets WebDriver-driven browsers
+    (tests) send events. ``nonce`` is the page's CSP nonce.
+    """
+    config = current_app.config
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}.")
+    if (
+        isinstance(sample_rate, bool)
+        or not isinstance(sample_rate, int | float)
+        or not 0 <= sample_rate <= 1
+    ):
+        raise ValueError(f"sample_rate must be a number from 0 to 1, not {sample_rate!r}.")
+    if collect_url is None:
+        collect_url = url_for("analytics_collect.collect")
+    if respect_dnt is None:
+        respect_dnt = bool(config.get("ANALYTICS_RESPECT_DNT", True))
+    globs = [*_paths(config.get("ANALYTICS_EXCLUDED_PATHS") or ()), *_paths(exclude or ())]
+
+    attrs: list[tuple[str, str]] = [
+        ("src", url_for("analytics_collect.script", v=tracker_asset(_debug()).version)),
+        ("data-api", collect_url),
+    ]
+    if mode != "balanced":
+        attrs.append(("data-mode", mode))
+    if sample_rate != 1:
+        attrs.append(("data-sample-rate", repr(float(sample_rate))))
+    if hash_routing:
+        attrs.append(("data-hash-routing", "true"))
+    if not track_outbound:
+        attrs.append(("data-outbound", "false"))
+    if not track_downloads:
+        attrs.append(("data-downloads", "false"))
+    elif download_extensions is not None:
+        attrs.append(("data-downloads", _extensions(download_extensions)))
+    if not track_forms:
+        attrs.append(("data-forms", "false"))
+    if globs:
+        attrs.append(("data-exclude", glob_to_js_regex(globs)))
+    if not respect_dnt:
+        attrs.append(("data-dnt", "false"))
+    if allow_automation:
+        attrs.append(("data-allow-automation", "true"))
+    if nonce:
+        attrs.append(("nonce", nonce))
+    rendered = Markup("").join(Markup(' {}="{}"').format(name, value) for name, value in attrs)
+    return Markup("<script defer{}></script>").format(rendered)
