@@ -258,7 +258,7 @@ def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> 
     """The select of every daily table of ``day`` from its events and its sessions.
 
     Keys are the daily model names of ``state.models.daily``; each select yields that
-    table's columns except ``id``, in table order.
+    table's columns except ``id`` (in no particular order).
     """
     date = sa.literal(day, sa.Date()).label("date")
     e, s = src.c, sessions.c
@@ -378,20 +378,44 @@ def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> 
     }
 
 
+def _in_table_order(models: Models, selects: dict[str, Any]) -> dict[str, Any]:
+    """Each select with exactly its daily table's columns but ``id``, in table order."""
+    shaped = {}
+    for name, select in selects.items():
+        table: sa.Table = models.daily[name].__table__
+        by_name = {col.name: col for col in select.selected_columns}
+        names = [col.name for col in table.c if col.name != "id"]
+        if set(names) != set(by_name):
+            raise RuntimeError(f"{name}: select columns {sorted(by_name)} != {sorted(names)}")
+        shaped[name] = select.with_only_columns(*(by_name[n] for n in names))
+    return shaped
+
+
 def daily_selects(state: AnalyticsState, day: dt.date) -> dict[str, Any]:
     """Live selects of every daily table of local ``day``, computed from its raw events.
 
     Keyed by daily model name ("DailySummary", ...); each yields exactly the rows
-    ``aggregate_day`` would write (all columns but ``id``), built by the same code.
+    ``aggregate_day`` would write (the table's columns but ``id``, in table order), built
+    by the same code. Run them on ``state.engine()``.
     """
     start, end = day_bounds(state.settings.timezone, day)
     src = source_events(state.models, start, end).cte("src")
     dialect = state.engine().dialect.name
     sessions = sessions_select(src, state.settings.session_timeout, dialect).cte("sessions")
-    return table_selects(day, src, sessions)
+    return _in_table_order(state.models, table_selects(day, src, sessions))
 
 
 # -- runs ------------------------------------------------------------------------------
+
+
+def lock_day(conn: sa.Connection, day: dt.date) -> None:
+    """Take the aggregation lock of ``day`` for the rest of ``conn``'s transaction.
+
+    PostgreSQL: an advisory lock keyed by the date. SQLite: nothing here; there the lock
+    is the database's write lock, which the transaction's first write takes, so write
+    before reading (``aggregate_day`` deletes first).
+    """
+    dialects.lock_for_transaction(conn, _LOCK_NAMESPACE, day.toordinal())
 
 
 def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -> AggregationResult:
@@ -413,7 +437,7 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
         previous_timeout = dialects.sqlite_busy_timeout(conn, SQLITE_LOCK_WAIT_MS)
         try:
             with conn.begin():
-                dialects.lock_for_transaction(conn, _LOCK_NAMESPACE, day.toordinal())
+                lock_day(conn, day)
                 # On SQLite this first write is what takes the lock: keep it first.
                 existing = 0
                 for model in models.daily.values():
@@ -436,7 +460,7 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
                         "erase its numbers. Pass force=True to wipe them anyway."
                     )
                 rows: dict[str, int] = {}
-                for name, select in table_selects(day, src, tmp).items():
+                for name, select in _in_table_order(models, table_selects(day, src, tmp)).items():
                     table = models.daily[name].__table__
                     columns = [col.name for col in select.selected_columns]
                     insert = sa.insert(table).from_select(columns, select)
