@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -65,12 +66,25 @@ class AnalyticsState:
             client_fields=_client_field_types(self.models.Event, settings.client_fields),
         )
         self.drops: Counter[str] = Counter()
+        self._autocommit: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = (
+            weakref.WeakKeyDictionary()
+        )
         self._drops_lock = threading.Lock()
 
     def engine(self) -> sa.Engine:
         """The engine of the event tables (the host's default bind)."""
         engine: sa.Engine = self.db.engine
         return engine
+
+    def autocommit_engine(self) -> sa.Engine:
+        """The events engine in autocommit mode (same pool), for single-statement writes."""
+        engine = self.engine()
+        cached = self._autocommit.get(engine)
+        if cached is None:
+            cached = self._autocommit[engine] = engine.execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
+        return cached
 
     def local_date(self, utc: dt.datetime) -> dt.date:
         """Local date (``ANALYTICS_TIMEZONE``) of a naive UTC time."""

@@ -260,9 +260,12 @@ def write(state: AnalyticsState, rows: list[dict[str, Any]]) -> dict[str, int]:
     stmt = insert_ignore(table, engine.dialect.name, ["event_id"]).returning(
         table.c.event_id, table.c.id
     )
-    with engine.begin() as conn:
-        if len(values) == 1:
-            found = conn.execute(stmt, values[0]).all()
-        else:
-            found = conn.execute(stmt.values(values)).all()
+    if len(values) <= engine.dialect.insertmanyvalues_page_size:
+        # SQLAlchemy's "insertmanyvalues" turns this executemany into ONE multi-row
+        # INSERT, atomic on its own: autocommit saves the BEGIN and COMMIT round trips.
+        with state.autocommit_engine().connect() as conn:
+            found = conn.execute(stmt, values).all()
+    else:
+        with engine.begin() as conn:
+            found = conn.execute(stmt, values).all()
     return dict(found)

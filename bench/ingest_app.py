@@ -1,0 +1,29 @@
+"""The app the ingest benchmark serves with gunicorn: analytics plus a bare endpoint."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_analytics import Analytics
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["BENCH_DATABASE_URL"]
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": 4}
+    db = SQLAlchemy(app)
+    Analytics(app, db=db)
+
+    @app.post("/bare")
+    def bare() -> ResponseReturnValue:
+        # What any Flask endpoint costs on this server: parse a small JSON body, answer.
+        from flask import request
+
+        request.get_json(force=True, silent=True)
+        return jsonify(stored=1, dropped={}), 202
+
+    return app
