@@ -647,9 +647,9 @@ def queue_info(state: AnalyticsState, *, connection: Redis | None = None) -> Que
     for jid in failed_ids:
         job = _fetch(connection, jid)
         error = ""
-        if job is not None:
-            info = job.exc_info or ""
-            error = info.strip().splitlines()[-1] if info.strip() else ""
+        result = job.latest_result() if job is not None else None
+        if result is not None and result.exc_string:
+            error = result.exc_string.strip().splitlines()[-1]
         failures.append((jid, error))
     return QueueInfo(
         name=queue.name,
