@@ -89,7 +89,8 @@ def _report(enqueued: jobs.Enqueued) -> None:
 
 
 def _n(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+    plural = word + ("es" if word.endswith(("s", "ch")) else "s")
+    return f"{count:,} {word if count == 1 else plural}"
 
 
 # -- aggregation ----------------------------------------------------------------------------
