@@ -36,6 +36,7 @@ from .config import Settings
 from .extension import AnalyticsState
 from .stats import (
     DIMENSIONS,
+    INTERNAL_EVENTS,
     MAX_RANGE_DAYS,
     DateRange,
     Dimension,
@@ -813,7 +814,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
                 **_freshness(stats),
             )
 
-    def _lists(template: str, names: Sequence[str], default_limit: int) -> str:
+    def _lists(template: str, names: Sequence[str], default_limit: int, **extra: Any) -> str:
         query = _query()
         limit = parse_limit(request.args, default_limit)
         with _stats() as stats:
@@ -826,6 +827,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
                     name: stats.breakdown(DIMENSIONS[name], query.range, limit=limit)
                     for name in names
                 },
+                **{key: make(stats, query, limit) for key, make in extra.items()},
                 **_freshness(stats),
             )
 
@@ -844,7 +846,16 @@ def make_blueprint(settings: Settings) -> Blueprint:
 
     @bp.get("/events")
     def events() -> str:
-        return _lists("analytics/events.html", ("event",), 50)
+        def custom(stats: Stats, query: ViewQuery, limit: int) -> list[Row]:
+            return stats.breakdown(
+                DIMENSIONS["event"], query.range, limit=limit, exclude=INTERNAL_EVENTS
+            )
+
+        def internal(stats: Stats, query: ViewQuery, limit: int) -> list[Row]:
+            rows = stats.breakdown(DIMENSIONS["event"], query.range, limit=MAX_LIMIT)
+            return [r for r in rows if r.key in INTERNAL_EVENTS]
+
+        return _lists("analytics/events.html", (), 50, custom=custom, internal=internal)
 
     @bp.get("/engagement")
     def engagement() -> str:

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
+from .aggregate import INTERNAL_EVENTS as INTERNAL_EVENTS
+from .aggregate import day_bounds, sessions_select, source_events, table_selects
+
 if TYPE_CHECKING:
     from .extension import AnalyticsState
 
@@ -101,16 +104,6 @@ def _year_before(day: dt.date) -> dt.date:
         return day.replace(year=day.year - 1)
     except ValueError:
         return day.replace(year=day.year - 1, day=28)
-
-
-def utc_bounds(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
-    """Naive UTC ``[start, end)`` of local ``day`` (23 or 25 hours long on DST days)."""
-
-    def utc(d: dt.date) -> dt.datetime:
-        local = dt.datetime.combine(d, dt.time(), tzinfo=tz)
-        return local.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-    return utc(day), utc(day + dt.timedelta(days=1))
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -204,7 +197,10 @@ _AUDIENCE = ("visitors", "sessions", "pageviews")
 DIMENSIONS: Final[Mapping[str, Dimension]] = {
     d.name: d
     for d in (
-        Dimension("page", "DailyPage", "path", _PAGE, "visitors", ("avg_engagement_s",)),
+        Dimension(
+            "page", "DailyPage", "path", _PAGE, "visitors", ("avg_engagement_s",),
+            positive="pageviews",
+        ),
         Dimension(
             "entry_page", "DailyPage", "path", ("entries", "visitors"), "entries",
             positive="entries",
@@ -357,7 +353,7 @@ class Stats:
             self._final.setdefault(day, False)
         for day, started in rows:
             # A run that started before the day was over missed its last events.
-            self._final[day] = started >= utc_bounds(day, self.tz)[1]
+            self._final[day] = started >= day_bounds(self.tz, day)[1]
 
     def is_final(self, day: dt.date) -> bool:
         """True when ``day``'s daily rows come from a run started after the day ended."""
@@ -378,9 +374,7 @@ class Stats:
 
     def _live_select(self, table: str, day: dt.date) -> sa.Select[Any]:
         if day not in self._live_selects:
-            from .aggregate import daily_selects
-
-            self._live_selects[day] = daily_selects(self.state, day)
+            self._live_selects[day] = live_selects(self.state, day)
         return self._live_selects[day][table]
 
     def rows(self, table: str, rng: DateRange, columns: Sequence[str]) -> sa.Subquery:
@@ -426,8 +420,12 @@ class Stats:
         limit: int = 10,
         offset: int = 0,
         path: str | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[Row]:
-        """Top rows of ``dimension`` over ``rng`` (optionally of one page path)."""
+        """Top rows of ``dimension`` over ``rng`` (optionally of one page path).
+
+        ``exclude`` drops keys (e.g. the tracker's own event names on the Events page).
+        """
         columns = [dimension.key, *dimension.counts]
         if path is not None and "path" not in columns:
             columns.append("path")
@@ -439,6 +437,8 @@ class Stats:
             query = query.where(key.is_not(None))
         if path is not None:
             query = query.where(rows.c.path == path)
+        if exclude:
+            query = query.where(key.not_in(list(exclude)))
         if dimension.positive is not None:
             query = query.having(sums[dimension.positive] > 0)
         query = (
@@ -557,7 +557,7 @@ class Stats:
         Reads that day's raw and archived events only (an index range on ``created_at``),
         so its cost is one day's events whatever the size of the tables.
         """
-        start, end = utc_bounds(day, self.tz)
+        start, end = day_bounds(self.tz, day)
         starts = []
         moment = start
         while moment < end:
@@ -619,7 +619,7 @@ class Stats:
             {**dict(r), "created_at": _to_local(r["created_at"], self.tz)}
             for r in self.conn.execute(
                 sa.select(*(table.c[c] for c in shown))
-                .where(table.c.created_at >= starts[0])
+                .where(table.c.created_at >= starts[0], table.c.name.not_in(INTERNAL_EVENTS))
                 .order_by(table.c.created_at.desc(), table.c.id.desc())
                 .limit(20)
             ).mappings()
@@ -633,6 +633,23 @@ class Stats:
             sources=sources,
             recent=recent,
         )
+
+
+def live_selects(state: AnalyticsState, day: dt.date) -> Mapping[str, sa.Select[Any]]:
+    """The aggregation's own selects of ``day`` (as ``aggregate.daily_selects``), with CTE
+    names of their own, so several live days can share one statement.
+
+    Columns are picked by name by :meth:`Stats.rows`, so their order does not matter.
+    """
+    start, end = day_bounds(state.settings.timezone, day)
+    suffix = day.strftime("%Y%m%d")
+    src = source_events(state.models, start, end).cte(f"src_{suffix}")
+    dialect = state.engine().dialect.name
+    sessions = sessions_select(src, state.settings.session_timeout, dialect).cte(
+        f"sessions_{suffix}"
+    )
+    selects: dict[str, sa.Select[Any]] = table_selects(day, src, sessions)
+    return selects
 
 
 def _ints(names: Sequence[str], values: Sequence[Any]) -> dict[str, int]:
