@@ -188,7 +188,8 @@
     // (0 once sent, or in strict mode: writes to it are then no-ops.)
     let vitals = !strict && { cls: 0 }, win = 0, winFirst = 0, winLast = 0;
     guard((o) => {
-      o = new PerformanceObserver(guard((list) => list.getEntries().map((e, s = e.startTime, type = e.entryType[2]) => {
+      o = new PerformanceObserver(guard((list) => list.getEntries().map((e) => {
+        const s = e.startTime, type = e.entryType[2];
         if (type == "v") vitals.ttfb = e.responseStart | 0; // navigation
         if (type == "r") vitals.lcp = s | 0; // largest-contentful-paint
         if (type == "e" && e.interactionId) vitals.inp = M.max(~~vitals.inp, e.duration); // event

@@ -1,0 +1,181 @@
+"""Fixtures of the tracker's browser tests: the test site served live, and chromium.
+
+Test modules import the fixture functions (``site_fixture`` ...); pytest knows them by
+their ``name`` (``site``, ``chromium``, ``context``, ``page``).
+
+Results are read from the database (``analytics_event`` through ``analytics.Event``) and
+from the request bodies the server received, never from the page's own JavaScript.
+Waiting polls with a deadline while letting Playwright dispatch its events (route
+handlers run only while Playwright is called), so nothing relies on a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from .conftest import CHROMIUM, DESKTOP_UA, LiveServer
+from .tracker_app import CollectRecorder, create_app
+
+#: Seconds a test waits for something the tracker should do.
+DEADLINE = 15.0
+#: Event columns the tests look at.
+COLUMNS = (
+    "event_id", "name", "hostname", "path", "referrer", "referrer_host",
+    "screen_width", "engagement_ms", "scroll_depth", "props",
+)  # fmt: skip
+
+
+@dataclass
+class Site:
+    """The test site (tests/tracker_app.py) served over real HTTP."""
+
+    app: Flask
+    url: str
+    recorder: CollectRecorder
+
+    def options(self, **options: Any) -> None:
+        """``analytics_script()`` options of the pages served from now on."""
+        self.app.config["TRACKER_OPTIONS"] = {"allow_automation": True, **options}
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Stored events (as dicts of :data:`COLUMNS`), oldest first."""
+        analytics = self.app.extensions["analytics_test"]
+        model = analytics.Event
+        query = sa.select(model).order_by(model.id)
+        if name is not None:
+            query = query.where(model.name == name)
+        with self.app.app_context():
+            rows = analytics.db.session.scalars(query).all()
+            return [{column: getattr(row, column) for column in COLUMNS} for row in rows]
+
+    def sent(self) -> list[dict[str, Any]]:
+        """Every event object of every collect request the server received, in order."""
+        return [
+            event
+            for _, body in self.recorder.bodies
+            for event in (body if isinstance(body, list) else [body])
+            if isinstance(event, dict)
+        ]
+
+
+def pump_until(
+    page: Any, condition: Callable[[], Any], what: str, timeout: float = DEADLINE
+) -> Any:
+    """Poll ``condition`` until it returns something truthy, failing after ``timeout``.
+
+    Each round lets Playwright run (``wait_for_timeout``) so route handlers and events
+    are dispatched while we wait.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        page.wait_for_timeout(50)
+
+
+def wait_for_events(
+    site: Site, page: Any, predicate: Callable[[list[dict[str, Any]]], bool], what: str
+) -> list[dict[str, Any]]:
+    """Poll the database until ``predicate(events)``; returns those events."""
+    found: list[dict[str, Any]] = []
+
+    def check() -> bool:
+        found[:] = site.events()
+        return predicate(found)
+
+    try:
+        pump_until(page, check, what)
+    except pytest.fail.Exception:
+        summary = [(e["name"], e["path"], e["props"]) for e in found]
+        pytest.fail(f"timed out waiting for {what}; stored events: {summary}")
+    return found
+
+
+def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [event for event in events if event["name"] == name]
+
+
+def sentinel(site: Site, page: Any, path: str = "/page/sentinel") -> list[dict[str, Any]]:
+    """Load a tracked page and wait for its pageview: everything the previous page sent
+    (its unload beacon included) has reached the server before it."""
+    site.options()
+    page.goto(site.url + path)
+    return wait_for_events(
+        site, page, lambda events: any(e["path"] == path for e in events), f"pageview of {path}"
+    )
+
+
+@pytest.fixture(name="site")
+def site_fixture(tmp_path: Path) -> Iterator[Site]:
+    """The test site on a file SQLite database, served on 127.0.0.1 (random port)."""
+    app = create_app(f"sqlite:///{tmp_path / 'tracker.db'}")
+    server = LiveServer(app).start()
+    recorder = app.wsgi_app
+    assert isinstance(recorder, CollectRecorder)
+    yield Site(app=app, url=server.url, recorder=recorder)
+    server.stop()
+    with app.app_context():
+        app.extensions["analytics_test"].db.engine.dispose()
+
+
+@pytest.fixture(name="chromium", scope="session")
+def chromium_fixture() -> Iterator[Any]:
+    """Headless Debian chromium with a desktop Chrome user agent.
+
+    The user agent is set on the command line, not only on the context: requests that
+    outlive a page (beacons, keepalive fetches sent while it unloads) are sent by the
+    browser with its default user agent, which for headless chromium names
+    "HeadlessChrome" and would be dropped by the endpoint as a bot.
+    """
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+                f"--user-agent={DESKTOP_UA}",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(name="context")
+def context_fixture(chromium: Any) -> Iterator[Any]:
+    ctx = chromium.new_context(user_agent=DESKTOP_UA, viewport={"width": 1111, "height": 700})
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(name="page")
+def page_fixture(context: Any) -> Iterator[Any]:
+    """A page whose uncaught JavaScript errors fail the test: the tracker never throws."""
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    assert not errors, f"uncaught errors in the page: {errors}"
