@@ -238,7 +238,7 @@ def _visit(
                 screen_width=screen,
             )
         )
-        stay = rng.lognormvariate(3.4, 1.0) if len(pages) > 1 else rng.lognormvariate(1.2, 1.2)
+        stay = rng.lognormvariate(3.4, 1.0) if len(pages) > 1 else rng.lognormvariate(0.6, 1.1)
         stay = min(stay, 1500.0)
         if path == "/signup" and rng.random() < 0.35:
             events.append(

@@ -1,0 +1,90 @@
+"""A small real site using flask-analytics: `python -m example_app`.
+
+Home, blog, pricing, a signup form, outbound links, a download and a small single-page
+section, all tracked by the first-party script; server-side signups with
+``analytics.track``; a subclassed event model with a ``plan`` column filled by an
+enrich hook; the dashboard at /analytics behind a password login, rendered inside the
+site's own admin layout. On first run with an empty database it creates its tables and
+records 90 days of demo traffic, so the dashboard has something to show.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_analytics import Analytics, EventMixin
+
+db = SQLAlchemy()
+migrate = Migrate()
+
+
+class SiteEvent(EventMixin, db.Model):  # type: ignore[name-defined, misc]
+    """The site's events: the built-in columns plus the visitor's plan and A/B variant."""
+
+    plan = db.Column(db.String(16))
+    ab_variant = db.Column(db.String(8))
+
+
+analytics = Analytics(db=db, event_model=SiteEvent)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """The app factory."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=os.environ.get(
+            "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'example.db'}"
+        ),
+        SECRET_KEY=os.environ.get("SECRET_KEY") or _instance_secret(app),
+        ADMIN_PASSWORD=os.environ.get("ADMIN_PASSWORD", "admin"),
+        ANALYTICS_TIMEZONE=os.environ.get("ANALYTICS_TIMEZONE", "Europe/Berlin"),
+        ANALYTICS_REDIS_URL=os.environ.get("ANALYTICS_REDIS_URL"),
+        ANALYTICS_BASE_TEMPLATE="admin/analytics_base.html",
+        ANALYTICS_CLIENT_FIELDS=["ab_variant"],
+        ANALYTICS_EXCLUDED_PATHS=["/login", "/logout"],
+        EXAMPLE_DEMO_DAYS=int(os.environ.get("EXAMPLE_DEMO_DAYS", "90")),
+    )
+    app.config.update(config or {})
+    db.init_app(app)
+    migrate.init_app(app, db)
+    analytics.init_app(app)
+
+    from . import views
+
+    app.register_blueprint(views.bp)
+    views.register_analytics_hooks(analytics)
+    with app.app_context():
+        _first_run(app)
+    return app
+
+
+def _instance_secret(app: Flask) -> str:
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _first_run(app: Flask) -> None:
+    """Create the tables and, when there are no events yet, record demo traffic."""
+    db.create_all()
+    days = app.config["EXAMPLE_DEMO_DAYS"]
+    if not days or db.session.scalar(sa.select(SiteEvent.id).limit(1)) is not None:
+        return
+    from flask_analytics import demo
+
+    state = analytics.state()
+    app.logger.warning("Empty database: recording %s days of demo traffic...", days)
+    demo.generate(state, days=days, seed=1, hostname="localhost", visits_per_day=100)
+    today = state.today()
+    analytics.aggregate_range(today - dt.timedelta(days=days - 1), today - dt.timedelta(days=1))

@@ -1,0 +1,94 @@
+"""The example site: pages, login-protected dashboard, server-side signup with a plan."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from .conftest import DESKTOP_UA
+
+
+@pytest.fixture
+def site(database_url, tmp_path):
+    from example_app import analytics, create_app, db
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "EXAMPLE_DEMO_DAYS": 3,
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "ADMIN_PASSWORD": "s3cret",
+        }
+    )
+    yield app, analytics
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+def login(client, password):
+    page = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return client.post("/login?next=/analytics/pages", data={"csrf": token, "password": password})
+
+
+def test_pages_render_with_the_tracker(site):
+    app, _ = site
+    client = app.test_client()
+    for path in ["/", "/blog", "/blog/flask-tips", "/pricing", "/signup", "/app", "/app/settings"]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "/_analytics/script.js" in response.text
+    assert client.get("/blog/nope").status_code == 404
+    with client.get("/download/guide.pdf") as download:
+        assert download.data.startswith(b"%PDF")
+
+
+def test_dashboard_needs_the_password_and_shows_demo_data(site):
+    app, analytics = site
+    client = app.test_client()
+    assert client.get("/analytics/api/stats").status_code == 403
+    redirect = client.get("/analytics/", headers={"Accept": "text/html"})
+    assert redirect.status_code == 302
+    assert "/login" in redirect.headers["Location"]
+    assert login(client, "wrong").status_code == 200
+    assert client.get("/analytics/", headers={"Accept": "text/html"}).status_code == 302
+    response = login(client, "s3cret")
+    assert response.headers["Location"] == "/analytics/pages"
+    overview = client.get("/analytics/?period=7d")
+    assert overview.status_code == 200
+    assert "Lumen" in overview.text  # rendered inside the site's admin layout
+    with app.app_context():
+        pageviews = analytics.db.session.scalar(
+            sa.select(sa.func.sum(analytics.DailySummary.pageviews))
+        )
+    assert pageviews is not None
+    assert pageviews > 0
+    stats = client.get("/analytics/api/stats?period=7d").get_json()
+    assert stats["totals"]["pageviews"] >= pageviews
+
+
+def test_signup_is_tracked_server_side_with_the_plan(site):
+    app, analytics = site
+    client = app.test_client()
+    page = client.get("/signup")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    response = client.post(
+        "/signup",
+        data={"csrf": token, "email": "me@example.com", "plan": "pro"},
+        headers={"User-Agent": DESKTOP_UA},
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        event = analytics.db.session.scalars(
+            sa.select(analytics.Event)
+            .where(analytics.Event.name == "signup")
+            .order_by(analytics.Event.id.desc())
+        ).first()
+    assert event.plan == "pro"
+    assert event.props == {"plan": "pro"}
+    assert "me@example.com" not in str(event.props)
