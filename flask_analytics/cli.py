@@ -131,25 +131,55 @@ def backfill_command(start: str, end: str, force: bool, sync: bool) -> None:
             raise click.ClickException(
                 f"--to {last.isoformat()} is before --from {first.isoformat()}."
             )
-        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-        if jobs.uses_queue(state, sync):
-            connection = jobs.redis_connection(state)
-            created = 0
-            with click.progressbar(days, label="Queueing") as bar:
-                for day in bar:
-                    created += jobs.enqueue_aggregate(
-                        state, day, force=force, connection=connection
-                    ).created
-            click.echo(
-                f"Queued {_n(created, 'aggregation job')} on queue {state.settings.queue!r} "
-                f"({len(days) - created:,} already queued or running)."
+        _aggregate_days(state, first, last, sync, force=force)
+
+
+def _aggregate_days(
+    state: AnalyticsState, first: dt.date, last: dt.date, sync: bool, *, force: bool = False
+) -> None:
+    """Aggregate ``first``..``last``: queued per day with Redis, else inline with a bar."""
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    if jobs.uses_queue(state, sync):
+        connection = jobs.redis_connection(state)
+        created = 0
+        with click.progressbar(days, label="Queueing") as bar:
+            for day in bar:
+                created += jobs.enqueue_aggregate(
+                    state, day, force=force, connection=connection
+                ).created
+        click.echo(
+            f"Queued {_n(created, 'aggregation job')} on queue {state.settings.queue!r} "
+            f"({len(days) - created:,} already queued or running)."
+        )
+        return
+    with click.progressbar(length=len(days), label="Aggregating") as bar:
+        aggregation.aggregate_range(
+            state, first, last, force=force, progress=lambda _day: bar.update(1)
+        )
+    click.echo(f"Aggregated {_n(len(days), 'day')}: {first} to {last}.")
+
+
+@analytics_cli.command("demo-data")
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same traffic.")
+@click.option("--hostname", default="localhost", show_default=True)
+@click.option("--sync", is_flag=True, help=SYNC_HELP)
+def demo_data_command(days: int, seed: int, hostname: str, sync: bool) -> None:
+    """Record realistic traffic for the last N local days through the real pipeline."""
+    from . import demo
+
+    state = _state()
+    with _errors():
+        with click.progressbar(length=days, label="Recording") as bar:
+            result = demo.generate(
+                state, days=days, seed=seed, hostname=hostname, progress=lambda _day: bar.update(1)
             )
-            return
-        with click.progressbar(length=len(days), label="Aggregating") as bar:
-            aggregation.aggregate_range(
-                state, first, last, force=force, progress=lambda _day: bar.update(1)
-            )
-        click.echo(f"Aggregated {_n(len(days), 'day')}: {first} to {last}.")
+        click.echo(
+            f"Recorded {_n(result.events, 'event')} in {_n(result.visits, 'visit')} "
+            f"over {_n(result.days, 'day')}."
+        )
+        today = state.today()
+        _aggregate_days(state, today - dt.timedelta(days=days - 1), today, sync)
 
 
 # -- archive and purge ----------------------------------------------------------------------

@@ -11,6 +11,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from flask_analytics import jobs
+from flask_analytics.archive import day_bounds
+
 from .conftest import REDIS_URL, all_rows
 from .test_archive import add_events, mark_aggregated
 from .test_jobs import (
@@ -291,3 +294,35 @@ def test_archive_and_purge_enqueue_with_redis(make_app):
     finally:
         cleanup_redis(connection, queue)
         connection.close()
+
+
+def test_demo_data_records_and_aggregates_the_days(app):
+    result = invoke(app, "demo-data", "--days", "2", "--seed", "7", "--sync")
+    assert result.exit_code == 0, result.output
+    assert "Aggregated 2 days" in result.output
+    state = app.extensions["analytics"]
+    analytics = app.extensions["analytics_test"]
+    event = analytics.Event.__table__
+    yesterday = state.today() - dt.timedelta(days=1)
+    start, end = day_bounds(state.settings.timezone, yesterday)
+    with app.app_context(), analytics.db.engine.connect() as conn:
+        pageviews = conn.scalar(
+            sa.select(sa.func.count()).where(
+                event.c.name == "pageview", event.c.created_at >= start, event.c.created_at < end
+            )
+        )
+    assert pageviews > 0
+    assert summary(app, yesterday)[2] == pageviews  # type: ignore[index]
+    assert {day for day, _ in runs(app)} == {yesterday, state.today()}
+
+
+@pytest.mark.redis
+def test_scheduler_command_lists_the_jobs_and_starts_rq_cron(redis_app, monkeypatch):
+    started: list[Any] = []
+    monkeypatch.setattr(jobs.SiteCronScheduler, "start", lambda self: started.append(self))
+    result = invoke(redis_app, "scheduler")
+    assert result.exit_code == 0, result.output
+    assert "*/15 * * * *   aggregate-today" in result.output
+    assert "30 0 * * *     aggregate-yesterday" in result.output
+    (scheduler,) = started
+    assert len(scheduler.get_jobs()) == 5
