@@ -559,7 +559,8 @@ class SiteCronJob(CronJob):
 
     def enqueue(self, connection: Redis) -> Job:
         enqueued = enqueue_scheduled(self.state, self.entry, connection=connection)
-        job = Job.fetch(enqueued.job_id, connection=connection)
+        # The job may already be gone (a queued duplicate that finished and expired).
+        job = _fetch(connection, enqueued.job_id) or Job(enqueued.job_id, connection=connection)
         stamp = (job.enqueued_at or dt.datetime.now(dt.timezone.utc)).timestamp()
         # The same bookkeeping as CronJob.enqueue, so rq's cron monitoring sees these jobs.
         with connection.pipeline() as pipe:

@@ -326,3 +326,13 @@ def test_scheduler_command_lists_the_jobs_and_starts_rq_cron(redis_app, monkeypa
     assert "30 0 * * *     aggregate-yesterday" in result.output
     (scheduler,) = started
     assert len(scheduler.get_jobs()) == 5
+
+
+def test_status_reports_the_database_then_fails_when_redis_is_unreachable(make_app):
+    app = make_app(ANALYTICS_REDIS_URL="redis://127.0.0.1:1/0")
+    add_visits(app)
+    result = invoke(app, "status")
+    assert result.exit_code == 1
+    assert "Events: 5 raw, 0 archived" in result.output
+    assert "2026-01-15  never aggregated: 5 events" in result.output
+    assert "Redis is not reachable at redis://127.0.0.1:1/0" in result.output
