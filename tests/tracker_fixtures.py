@@ -108,10 +108,12 @@ def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [event for event in events if event["name"] == name]
 
 
-def sentinel(site: Site, page: Any, path: str = "/page/sentinel") -> list[dict[str, Any]]:
+def sentinel(
+    site: Site, page: Any, path: str = "/page/sentinel", **options: Any
+) -> list[dict[str, Any]]:
     """Load a tracked page and wait for its pageview: everything the previous page sent
     (its unload beacon included) has reached the server before it."""
-    site.options()
+    site.options(**options)
     page.goto(site.url + path)
     return wait_for_events(
         site, page, lambda events: any(e["path"] == path for e in events), f"pageview of {path}"
