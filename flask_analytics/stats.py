@@ -150,7 +150,8 @@ class Totals:
         if name in RATE_NAMES:
             value: float | None = getattr(self, name)
             return value
-        return float(getattr(self, name))
+        count: int = getattr(self, name)
+        return count
 
 
 RATE_NAMES: Final = frozenset({"views_per_session", "bounce_rate", "avg_visit_duration_s"})
