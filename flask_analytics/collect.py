@@ -18,6 +18,7 @@ from .errors import InvalidEvent
 from .extension import AnalyticsState, utcnow
 from .ingest import pipeline, privacy
 from .ingest.payload import decode_body, parse_batch
+from .ratelimit import CollectLimiter, RedisError
 
 #: Content types the tracker sends: JSON, or text/plain from ``navigator.sendBeacon``.
 ACCEPTED_TYPES = frozenset({"application/json", "text/plain", ""})
@@ -70,6 +71,25 @@ def request_info(settings: Settings) -> pipeline.RequestInfo:
     )
 
 
+def _rate_limited(
+    limiter: CollectLimiter, info: pipeline.RequestInfo, events: int
+) -> Response | None:
+    """A 429 answer when this visitor went over the rate limit, else None."""
+    anon_ip = privacy.anonymize_ip(privacy.parse_ip(info.ip))
+    key = limiter.visitor_key(anon_ip, info.user_agent or "")
+    try:
+        if limiter.hit(key, events):
+            return None
+        retry_after = limiter.retry_after(key)
+    except (OSError, RedisError):
+        # Counting is best effort: an unreachable counter store must not stop collection.
+        current_app.logger.warning("analytics: rate limit storage unavailable", exc_info=True)
+        return None
+    response = _error(429, f"rate limit of {limiter.item} per visitor exceeded, retry later")
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def collect() -> Response:
     """``POST`` one event object or an array of them."""
     state = _state()
@@ -97,8 +117,13 @@ def collect() -> Response:
         events = parse_batch(decode_body(raw, settings.max_batch), state.limits, utcnow())
     except InvalidEvent as exc:
         return _cors(_error(400, str(exc)), settings)
+    info = request_info(settings)
+    if state.limiter is not None:
+        limited = _rate_limited(state.limiter, info, len(events))
+        if limited is not None:
+            return _cors(limited, settings)
     try:
-        result = pipeline.process(state, events, request_info(settings))
+        result = pipeline.process(state, events, info)
     except sa.exc.OperationalError:
         # The database is down or locked: retryable, and the tracker retries 503s with the
         # same event ids, so nothing is lost or counted twice once it is back.

@@ -53,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_ALLOWED_HOSTS": None,
     #: Origins allowed to post to the collect endpoint cross-origin (``*`` for any).
     "ANALYTICS_CORS_ORIGINS": [],
+    #: Events one visitor (anonymized IP + user agent) may send, e.g. "600/minute"; None: off.
+    "ANALYTICS_RATE_LIMIT": "600/minute",
+    #: Where rate-limit counters live: "memory://" (per process) or a "redis://" URL.
+    "ANALYTICS_RATE_LIMIT_STORAGE": "memory://",
     #: Custom event columns the browser may set (anything else it sends is ignored).
     "ANALYTICS_CLIENT_FIELDS": [],
     #: Maximum events in one collect request.
@@ -96,6 +100,8 @@ class Settings:
     max_offset_ms: int
     ua_cache_size: int
     sqlite_wal: bool
+    rate_limit: str | None
+    rate_limit_storage: str
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, *, optional: bool = False) -> Any:
@@ -190,4 +196,6 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         max_offset_ms=_int(config, "ANALYTICS_MAX_OFFSET_MS", 0),
         ua_cache_size=_int(config, "ANALYTICS_UA_CACHE_SIZE", 0),
         sqlite_wal=bool(config["ANALYTICS_SQLITE_WAL"]),
+        rate_limit=config["ANALYTICS_RATE_LIMIT"] or None,
+        rate_limit_storage=config["ANALYTICS_RATE_LIMIT_STORAGE"],
     )

@@ -32,6 +32,7 @@ from .ingest.payload import (
 from .ingest.privacy import SaltStore
 from .ingest.useragent import UserAgentInfo, parse_user_agent
 from .models import EventMixin, Models, build_models
+from .ratelimit import CollectLimiter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +65,11 @@ class AnalyticsState:
         self.limits = Limits(
             max_offset_ms=settings.max_offset_ms,
             client_fields=_client_field_types(self.models.Event, settings.client_fields),
+        )
+        self.limiter: CollectLimiter | None = (
+            CollectLimiter(settings.rate_limit, settings.rate_limit_storage)
+            if settings.rate_limit
+            else None
         )
         self.drops: Counter[str] = Counter()
         self._autocommit: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = (
