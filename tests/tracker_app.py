@@ -51,6 +51,10 @@ def create_app(database_uri: str, **config: Any) -> Flask:
             "tracker/page.html", name="thanks", options=app.config["TRACKER_OPTIONS"]
         )
 
+    @app.route("/blank")
+    def blank() -> str:
+        return "<!doctype html><title>No tracker here</title>"
+
     @app.route("/files/<path:name>")
     def download(name: str) -> Response:
         # 204: the browser stays on the page, as it does for a file download.

@@ -133,9 +133,10 @@ def site_fixture(tmp_path: Path) -> Iterator[Site]:
         app.extensions["analytics_test"].db.engine.dispose()
 
 
-@pytest.fixture(name="chromium", scope="session")
+@pytest.fixture(name="chromium", scope="module")
 def chromium_fixture() -> Iterator[Any]:
-    """Headless Debian chromium with a desktop Chrome user agent.
+    """Headless Debian chromium with a desktop Chrome user agent (one per test module:
+    each module imports its own copy of this fixture, and Playwright runs one at a time).
 
     The user agent is set on the command line, not only on the context: requests that
     outlive a page (beacons, keepalive fetches sent while it unloads) are sent by the

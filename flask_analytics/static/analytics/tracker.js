@@ -64,8 +64,7 @@
   const flag = (k, dflt) => ((k = attr(k)) == null ? dflt : k != "false");
   const on = (target, type, f, capture) => target.addEventListener(type, guard(f), capture);
   const stub = w.fa || {};
-  if (stub.v) return; // the script is on the page twice: the first copy does the work
-  const api = (w.fa = { v: 1, track() {} });
+  const api = (w.fa = { track() {} }); // a no-op until (unless) tracking starts
 
   guard(() => {
     const mode = attr("mode"), strict = mode == "strict", dl = attr("downloads");
@@ -82,44 +81,43 @@
     const excluded = RegExp(attr("exclude") || "^$");
     let skip; // the current page is excluded
     const storage = mode == "full" && guard(() => localStorage)();
-    const storageKey = "fa_q" + M.random();
 
     let queue = []; // [createdAt, event] pairs waiting to be sent
+    let inflight = []; // pairs handed to fetch and not answered yet
     let timer = 0, retries = 0;
 
     // crypto.randomUUID needs a secure context; a blob URL ends with a random (v4) UUID
     // in every browser, secure or not.
     const uuid = (c = crypto) => c.randomUUID ? c.randomUUID() : URL.createObjectURL(new Blob()).slice(-36);
 
-    /** The JSON body of a batch; offset_ms is each event's age at this send. */
-    const body = (batch, t = now()) =>
-      JSON.stringify(batch.map(([created, e]) => (e.offset_ms = M.max(0, t - created), e)));
+    /** The JSON body of a batch; offset_ms is each event's age at this send. Events
+     * older than 24 h are left out: the server would refuse the whole batch. */
+    const body = (batch, t = now()) => JSON.stringify(batch.filter(([created]) => t - created < 864e5)
+      .map(([created, e]) => (e.offset_ms = M.max(0, t - created), e)));
 
-    /** Keeps unanswered events for the next page load (full mode only; an empty list
-     * is written rather than removed: the next load removes every key it reads). */
-    const save = guard((items) => storage && (storage[storageKey] = JSON.stringify(items.slice(-200))));
+    /** Adds unconfirmed events to those kept for the next page load (full mode only;
+     * any tab's, at most 200, under one key the next load reads and removes). */
+    const save = guard((items) => storage &&
+      (storage.fa_q = JSON.stringify([...JSON.parse(storage.fa_q || "[]"), ...items].slice(-200))));
 
-    const post = (batch, data) => {
+    const post = (batch, data, fail = () => {
+      // Network error, 429 or 5xx: again later, with exponential backoff and jitter.
+      queue.unshift(...batch);
+      clearTimeout(timer);
+      timer = setTimeout(flush, M.min(6e4, 500 * 2 ** ++retries) * (0.5 + M.random()));
+    }) => {
+      inflight.push(...batch);
       // A string body is sent as text/plain: a "simple" request, no CORS preflight.
       fetch(endpoint, { method: "POST", body: data, keepalive: true })
-        .then((r, s = r.status) => {
-          // 2xx done; 4xx final (send() only builds events the server accepts).
-          if (s == 429 || s > 499) throw 0;
-          retries = 0;
-        })
-        .catch(() => {
-          // Network error, 429 or 5xx: again later, with exponential backoff and jitter.
-          queue.unshift(...batch);
-          clearTimeout(timer);
-          timer = setTimeout(flush, M.min(6e4, 500 * 2 ** ++retries) * (0.5 + M.random()));
-        });
+        .finally(() => (inflight = inflight.filter((x) => !batch.includes(x))))
+        // 2xx done; 4xx final (send() only builds events the server accepts).
+        .then((r, s = r.status) => (s == 429 || s > 499 ? fail() : (retries = 0)), fail);
     };
 
     /** Sends the whole queue in batches of ≤ 20 (keepalive and beacons cap at 64 KB). */
-    const flush = guard((beacon, batch, data, t = now()) => {
+    const flush = guard((beacon, batch, data) => {
       clearTimeout(timer);
       timer = 0;
-      queue = queue.filter(([created]) => t - created < 864e5); // the server takes ≤ 24 h
       while (queue[0]) {
         data = body(batch = queue.splice(0, 20));
         (beacon && nav.sendBeacon(endpoint, data)) || post(batch, data);
@@ -183,10 +181,11 @@
 
     // Web vitals of the page load, without a library: TTFB; LCP; INP as the slowest
     // interaction of ≥ 16 ms (what INP is below 50 interactions); CLS as the largest
-    // session window of shifts (gaps < 1 s, ≤ 5 s long). One observer, told apart by
+    // session window of shifts (shifts < 1 s apart; the 5 s cap of a window is left out
+    // for size: it only matters on pages that shift continuously). One observer, told apart by
     // the third letter of the entry type.
     // (0 once sent, or in strict mode: writes to it are then no-ops.)
-    let vitals = !strict && { cls: 0 }, win = 0, winFirst = 0, winLast = 0;
+    let vitals = !strict && { cls: 0 }, win = 0, winLast = 0;
     guard((o) => {
       o = new PerformanceObserver(guard((list) => list.getEntries().map((e) => {
         const s = e.startTime, type = e.entryType[2];
@@ -194,7 +193,7 @@
         if (type == "r") vitals.lcp = s | 0; // largest-contentful-paint
         if (type == "e" && e.interactionId) vitals.inp = M.max(~~vitals.inp, e.duration); // event
         if (type == "y" && !e.hadRecentInput) { // layout-shift
-          win = s - winLast < 1e3 && s - winFirst < 5e3 ? win + e.value : (winFirst = s, e.value);
+          win = s - winLast < 1e3 ? win + e.value : e.value;
           winLast = s;
           vitals.cls = M.max(vitals.cls, win);
         }
@@ -209,24 +208,18 @@
       leave();
       vitals && send("web_vitals", vitals);
       vitals = 0;
-      // A beacon never says whether it arrived: while sending fails, keep every queued
-      // event for the next load (written now, before the queue is emptied). If they did
-      // arrive, the server drops the replayed copies by event_id.
-      save(retries ? queue : []);
+      // A beacon never says whether it arrived: while sending fails or a request is still
+      // unanswered, keep every unconfirmed event for the next load (taken before the
+      // queue is emptied). If they did arrive, the server drops the replayed copies.
+      if (retries || inflight[0]) save([...inflight, ...queue]);
       flush(1);
     };
 
-    if (storage) {
-      // Replay what earlier pages (any tab) kept; removed at once, so replayed once.
-      guard(() => {
-        for (const k in storage) {
-          if (!k.indexOf("fa_q")) {
-            queue.push(...JSON.parse(storage[k]));
-            delete storage[k];
-          }
-        }
-      })();
-    }
+    // Replay what earlier pages (any tab) kept; removed at once, so replayed once.
+    guard(() => {
+      queue.push(...JSON.parse(storage.fa_q)); // throws (nothing to do) when nothing is kept
+      delete storage.fa_q;
+    })();
 
     // Links: downloads (by extension or download attribute), then outbound links.
     const click = (e, a = e.target.closest("a"), url = a && a.origin + a.pathname, name) => {
