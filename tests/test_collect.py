@@ -287,7 +287,9 @@ def test_unreachable_database_is_a_retryable_503():
 
     app = Flask("down")
     # Nothing listens on port 1: every connection attempt fails like a stopped server.
-    app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://root@127.0.0.1:1/none?connect_timeout=2"
+    app.config["SQLALCHEMY_DATABASE_URI"] = (
+        "postgresql+psycopg://root@127.0.0.1:1/none?connect_timeout=2"
+    )
     db = SQLAlchemy(app)
     Analytics(app, db=db)
     response = app.test_client().post(
