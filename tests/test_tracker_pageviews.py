@@ -104,3 +104,24 @@ def test_excluded_paths_send_nothing(site: Site, page):
     assert [e["path"] for e in named(events, "pageview")] == ["/page/public", "/page/sentinel"]
     assert not any("private" in e["path"] for e in events)
     assert not any("private" in e["url"] for e in site.sent())
+
+
+def test_a_prerendered_page_counts_once_it_is_shown(site: Site, page):
+    # Chromium prerenders likely next pages (speculation rules, the address bar); a page
+    # that is never shown is not a pageview. Prerendering is simulated here.
+    page.add_init_script(
+        """(() => {
+        let prerendering = true;
+        Object.defineProperty(Document.prototype, "prerendering", {get: () => prerendering});
+        window.activate = () => {
+            prerendering = false;
+            document.dispatchEvent(new Event("prerenderingchange"));
+        };
+    })()"""
+    )
+    page.goto(site.url + "/page/one")
+    events = wait_for_events(site, page, lambda ev: named(ev, "early"), "the page's first batch")
+    assert not named(events, "pageview")
+    page.evaluate("activate()")
+    events = wait_for_events(site, page, lambda ev: named(ev, "pageview"), "the pageview")
+    assert [e["path"] for e in named(events, "pageview")] == ["/page/one"]

@@ -4,49 +4,54 @@
  * This is the readable source; pages load the built tracker.min.js (rebuild with
  * `cd tracker && npm ci && npm run build`, see tracker/README.md). Budget: 2,000 bytes
  * minified + gzipped, so the code is shaped for the minifier: one closure, locals and
- * arrow functions, default parameters instead of local declarations.
+ * arrow functions, default parameters instead of local declarations (never in callbacks
+ * of map/filter, which pass more arguments).
  *
  * Included with {{ analytics_script(**options) }}, which writes the data attributes:
- *   data-collect-url        where events are POSTed (default /_analytics/collect)
+ *   data-api                where events are POSTed (required; the collect endpoint)
  *   data-mode               strict | balanced (default) | full
  *       strict    stores nothing on the device and sends only name, url and referrer
  *                 (plus event_id, offset_ms and hash_routing, which describe the
  *                 request, not the visitor): no props, screen width, engagement, vitals.
  *       balanced  everything below; nothing stored on the device.
- *       full      balanced + events the network did not take are kept in localStorage
- *                 (≤ 200 per tab) and replayed, once, by the next page load.
+ *       full      balanced + events whose delivery is in doubt when the page is hidden
+ *                 (sending failed, or a request is unanswered) are kept in localStorage
+ *                 (one key, ≤ 200 events) and replayed, once, by the next page load.
  *   data-sample-rate        0..1: share of page loads that are tracked (default 1)
  *   data-hash-routing       the fragment names the page (#/route): hashchange is a pageview
- *   data-track-outbound, data-track-downloads, data-track-forms: "false" turns one off
- *   data-download-extensions  comma-separated extensions ("pdf,zip,tar.gz")
+ *   data-outbound, data-forms  "false" turns that tracking off
+ *   data-downloads          "false", or the extensions as a regex alternation ("pdf|zip")
  *   data-exclude            a regular expression; pages whose path matches send nothing
- *                           (analytics_script(exclude=["/admin/*"]) writes it from globs)
- *   data-respect-dnt        "false" ignores Do Not Track / Global Privacy Control
+ *                           (analytics_script() writes it from ANALYTICS_EXCLUDED_PATHS
+ *                           and its exclude= globs, with the server's fnmatch meaning)
+ *   data-dnt                "false" ignores Do Not Track / Global Privacy Control
  *   data-allow-automation   also run under WebDriver (navigator.webdriver): for tests
  *
  * Events (the collect protocol in DESIGN.md):
- *   pageview     on load (after prerendering) and on history navigation (pushState,
- *                replaceState, popstate; hashchange with hash routing), once per path:
- *                replacing or re-pushing the same path counts once. Referrer: the
- *                document's for the first, the previous in-app URL for the next ones
- *                (what a multi-page site's browser would send).
+ *   pageview     on load (once a prerendered page is shown) and on history navigation
+ *                (pushState, replaceState, popstate; hashchange with hash routing), once
+ *                per path: replacing or re-pushing the same path, or changing only the
+ *                query, counts once. Referrer: the document's for the first pageview,
+ *                the URL of the previous pageview for the next ones (what a multi-page
+ *                site's browser sends; the endpoint treats it as internal navigation).
  *   outbound, download  {url} without query or fragment (those carry tokens); sent at
- *                once with a keepalive request, which outlives the page.
+ *                once with a keepalive request, which outlives the page. Left and middle
+ *                clicks; downloads by extension or by the download attribute.
  *   form_submit  {form: id or name attribute}; never a field value.
- *   engagement   {engagement_ms, scroll_depth}: visible time and deepest scroll (0-100)
- *                since the last report, sent when the page is hidden or left (also by a
- *                history navigation) if it was visible ≥ 3 s or scrolled further, so a
- *                glance stays a bounce.
+ *   engagement   {engagement_ms, scroll_depth}: visible time since the last report and
+ *                deepest scroll (0-100), sent when the page is hidden or left (also by a
+ *                history navigation) once it was visible ≥ 3 s: a glance stays a bounce.
  *   web_vitals   {lcp, inp, cls, ttfb} of the page load, once, when first hidden.
- *   custom       window.fa.track(name, props). Calls made before this deferred script
- *                ran are kept by a stub in <head> and replayed:
+ *   custom       window.fa.track(name, props); props keep strings ≤ 2000 chars, finite
+ *                numbers and booleans. Calls made before this deferred script ran are
+ *                kept by a stub in <head> and replayed:
  *   <script>window.fa=window.fa||{q:[],track:function(){this.q.push(arguments)}}</script>
  *
  * Delivery: events are batched (≤ 20 per request, sent after 1 s or at 20) and handed
  * to sendBeacon when the page is hidden. Network errors, 429 and 5xx are retried with
- * exponential backoff and jitter; other 4xx are final (a 400/413 batch is split so only
- * the bad event is lost). Every event has a client UUID, so retries never double count;
- * queued events carry offset_ms (their age) and are dropped after 24 h.
+ * exponential backoff (1 s, 2 s, 4 s ... ≤ 60 s) and ±50 % jitter; other 4xx are final.
+ * Every event has a client UUID, so retries never double count; queued events carry
+ * offset_ms (their age) and are dropped after 24 h.
  *
  * Nothing here throws into the host page: every entry point is wrapped by `guard`.
  */
@@ -77,7 +82,8 @@
 
     const endpoint = attr("api"); // required: analytics_script() always writes it
     const hash = flag("hash-routing");
-    const downloads = dl != "false" && RegExp("\\.(" + (dl || "pdf|csv|docx?|xlsx?|pptx?|zip|gz|dmg|exe|mp[34]") + ")$", "i");
+    const downloads = dl != "false" &&
+      RegExp("\\.(" + (dl || "pdf|csv|docx?|xlsx?|pptx?|zip|gz|dmg|exe|mp[34]") + ")$", "i");
     const excluded = RegExp(attr("exclude") || "^$");
     let skip; // the current page is excluded
     const storage = mode == "full" && guard(() => localStorage)();
@@ -86,13 +92,16 @@
     let inflight = []; // pairs handed to fetch and not answered yet
     let timer = 0, retries = 0;
 
-    // crypto.randomUUID needs a secure context; a blob URL ends with a random (v4) UUID
-    // in every browser, secure or not.
-    const uuid = (c = crypto) => c.randomUUID ? c.randomUUID() : URL.createObjectURL(new Blob()).slice(-36);
+    // crypto.randomUUID needs a secure context (HTTPS, localhost). Elsewhere a blob URL,
+    // which ends with a random v4 UUID from the browser's CSPRNG in every browser, is the
+    // shortest fallback (each such empty blob URL lives until the page unloads).
+    const uuid = (c = crypto) =>
+      c.randomUUID ? c.randomUUID() : URL.createObjectURL(new Blob()).slice(-36);
 
     /** The JSON body of a batch; offset_ms is each event's age at this send. Events
      * older than 24 h are left out: the server would refuse the whole batch. */
-    const body = (batch, t = now()) => JSON.stringify(batch.filter(([created]) => t - created < 864e5)
+    const body = (batch, t = now()) => JSON.stringify(batch
+      .filter(([created]) => t - created < 864e5)
       .map(([created, e]) => (e.offset_ms = M.max(0, t - created), e)));
 
     /** Adds unconfirmed events to those kept for the next page load (full mode only;
@@ -154,7 +163,8 @@
     // scroll so far (0-100). Reported once the page was visible ≥ 3 s: a glance is a bounce.
     let engaged = 0, visibleSince = d.hidden ? 0 : now(), depth = 0;
     const measure = () => {
-      depth = M.max(depth, M.min(100, (w.scrollY + w.innerHeight) / d.documentElement.scrollHeight * 100) + 0.5 | 0);
+      const ratio = (w.scrollY + w.innerHeight) / d.documentElement.scrollHeight;
+      depth = M.max(depth, M.min(100, ratio * 100) + 0.5 | 0); // ≤ 100: overscroll, zoom
     };
     const leave = (t = now(), ms = engaged + (visibleSince && t - visibleSince)) => {
       measure();
@@ -182,9 +192,9 @@
     // Web vitals of the page load, without a library: TTFB; LCP; INP as the slowest
     // interaction of ≥ 16 ms (what INP is below 50 interactions); CLS as the largest
     // session window of shifts (shifts < 1 s apart; the 5 s cap of a window is left out
-    // for size: it only matters on pages that shift continuously). One observer, told apart by
-    // the third letter of the entry type.
-    // (0 once sent, or in strict mode: writes to it are then no-ops.)
+    // for size: it only matters on pages that shift continuously). One observer; entries
+    // are told apart by the third letter of their type. `vitals` is 0 once sent, or in
+    // strict mode: writes to it are then no-ops.
     let vitals = !strict && { cls: 0 }, win = 0, winLast = 0;
     guard((o) => {
       o = new PerformanceObserver(guard((list) => list.getEntries().map((e) => {
@@ -224,7 +234,8 @@
     // Links: downloads (by extension or download attribute), then outbound links.
     const click = (e, a = e.target.closest("a"), url = a && a.origin + a.pathname, name) => {
       if (/^http/.test(url) && e.button < 2 &&
-          (name = downloads && (a.hasAttribute("download") || downloads.test(a.pathname)) ? "download"
+          (name = downloads && (a.hasAttribute("download") || downloads.test(a.pathname))
+            ? "download"
             : flag("outbound", 1) && a.host != loc.host && "outbound")) urgent(name, { url });
     };
     on(d, "click", click, 1);
