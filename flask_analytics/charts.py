@@ -31,6 +31,8 @@ class Column:
     title: str
     #: Axis label, empty when this column's label is hidden to avoid overlaps.
     label: str
+    #: Every other shown label: hidden on narrow screens.
+    minor: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def build(
                 value=value,
                 title=title,
                 label=label if i % step == 0 else "",
+                minor=i % (2 * step) != 0,
             )
         )
     points = [(c.center, c.y) for c in columns]

@@ -40,7 +40,7 @@ PAGES = {
 def dashboard(app: Flask, analytics: Analytics) -> Flask:
     """The app with an open dashboard and a week of hostile-looking traffic."""
     analytics.dashboard_access(lambda: True)
-    seed(app, analytics, visitors=30)
+    seed(app, analytics, visitors=40, past_days=35)
     now = utcnow()
     hostile = [
         make_row(

@@ -180,10 +180,18 @@ class Seeded:
         return sorted({self.live_past, *self.aggregated, self.today})
 
 
-def seed(app: Flask, analytics: Analytics, *, visitors: int = 25, seed_value: int = 5) -> Seeded:
-    """Four past days (three aggregated, the oldest left live) and today (live).
+def seed(
+    app: Flask,
+    analytics: Analytics,
+    *,
+    visitors: int = 25,
+    seed_value: int = 5,
+    past_days: int = 4,
+) -> Seeded:
+    """``past_days`` past days (all aggregated but the oldest) and today (live).
 
-    Today's events stop ten minutes ago, except a few in the last two minutes (realtime).
+    Daily visitors vary around ``visitors``. Today's events stop ten minutes ago, except
+    a few in the last two minutes (realtime).
     """
     rnd = random.Random(seed_value)
     state = app.extensions["analytics"]
@@ -191,10 +199,11 @@ def seed(app: Flask, analytics: Analytics, *, visitors: int = 25, seed_value: in
     now = utcnow().replace(microsecond=0)
     today = state.local_date(now)
     rows: list[dict[str, Any]] = []
-    past = [today - dt.timedelta(days=n) for n in (4, 3, 2, 1)]
+    past = [today - dt.timedelta(days=n) for n in range(past_days, 0, -1)]
     for day in past:
         start, end = day_bounds(tz, day)
-        rows += day_events(rnd, start, end, visitors)
+        weekly = 0.75 if day.weekday() >= 5 else 1.0
+        rows += day_events(rnd, start, end, max(1, int(visitors * weekly * rnd.uniform(0.8, 1.2))))
     start, _end = day_bounds(tz, today)
     cutoff = now - dt.timedelta(minutes=10)
     if cutoff > start:
@@ -209,9 +218,8 @@ def seed(app: Flask, analytics: Analytics, *, visitors: int = 25, seed_value: in
             analytics.aggregate(day)
         with analytics.db.engine.connect() as conn:
             # Read back: the reference orders a visitor's events by (created_at, id).
-            stored = [
-                dict(r) for r in conn.execute(sa.select(analytics.Event.__table__)).mappings()
-            ]
+            table = analytics.Event.__table__
+            stored = [dict(r) for r in conn.execute(sa.select(table)).mappings()]
     return Seeded(stored, today, past[1:], past[0], tz, now)
 
 
