@@ -90,44 +90,86 @@ def script_view() -> Response:
 def glob_to_js_regex(globs: Iterable[str]) -> str:
     """One JavaScript regular expression matching a path against any of ``globs``.
 
-    Globs mean what ``ANALYTICS_EXCLUDED_PATHS`` means on the server (``fnmatch``):
-    ``*`` matches anything, ``/`` included, ``?`` one character, ``[abc]``/``[!abc]`` sets.
+    Globs mean what ``ANALYTICS_EXCLUDED_PATHS`` means on the server: the exact path, or
+    ``fnmatch``: ``*`` matches anything, ``/`` included, ``?`` one character, ``[abc]`` and
+    ``[!abc]`` sets.
     """
-    parts = [_glob_to_js(glob) for glob in globs]
+    parts = []
+    for glob in globs:
+        translated = _glob_to_js(glob)
+        # The exact path too, where the glob does not match itself ("/a[b]" matches "/ab").
+        matches_itself = re.fullmatch(translated, glob) is not None
+        parts.append(translated if matches_itself else f"{translated}|{re.escape(glob)}")
     return "^(?:" + "|".join(parts) + ")$" if parts else ""
 
 
 def _glob_to_js(glob: str) -> str:
+    # CPython's fnmatch.translate, minus its Python-only wrapper, so the tracker and
+    # the server agree on every glob (sets, ranges, the odd empty or reversed range).
     out: list[str] = []
     i, n = 0, len(glob)
     while i < n:
         char = glob[i]
         i += 1
         if char == "*":
-            out.append(".*")
+            if not out or out[-1] != ".*":
+                out.append(".*")
         elif char == "?":
             out.append(".")
         elif char == "[":
-            j = i
-            if j < n and glob[j] == "!":
-                j += 1
-            if j < n and glob[j] == "]":
-                j += 1
-            while j < n and glob[j] != "]":
-                j += 1
-            if j >= n:
-                out.append("\\[")
-                continue
-            inner = glob[i:j].replace("\\", "\\\\")
-            if inner.startswith("!"):
-                inner = "^" + inner[1:]
-            elif inner.startswith("^"):
-                inner = "\\" + inner
-            out.append(f"[{inner}]")
-            i = j + 1
+            regex, i = _set_to_js(glob, i)
+            out.append(regex)
         else:
             out.append(re.escape(char))
     return "".join(out)
+
+
+def _set_to_js(glob: str, i: int) -> tuple[str, int]:
+    """The regex of the ``[...]`` set opening before ``glob[i]``, and where it ends."""
+    start, n = i, len(glob)
+    j = i
+    if j < n and glob[j] == "!":
+        j += 1
+    if j < n and glob[j] == "]":
+        j += 1
+    while j < n and glob[j] != "]":
+        j += 1
+    if j >= n:
+        return "\\[", start  # not a set: a literal "["
+    end = j + 1
+    stuff = glob[i:j]
+    if "-" not in stuff:
+        stuff = stuff.replace("\\", "\\\\")
+    else:
+        chunks = []
+        k = i + 2 if glob[i] == "!" else i + 1
+        while True:
+            k = glob.find("-", k, j)
+            if k < 0:
+                break
+            chunks.append(glob[i:k])
+            i = k + 1
+            k = k + 3
+        chunk = glob[i:j]
+        if chunk:
+            chunks.append(chunk)
+        else:
+            chunks[-1] += "-"
+        for k in range(len(chunks) - 1, 0, -1):  # drop empty (reversed) ranges
+            if chunks[k - 1][-1] > chunks[k][0]:
+                chunks[k - 1] = chunks[k - 1][:-1] + chunks[k][1:]
+                del chunks[k]
+        stuff = "-".join(c.replace("\\", "\\\\").replace("-", "\\-") for c in chunks)
+    stuff = re.sub(r"([&~|])", r"\\\1", stuff)
+    if not stuff:
+        return "(?!)", end  # empty set: never matches
+    if stuff == "!":
+        return ".", end
+    if stuff[0] == "!":
+        stuff = "^" + stuff[1:]
+    elif stuff[0] in ("^", "["):
+        stuff = "\\" + stuff
+    return f"[{stuff}]", end
 
 
 def _extensions(extensions: Iterable[str]) -> str:
