@@ -17,7 +17,9 @@ over a range are the sum of daily visitors (a visitor id lives one day).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final
 
@@ -255,12 +257,64 @@ class Row:
         return self.rates[name]
 
 
-def _row(key: Any, counts: dict[str, int], rates: Sequence[str]) -> Row:
+def _row(
+    key: Any, counts: dict[str, int], rates: Sequence[str], sums: Mapping[str, int] | None = None
+) -> Row:
+    """A row with ``rates`` derived from ``sums`` (default: its shown counts)."""
+    source = counts if sums is None else sums
     derived = {}
     for name in rates:
         numerator, denominator, scale = ROW_RATES[name]
-        derived[name] = ratio(counts[numerator], counts[denominator], scale)
+        derived[name] = ratio(source[numerator], source[denominator], scale)
     return Row(key, counts, derived)
+
+
+#: Key columns of each daily table (the rest, but id and date, are counts).
+LIVE_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
+    "DailySummary": (),
+    "DailyPage": ("path",),
+    "DailyPageReferrer": ("path", "referrer_host"),
+    "DailyTrafficSource": ("channel", "source"),
+    "DailyCountry": ("country",),
+    "DailyDevice": ("device_type", "browser", "os"),
+    "DailyUtm": ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"),
+    "DailySession": ("duration_bucket", "pages_bucket"),
+    "DailyEvent": ("name",),
+}
+_WIDE_KEYS: Final = 5
+_WIDE_COUNTS: Final = 6
+#: Above this many keys with live rows, a top-N query fetches every stored group instead.
+_MAX_LIVE_KEYS: Final = 2000
+
+
+class LiveCache:
+    """Live days' rows kept for ``ttl`` seconds, shared by the requests of one app.
+
+    Computing a live day runs the aggregation's session query over that day's raw
+    events; a dashboard user clicking through pages needs it once, not per page. Stored
+    days never go through here: their rows are read from the daily tables.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[dt.date, tuple[float, dict[str, list[dict[str, Any]]]]] = {}
+
+    def get(self, day: dt.date) -> dict[str, list[dict[str, Any]]] | None:
+        with self._lock:
+            entry = self._entries.get(day)
+            if entry is None or self._clock() - entry[0] >= self.ttl:
+                return None
+            return entry[1]
+
+    def put(self, day: dt.date, rows: dict[str, list[dict[str, Any]]]) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            self._entries = {d: e for d, e in self._entries.items() if now - e[0] < self.ttl}
+            self._entries[day] = (now, rows)
 
 
 # -- the reader -------------------------------------------------------------------------------
@@ -305,7 +359,12 @@ class Stats:
     """
 
     def __init__(
-        self, state: AnalyticsState, conn: sa.Connection, *, now: dt.datetime | None = None
+        self,
+        state: AnalyticsState,
+        conn: sa.Connection,
+        *,
+        now: dt.datetime | None = None,
+        live_cache: LiveCache | None = None,
     ) -> None:
         self.state = state
         self.conn = conn
@@ -316,7 +375,8 @@ class Stats:
         self._final: dict[dt.date, bool] = {}
         self._raw_span: tuple[dt.date, dt.date] | None = None
         self._raw_span_loaded = False
-        self._live_selects: dict[dt.date, Mapping[str, sa.Select[Any]]] = {}
+        self._live: dict[dt.date, dict[str, list[dict[str, Any]]]] = {}
+        self.live_cache = live_cache
 
     # -- which days are live ------------------------------------------------------------------
 
@@ -373,45 +433,185 @@ class Stats:
         self._load_final(days)
         return [d for d in days if d >= self.today or not self._final[d]]
 
-    def _live_select(self, table: str, day: dt.date) -> sa.Select[Any]:
-        if day not in self._live_selects:
-            self._live_selects[day] = live_selects(self.state, day)
-        return self._live_selects[day][table]
+    def live_rows(self, table: str, day: dt.date) -> list[dict[str, Any]]:
+        """Rows of daily table ``table`` for live ``day``, computed from raw events.
 
-    def rows(self, table: str, rng: DateRange, columns: Sequence[str]) -> sa.Subquery:
-        """``columns`` of daily table ``table`` over ``rng``: stored rows UNION ALL live rows."""
+        All nine tables of a day come from one statement (the aggregation's selects,
+        sharing their CTEs, so the day's sessions are computed once per request) and are
+        kept for the rest of the request.
+        """
+        if day not in self._live:
+            cached = self.live_cache.get(day) if self.live_cache is not None else None
+            if cached is None:
+                cached = self._fetch_live(day)
+                if self.live_cache is not None:
+                    self.live_cache.put(day, cached)
+            self._live[day] = cached
+        return self._live[day][table]
+
+    def _fetch_live(self, day: dt.date) -> dict[str, list[dict[str, Any]]]:
+        if self.conn.dialect.name == "postgresql":
+            # The sessions CTE is materialized whole (every landing attribute): give its
+            # hash aggregate room so it does not spill to disk. Reset at transaction end.
+            self.conn.execute(sa.text("SET LOCAL work_mem = '32MB'"))
+        selects = live_selects(self.state, day)
+        names = list(selects)
+        parts = []
+        for tag, name in enumerate(names):
+            sub = selects[name].subquery()
+            keys, counts = LIVE_KEYS[name], self._counts(name)
+            parts.append(
+                sa.select(
+                    sa.literal(tag, sa.Integer()).label("tag"),
+                    *(sa.cast(sub.c[k], sa.String()).label(f"k{i}") for i, k in enumerate(keys)),
+                    *(
+                        sa.cast(sa.null(), sa.String()).label(f"k{i}")
+                        for i in range(len(keys), _WIDE_KEYS)
+                    ),
+                    *(
+                        sa.cast(sub.c[c], sa.BigInteger()).label(f"n{i}")
+                        for i, c in enumerate(counts)
+                    ),
+                    *(
+                        sa.cast(sa.literal(0), sa.BigInteger()).label(f"n{i}")
+                        for i in range(len(counts), _WIDE_COUNTS)
+                    ),
+                )
+            )
+        result: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for row in self.conn.execute(sa.union_all(*parts)):
+            name = names[row[0]]
+            keys, counts = LIVE_KEYS[name], self._counts(name)
+            values: dict[str, Any] = {"date": day}
+            for i, key in enumerate(keys):
+                value = row[1 + i]
+                # Keys travel as text in the shared layout; bucket bounds are integers.
+                values[key] = int(value) if value is not None and key.endswith("_bucket") else value
+            for i, count in enumerate(counts):
+                values[count] = int(row[1 + _WIDE_KEYS + i] or 0)
+            result[name].append(values)
+        return result
+
+    def _counts(self, table: str) -> tuple[str, ...]:
+        skip = {"id", "date", *LIVE_KEYS[table]}
+        return tuple(c.name for c in self.models.daily[table].__table__.c if c.name not in skip)
+
+    def grouped(
+        self,
+        table: str,
+        rng: DateRange,
+        keys: Sequence[str],
+        counts: Sequence[str],
+        *,
+        equals: Mapping[str, Any] | None = None,
+        exclude: Sequence[Any] = (),
+        skip_null: bool = False,
+        positive: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
+        """Sums of ``counts`` of daily table ``table`` over ``rng``, grouped by ``keys``.
+
+        Stored rows of final days are grouped in SQL; live days' rows (see
+        :meth:`live_rows`) are added in Python. With ``limit``, SQL returns only the top
+        stored groups plus the stored sums of every key that has live rows: a key
+        without live rows can only reach the merged top if it is in the stored top, so
+        the result is exact. ``exclude``, ``skip_null`` and ``positive`` (a count that
+        must be above zero) filter the first key; ``equals`` filters any column.
+        """
         model = self.models.daily[table].__table__
-        live = self.live_days(rng)
-        stored = sa.select(*(model.c[c] for c in columns)).where(
-            model.c.date.between(rng.start, rng.end)
-        )
-        if live:
-            stored = stored.where(model.c.date.not_in(live))
-        parts: list[sa.Select[Any]] = [stored]
-        for day in live:
-            select = self._live_select(table, day).subquery()
-            parts.append(sa.select(*(select.c[c] for c in columns)))
-        if len(parts) == 1:
-            return stored.subquery()
-        return sa.union_all(*parts).subquery()
+        equals = equals or {}
+        live_days = self.live_days(rng)
+        live: dict[tuple[Any, ...], list[int]] = {}
+        for day in live_days:
+            for row in self.live_rows(table, day):
+                if any(row[column] != value for column, value in equals.items()):
+                    continue
+                acc = live.setdefault(tuple(row[k] for k in keys), [0] * len(counts))
+                for i, count in enumerate(counts):
+                    acc[i] += row[count]
 
-    # -- summary ------------------------------------------------------------------------------
+        key_columns = [model.c[k] for k in keys]
+        sums = [sa.func.sum(model.c[c]) for c in counts]
+        base = (
+            sa.select(*key_columns, *sums)
+            .where(model.c.date.between(rng.start, rng.end))
+            .group_by(*key_columns)
+        )
+        if live_days:
+            base = base.where(model.c.date.not_in(live_days))
+        for column, value in equals.items():
+            base = base.where(model.c[column] == value)
+        if exclude:
+            base = base.where(key_columns[0].not_in(list(exclude)))
+        if skip_null:
+            base = base.where(key_columns[0].is_not(None))
+        queries = [base]
+        live_keys = [k[0] for k in live]
+        if limit is not None and len(live_keys) <= _MAX_LIVE_KEYS:
+            top = base
+            if positive is not None:
+                top = top.having(sums[counts.index(positive)] > 0)
+            order = sums[counts.index(sort or counts[0])]
+            queries = [
+                top.order_by(order.desc(), *(k.asc().nulls_last() for k in key_columns)).limit(
+                    offset + limit
+                )
+            ]
+            if live_keys:
+                known = [k for k in live_keys if k is not None]
+                condition = key_columns[0].in_(known)
+                if len(known) < len(live_keys):
+                    condition = sa.or_(condition, key_columns[0].is_(None))
+                queries.append(base.where(condition))
+        merged: dict[tuple[Any, ...], list[int]] = {}
+        for query in queries:
+            for record in self.conn.execute(query):
+                key = tuple(
+                    _as_date(v) if k == "date" else v for k, v in zip(keys, record, strict=False)
+                )
+                merged[key] = [int(v or 0) for v in record[len(keys) :]]
+        for key, values in live.items():
+            stored = merged.get(key, [0] * len(counts))
+            merged[key] = [a + b for a, b in zip(stored, values, strict=True)]
+
+        result = []
+        for key, values in merged.items():
+            first = key[0]
+            if (skip_null and first is None) or (exclude and first in exclude):
+                continue
+            counted = dict(zip(counts, values, strict=True))
+            if positive is not None and counted[positive] <= 0:
+                continue
+            result.append((key, counted))
+        if sort is not None:
+            result.sort(
+                key=lambda item: (
+                    -item[1][sort],
+                    *((k is None, k if k is not None else "") for k in item[0]),
+                )
+            )
+        else:
+            result.sort(key=lambda item: tuple((k is None, k) for k in item[0]))
+        if limit is not None:
+            result = result[offset : offset + limit]
+        return result
+
+    # -- summary --------------------------------------------------------------------------
 
     def daily_totals(self, rng: DateRange) -> dict[dt.date, Totals]:
         """Totals of every day of ``rng`` (days without data count zero)."""
-        rows = self.rows("DailySummary", rng, ("date", *SUMMARY_COUNTS))
-        query = sa.select(rows.c.date, *(sa.func.sum(rows.c[c]) for c in SUMMARY_COUNTS))
         result = {day: Totals() for day in rng.dates()}
-        for day, *counts in self.conn.execute(query.group_by(rows.c.date)):
-            day = _as_date(day)
+        for (day,), counts in self.grouped("DailySummary", rng, ("date",), SUMMARY_COUNTS):
             if day in result:
-                result[day] = Totals(*(int(c or 0) for c in counts))
+                result[day] = Totals(**counts)
         return result
 
     def totals(self, rng: DateRange) -> Totals:
         return sum(self.daily_totals(rng).values(), Totals())
 
-    # -- breakdowns ---------------------------------------------------------------------------
+    # -- breakdowns -----------------------------------------------------------------------
 
     def breakdown(
         self,
@@ -422,84 +622,63 @@ class Stats:
         offset: int = 0,
         path: str | None = None,
         exclude: Sequence[str] = (),
+        counts: Sequence[str] | None = None,
     ) -> list[Row]:
         """Top rows of ``dimension`` over ``rng`` (optionally of one page path).
 
-        ``exclude`` drops keys (e.g. the tracker's own event names on the Events page).
+        ``exclude`` drops keys (e.g. the tracker's own event names on the Events page);
+        ``counts`` limits the sums to those a view shows (rates needing others are left
+        out).
         """
-        columns = [dimension.key, *dimension.counts]
-        if path is not None and "path" not in columns:
-            columns.append("path")
-        rows = self.rows(dimension.table, rng, columns)
-        key = rows.c[dimension.key]
-        sums = {c: sa.func.sum(rows.c[c]) for c in dimension.counts}
-        query = sa.select(key, *(s.label(c) for c, s in sums.items())).group_by(key)
-        if dimension.skip_null:
-            query = query.where(key.is_not(None))
-        if path is not None:
-            query = query.where(rows.c.path == path)
-        if exclude:
-            query = query.where(key.not_in(list(exclude)))
-        if dimension.positive is not None:
-            query = query.having(sums[dimension.positive] > 0)
-        query = (
-            query.order_by(sums[dimension.sort].desc(), key.asc().nulls_last())
-            .limit(limit)
-            .offset(offset)
+        wanted = tuple(counts) if counts is not None else dimension.counts
+        needed = {dimension.sort, *([dimension.positive] if dimension.positive else [])}
+        summed = (*wanted, *(c for c in dimension.counts if c in needed and c not in wanted))
+        rows = self.grouped(
+            dimension.table,
+            rng,
+            (dimension.key,),
+            summed,
+            equals={"path": path} if path is not None else None,
+            exclude=exclude,
+            skip_null=dimension.skip_null,
+            positive=dimension.positive,
+            sort=dimension.sort,
+            limit=limit,
+            offset=offset,
         )
-        return [
-            _row(k, _ints(dimension.counts, vals), dimension.rates)
-            for k, *vals in self.conn.execute(query)
-        ]
+        rates = [r for r in dimension.rates if set(ROW_RATES[r][:2]) <= set(summed)]
+        return [_row(key[0], {c: sums[c] for c in wanted}, rates, sums) for key, sums in rows]
 
     def page_daily(self, rng: DateRange, path: str) -> dict[dt.date, Totals]:
         """Visitors and pageviews of one page per day (other counts stay zero)."""
-        rows = self.rows("DailyPage", rng, ("date", "path", "visitors", "pageviews"))
-        query = (
-            sa.select(rows.c.date, sa.func.sum(rows.c.visitors), sa.func.sum(rows.c.pageviews))
-            .where(rows.c.path == path)
-            .group_by(rows.c.date)
-        )
         result = {day: Totals() for day in rng.dates()}
-        for day, visitors, pageviews in self.conn.execute(query):
-            result[_as_date(day)] = Totals(
-                visitors=int(visitors or 0), pageviews=int(pageviews or 0)
-            )
+        rows = self.grouped(
+            "DailyPage", rng, ("date",), ("visitors", "pageviews"), equals={"path": path}
+        )
+        for (day,), counts in rows:
+            result[day] = Totals(**counts)
         return result
 
     def page_referrers(self, rng: DateRange, path: str, *, limit: int = 20) -> list[Row]:
         """Referrer hosts of one page: visitors and pageviews (NULL host = direct/none)."""
-        rows = self.rows(
-            "DailyPageReferrer", rng, ("path", "referrer_host", "visitors", "pageviews")
+        rows = self.grouped(
+            "DailyPageReferrer",
+            rng,
+            ("referrer_host",),
+            ("visitors", "pageviews"),
+            equals={"path": path},
+            sort="visitors",
+            limit=limit,
         )
-        visitors, pageviews = sa.func.sum(rows.c.visitors), sa.func.sum(rows.c.pageviews)
-        query = (
-            sa.select(rows.c.referrer_host, visitors, pageviews)
-            .where(rows.c.path == path)
-            .group_by(rows.c.referrer_host)
-            .order_by(visitors.desc(), rows.c.referrer_host.asc().nulls_last())
-            .limit(limit)
-        )
-        return [
-            Row(host, {"visitors": int(v or 0), "pageviews": int(p or 0)})
-            for host, v, p in self.conn.execute(query)
-        ]
+        return [Row(key[0], counts) for key, counts in rows]
 
     def sessions_histogram(self, rng: DateRange, bucket: str) -> list[Row]:
         """Sessions per ``duration_bucket`` or ``pages_bucket`` (lower bounds), ascending."""
         if bucket not in ("duration_bucket", "pages_bucket"):
             raise ValueError(f"unknown session bucket {bucket!r}")
-        rows = self.rows("DailySession", rng, (bucket, "sessions", "total_duration_s", "pageviews"))
         counts = ("sessions", "total_duration_s", "pageviews")
-        query = (
-            sa.select(rows.c[bucket], *(sa.func.sum(rows.c[c]) for c in counts))
-            .group_by(rows.c[bucket])
-            .order_by(rows.c[bucket])
-        )
-        return [
-            _row(int(b), _ints(counts, vals), ("views_per_session",))
-            for b, *vals in self.conn.execute(query)
-        ]
+        rows = self.grouped("DailySession", rng, (bucket,), counts)
+        return [_row(int(key[0]), c, ("views_per_session",)) for key, c in rows]
 
     # -- freshness ----------------------------------------------------------------------------
 
@@ -569,6 +748,14 @@ class Stats:
             Hour(_to_local(s, self.tz), visitors, pageviews)
             for s, (visitors, pageviews) in zip(starts, slots, strict=True)
         ]
+
+    def current_visitors(self) -> int:
+        """Distinct visitors of raw events in the last five minutes."""
+        table = self.models.Event.__table__
+        query = sa.select(sa.func.count(sa.distinct(table.c.visitor_id))).where(
+            table.c.created_at >= self.now - REALTIME_WINDOW
+        )
+        return int(self.conn.execute(query).scalar() or 0)
 
     def realtime(self, *, limit: int = 10) -> Realtime:
         """Current visitors (last 5 minutes) and the last 30 minutes of raw events."""

@@ -582,3 +582,25 @@ def test_host_base_template_wraps_the_dashboard(make_app: Any) -> None:
         assert "fa-tabs" in html, page
     html = client.get("/analytics/locations?period=today").get_data(as_text=True)
     assert "Pays FR" in html
+
+
+def today_visitors(client: Any) -> int:
+    body = client.get("/analytics/api/stats?period=today").get_json()
+    visitors: int = body["totals"]["visitors"]
+    return visitors
+
+
+@pytest.mark.parametrize(("ttl", "fresh"), [(0, True), (3600, False)])
+def test_todays_numbers_are_reused_for_the_live_ttl(make_app: Any, ttl: int, fresh: bool) -> None:
+    app = make_app(ANALYTICS_DASHBOARD_LIVE_TTL=ttl)
+    analytics: Analytics = app.extensions["analytics_test"]
+    allow(analytics)
+    client = app.test_client()
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=5)
+    with app.app_context():
+        insert(analytics, [make_row(now, 1)])
+        assert today_visitors(client) == 1
+        insert(analytics, [make_row(now, 2)])
+        assert today_visitors(client) == (2 if fresh else 1)
+        # The realtime count never waits for the cache.
+        assert client.get("/analytics/api/realtime").get_json()["visitors"] == 2

@@ -30,6 +30,7 @@ from flask_analytics.stats import (
     REALTIME_WINDOW,
     DateRange,
     Dimension,
+    LiveCache,
     Stats,
     Totals,
 )
@@ -525,3 +526,70 @@ def test_realtime_counts_the_last_five_minutes(paris_app: Flask, seeded: Seeded)
     assert len(live.recent) == min(20, len(shown))
     times = [r["created_at"] for r in live.recent]
     assert times == sorted(times, reverse=True)
+
+
+# -- merging stored and live rows -----------------------------------------------------------------
+
+
+def test_live_counts_can_lift_a_key_into_the_top(app: Flask, analytics: Analytics) -> None:
+    state = app.extensions["analytics"]
+    today = state.today()
+    stored_day = today - dt.timedelta(days=1)
+    page = analytics.DailyPage.__table__
+    source = analytics.DailyTrafficSource.__table__
+    run = analytics.AggregationRun.__table__
+    after = day_bounds(state.settings.timezone, stored_day)[1] + dt.timedelta(hours=1)
+    stored_pages = {"/a": 10, "/b": 9, "/c": 1, "/d": 8}
+    with app.app_context():
+        with analytics.db.engine.begin() as conn:
+            conn.execute(
+                sa.insert(page),
+                [{"date": stored_day, "path": p, "visitors": v, "pageviews": v, "entries": 0,
+                  "exits": 0, "total_engagement_ms": 0} for p, v in stored_pages.items()],
+            )  # fmt: skip
+            conn.execute(
+                sa.insert(source),
+                [{"date": stored_day, "channel": c, "source": s, "visitors": 1, "sessions": n,
+                  "pageviews": n, "bounces": 0}
+                 for c, s, n in (("Direct", None, 5), ("Referral", "x.com", 6), ("Email", "nl", 7))],
+            )  # fmt: skip
+            conn.execute(
+                sa.insert(run),
+                [{"date": stored_day, "started_at": after, "finished_at": after,
+                  "source_events": 1}],
+            )  # fmt: skip
+        # Today (live): /c gets 20 more visitors, /e 1; 3 direct visits.
+        now = utcnow() - dt.timedelta(seconds=5)
+        start = day_bounds(state.settings.timezone, today)[0]
+        moment = max(start, now - dt.timedelta(minutes=1))
+        rows = [make_row(moment, 100 + i, path="/c") for i in range(20)]
+        rows += [make_row(moment, 200, path="/e")]
+        insert(analytics, rows)
+        with analytics.db.engine.connect() as conn:
+            stats = open_stats(app, conn)
+            rng = DateRange(stored_day, today)
+            assert stats.live_days(rng) == [today]
+            top = stats.breakdown(DIMENSIONS["page"], rng, limit=2)
+            assert [(r.key, r.counts["visitors"]) for r in top] == [("/c", 21), ("/a", 10)]
+            second = stats.breakdown(DIMENSIONS["page"], rng, limit=2, offset=2)
+            assert [(r.key, r.counts["visitors"]) for r in second] == [("/b", 9), ("/d", 8)]
+            # A NULL key with live rows (direct visits) is merged with its stored row too.
+            sources = stats.breakdown(DIMENSIONS["source"], rng, limit=1)
+            assert [(r.key, r.counts["sessions"]) for r in sources] == [(None, 5 + 21)]
+
+
+def test_live_cache_expires() -> None:
+    clock = [100.0]
+    cache = LiveCache(30, clock=lambda: clock[0])
+    day = dt.date(2026, 1, 1)
+    rows: dict[str, list[dict[str, Any]]] = {"DailySummary": []}
+    assert cache.get(day) is None
+    cache.put(day, rows)
+    assert cache.get(day) is rows
+    clock[0] += 29.9
+    assert cache.get(day) is rows
+    clock[0] += 0.1
+    assert cache.get(day) is None
+    off = LiveCache(0, clock=lambda: clock[0])
+    off.put(day, rows)
+    assert off.get(day) is None
