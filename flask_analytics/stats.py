@@ -535,7 +535,7 @@ class Stats:
         key_columns = [model.c[k] for k in keys]
         sums = [sa.func.sum(model.c[c]) for c in counts]
         base = (
-            sa.select(*key_columns, *sums)
+            sa.select(*key_columns, *(total.label(f"fa_n{i}") for i, total in enumerate(sums)))
             .where(model.c.date.between(rng.start, rng.end))
             .group_by(*key_columns)
         )
@@ -547,31 +547,38 @@ class Stats:
             base = base.where(key_columns[0].not_in(list(exclude)))
         if skip_null:
             base = base.where(key_columns[0].is_not(None))
-        queries = [base]
+        query = base
         live_keys = [k[0] for k in live]
         if limit is not None and len(live_keys) <= _MAX_LIVE_KEYS:
-            top = base
+            order: list[Any] = []
             if positive is not None:
-                top = top.having(sums[counts.index(positive)] > 0)
-            order = sums[counts.index(sort or counts[0])]
-            queries = [
-                top.order_by(order.desc(), *(k.asc().nulls_last() for k in key_columns)).limit(
-                    offset + limit
-                )
+                # Keys failing the filter rank last (the merged counts decide later).
+                order.append(sa.case((sums[counts.index(positive)] > 0, 0), else_=1))
+            order += [
+                sums[counts.index(sort or counts[0])].desc(),
+                *(k.asc().nulls_last() for k in key_columns),
             ]
-            if live_keys:
+            if not live_keys:
+                query = base.order_by(*order).limit(offset + limit)
+            else:
+                # One pass: the stored top groups, plus every key that has live rows.
+                rank = sa.func.row_number().over(order_by=order).label("fa_rank")
+                ranked = base.add_columns(rank).subquery()
                 known = [k for k in live_keys if k is not None]
-                condition = key_columns[0].in_(known)
+                wanted: sa.ColumnElement[bool] = ranked.c[keys[0]].in_(known)
                 if len(known) < len(live_keys):
-                    condition = sa.or_(condition, key_columns[0].is_(None))
-                queries.append(base.where(condition))
-        merged: dict[tuple[Any, ...], list[int]] = {}
-        for query in queries:
-            for record in self.conn.execute(query):
-                key = tuple(
-                    _as_date(v) if k == "date" else v for k, v in zip(keys, record, strict=False)
+                    wanted = sa.or_(wanted, ranked.c[keys[0]].is_(None))
+                columns = [ranked.c[k] for k in keys]
+                columns += [ranked.c[f"fa_n{i}"] for i in range(len(sums))]
+                query = sa.select(*columns).where(
+                    sa.or_(ranked.c.fa_rank <= offset + limit, wanted)
                 )
-                merged[key] = [int(v or 0) for v in record[len(keys) :]]
+        merged: dict[tuple[Any, ...], list[int]] = {}
+        for record in self.conn.execute(query):
+            key = tuple(
+                _as_date(v) if k == "date" else v for k, v in zip(keys, record, strict=False)
+            )
+            merged[key] = [int(v or 0) for v in record[len(keys) :]]
         for key, values in live.items():
             stored = merged.get(key, [0] * len(counts))
             merged[key] = [a + b for a, b in zip(stored, values, strict=True)]
