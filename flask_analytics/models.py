@@ -245,6 +245,10 @@ def build_models(db: Any, event_model: Any) -> Models:
             f"event_model's table must be named {EventMixin.__tablename__!r}, "
             f"not {event_model.__table__.name!r}."
         )
+    # Archived rows keep their ids, so the event table must never hand an id out twice:
+    # without AUTOINCREMENT SQLite reuses the ids of deleted (archived) rows. Set here
+    # rather than in the mixin's __table_args__, which a host subclass may replace.
+    event_model.__table__.dialect_options["sqlite"]["autoincrement"] = True
     archive = type(
         "AnalyticsEventArchive",
         (db.Model,),

@@ -191,15 +191,7 @@ def test_rerun_moves_nothing_more_and_late_events_wait_for_reaggregation(ny_app,
     assert sorted(table_rows(ny_app, "archive")) == sorted(first + late)
 
 
-def test_ids_of_archived_events_are_not_given_to_new_events(ny_app, request, monkeypatch):
-    if ny_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="analytics_event lacks sqlite_autoincrement: SQLite reuses the ids "
-                "of archived rows (models.py change requested)",
-            )
-        )
+def test_ids_of_archived_events_are_not_given_to_new_events(ny_app, monkeypatch):
     state = fix_today(monkeypatch, ny_app, TODAY)
     first = add_events(ny_app, [utc(dt.datetime(2026, 1, 5, 8))] * 3)
     mark_aggregated(ny_app, dt.date(2026, 1, 5), 3)
