@@ -106,10 +106,14 @@ def test_engagement_and_scroll_depth_are_sent_on_leaving(site: Site, page):
     started = time.monotonic()
     page.goto(site.url + "/tall")
     wait_for_events(site, page, lambda ev: named(ev, "pageview"), "the pageview")
-    page.evaluate("window.scrollTo(0, document.body.scrollHeight / 2)")
-    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-    page.wait_for_function("window.scrollY > 0")
-    page.evaluate("window.scrollTo(0, 0)")  # the deepest scroll counts, not the last
+    for position in ("document.body.scrollHeight", "0"):  # the deepest scroll counts
+        # Resolves once the scroll event was dispatched (the tracker's listener first).
+        page.evaluate(
+            f"""() => new Promise(resolve => {{
+                addEventListener("scroll", resolve, {{once: true}});
+                scrollTo(0, {position});
+            }})"""
+        )
     page.clock.fast_forward(5000)  # five seconds of visible time
     page.goto(site.url + "/page/next")
     events = wait_for_events(site, page, lambda ev: named(ev, "engagement"), "engagement")
