@@ -43,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from croniter import croniter  # type: ignore[import-untyped]
+from croniter import croniter
 from flask import Flask, current_app, has_app_context
 from redis import Redis
 from redis.exceptions import LockError, RedisError
