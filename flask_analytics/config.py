@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_COLLECT_URL": "/_analytics/collect",
     #: URL path the tracker script is served from.
     "ANALYTICS_SCRIPT_URL": "/_analytics/script.js",
+    #: Serve the readable tracker.js instead of tracker.min.js (also when app.debug is on).
+    "ANALYTICS_TRACKER_DEBUG": False,
     #: URL prefix of the admin dashboard.
     "ANALYTICS_DASHBOARD_URL": "/analytics",
     #: Template the dashboard layout extends (put the dashboard inside your admin chrome).

@@ -43,7 +43,7 @@ class TrackerAsset:
 
 
 def _debug() -> bool:
-    return bool(current_app.debug or current_app.config.get("ANALYTICS_TRACKER_DEBUG"))
+    return bool(current_app.debug or current_app.config["ANALYTICS_TRACKER_DEBUG"])
 
 
 def tracker_asset(debug: bool = False) -> TrackerAsset:
