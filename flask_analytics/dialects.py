@@ -73,16 +73,6 @@ def sqlite_busy_timeout(conn: sa.Connection, milliseconds: int | None) -> int | 
     return previous
 
 
-def analyze(conn: sa.Connection, table: sa.Table) -> None:
-    """Refresh the planner statistics of a freshly filled (temporary) table.
-
-    PostgreSQL never analyzes temporary tables by itself and would plan joins and
-    groupings on them from a default guess of their size.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f'ANALYZE "{table.name}"')
-
-
 def sortable_number(value: Any, width: int, dialect: str) -> Any:
     """``value`` (an integer >= 0) as zero-padded text that sorts like the number.
 
