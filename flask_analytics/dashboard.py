@@ -884,6 +884,8 @@ def make_blueprint(settings: Settings) -> Blueprint:
         query = _query()
         with _stats() as stats:
             totals = stats.totals(query.range)
+            comparison = query.comparison
+            previous = stats.totals(comparison) if comparison is not None else None
             durations = stats.sessions_histogram(query.range, "duration_bucket")
             pages_rows = stats.sessions_histogram(query.range, "pages_bucket")
             duration_bounds = _bucket_bounds("DURATION_BUCKETS", durations)
@@ -897,6 +899,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
                 query,
                 session_minutes=_state().settings.session_timeout // 60,
                 totals=totals,
+                previous=previous,
                 durations=list(zip(d_labels, durations, strict=True)),
                 pages_rows=list(zip(p_labels, pages_rows, strict=True)),
                 duration_chart=histogram_chart(durations, d_labels, "long"),
