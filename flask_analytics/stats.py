@@ -123,7 +123,15 @@ class Totals:
     events: int = 0
 
     def __add__(self, other: Totals) -> Totals:
-        return Totals(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        # Spelled out: a year of days is added per chart, fields() would dominate.
+        return Totals(
+            self.visitors + other.visitors,
+            self.sessions + other.sessions,
+            self.pageviews + other.pageviews,
+            self.bounces + other.bounces,
+            self.total_duration_s + other.total_duration_s,
+            self.events + other.events,
+        )
 
     @property
     def views_per_session(self) -> float | None:
@@ -867,12 +875,11 @@ def _to_local(utc: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
 
 def buckets(daily: Mapping[dt.date, Totals], rng: DateRange, interval: str) -> list[Bucket]:
     """Group daily totals by ``interval`` ("day" or "month"), in date order."""
-    result: list[Bucket] = []
+    if interval != "month":
+        return [Bucket(day, day, daily.get(day, Totals())) for day in rng.dates()]
+    months: dict[tuple[int, int], list[Any]] = {}
     for day in rng.dates():
-        totals = daily.get(day, Totals())
-        if interval == "month" and result and result[-1].start.month == day.month:
-            last = result[-1]
-            result[-1] = Bucket(last.start, day, last.totals + totals)
-        else:
-            result.append(Bucket(day, day, totals))
-    return result
+        entry = months.setdefault((day.year, day.month), [day, day, []])
+        entry[1] = day
+        entry[2].append(daily.get(day, Totals()))
+    return [Bucket(first, last, sum(parts, Totals())) for first, last, parts in months.values()]

@@ -33,6 +33,7 @@ from flask_analytics.stats import (
     LiveCache,
     Stats,
     Totals,
+    buckets,
 )
 
 from .reference import reference_daily
@@ -593,3 +594,17 @@ def test_live_cache_expires() -> None:
     off = LiveCache(0, clock=lambda: clock[0])
     off.put(day, rows)
     assert off.get(day) is None
+
+
+def test_month_buckets_sum_their_days() -> None:
+    rng = DateRange(dt.date(2025, 12, 30), dt.date(2026, 2, 2))
+    daily = {day: Totals(visitors=1, pageviews=day.day) for day in rng.dates()}
+    months = buckets(daily, rng, "month")
+    assert [(b.start, b.end) for b in months] == [
+        (dt.date(2025, 12, 30), dt.date(2025, 12, 31)),
+        (dt.date(2026, 1, 1), dt.date(2026, 1, 31)),
+        (dt.date(2026, 2, 1), dt.date(2026, 2, 2)),
+    ]
+    assert [b.totals.visitors for b in months] == [2, 31, 2]
+    assert months[1].totals.pageviews == sum(range(1, 32))
+    assert len(buckets(daily, rng, "day")) == rng.days
