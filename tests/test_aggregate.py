@@ -26,6 +26,9 @@ from flask_analytics.aggregate import (
     daily_selects,
     day_bounds,
     lock_day,
+    sessions_select,
+    source_events,
+    table_selects,
 )
 from flask_analytics.extension import utcnow
 
@@ -277,6 +280,27 @@ def test_daily_selects_equal_the_aggregated_rows(app, analytics):
     assert_matches_reference(live, stored)
     # Sums come back as ints on PostgreSQL too (not Decimal): the dashboard serializes them.
     assert all(type(v) is int for v in live["DailySummary"][0].values() if v != DAY)
+
+
+def test_sessions_select_from_src_only_gives_the_same_rows(app, analytics):
+    """The slower form without models/bounds (stats.py builds per-day CTEs with it)."""
+    with app.app_context():
+        insert_events(analytics, hand_day())
+        move_to_archive(analytics, at("00:00:00"), at("12:00:00"))
+        analytics.aggregate(DAY)
+        stored = daily_rows(analytics, DAY)
+        state = analytics.state()
+        start, end = day_bounds(state.settings.timezone, DAY)
+        src = source_events(state.models, start, end).cte("src_x")
+        dialect = analytics.db.engine.dialect.name
+        sessions = sessions_select(src, 1800, dialect).cte("sessions_x")
+        with analytics.db.engine.connect() as conn:
+            live = {
+                name: [dict(r) for r in conn.execute(select).mappings()]
+                for name, select in table_selects(DAY, src, sessions).items()
+            }
+    assert stored["DailySummary"][0]["sessions"] == 5
+    assert_matches_reference(live, stored)
 
 
 # -- time zones ---------------------------------------------------------------------------
