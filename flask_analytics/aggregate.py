@@ -19,7 +19,9 @@ Definitions (DESIGN.md "Definitions", made exact where it leaves a choice):
   are hashed with the salt of the event's local day, so the same person has another id
   after midnight; a visit spanning midnight counts as one visit on each day (as in
   Plausible). Hence "belongs to the day it starts" holds trivially and a day's rows
-  depend on that day's events only.
+  depend on that day's events only. The timeout applies to every event alike: an
+  ``engagement`` sent when a tab is closed more than ``SESSION_TIMEOUT`` after its
+  pageview starts a session of its own (without pageview), as any late event would.
 - Landing event of a session: its first pageview, or its first event when it has no
   pageview. The session's channel, source, the five UTM values, country, device type,
   browser and OS are the landing event's.
@@ -136,7 +138,8 @@ class AggregationResult:
     source_events: int
     #: Rows written per daily table, keyed like ``state.models.daily`` ("DailySummary"...).
     rows: Mapping[str, int]
-    #: When the run held the day's lock (its read starts here) and when it committed.
+    #: When the run held the day's lock (its reads start there) and when it had written
+    #: everything (its commit follows); both naive UTC, as recorded in the run row.
     started_at: dt.datetime
     finished_at: dt.datetime
 
@@ -468,19 +471,21 @@ def _in_table_order(models: Models, selects: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
-def daily_selects(state: AnalyticsState, day: dt.date) -> dict[str, Any]:
+def daily_selects(state: AnalyticsState, day: dt.date, *, cte_suffix: str = "") -> dict[str, Any]:
     """Live selects of every daily table of local ``day``, computed from its raw events.
 
     Keyed by daily model name ("DailySummary", ...); each yields exactly the rows
     ``aggregate_day`` would write (the table's columns but ``id``, in table order), built
-    by the same code. Run them on ``state.engine()``.
+    by the same code. Run them on ``state.engine()``. Their CTEs are named
+    ``src{cte_suffix}`` and ``sessions{cte_suffix}``: give each day its own suffix to
+    combine several days in one statement.
     """
     start, end = day_bounds(state.settings.timezone, day)
-    src = source_events(state.models, start, end).cte("src")
+    src = source_events(state.models, start, end).cte(f"src{cte_suffix}")
     dialect = state.engine().dialect.name
     sessions = sessions_select(
         src, state.settings.session_timeout, dialect, models=state.models, bounds=(start, end)
-    ).cte("sessions")
+    ).cte(f"sessions{cte_suffix}")
     return _in_table_order(state.models, table_selects(day, src, sessions))
 
 

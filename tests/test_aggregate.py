@@ -282,6 +282,20 @@ def test_daily_selects_equal_the_aggregated_rows(app, analytics):
     assert all(type(v) is int for v in live["DailySummary"][0].values() if v != DAY)
 
 
+def test_daily_selects_of_several_days_combine_in_one_statement(app, analytics):
+    other = DAY - dt.timedelta(days=1)
+    with app.app_context():
+        insert_events(analytics, hand_day())
+        state = analytics.state()
+        both = sa.union_all(
+            daily_selects(state, DAY, cte_suffix="_a")["DailySummary"],
+            daily_selects(state, other, cte_suffix="_b")["DailySummary"],
+        )
+        with analytics.db.engine.connect() as conn:
+            rows = {str(r.date)[:10]: r.pageviews for r in conn.execute(both)}
+    assert rows == {"2026-01-15": 7, "2026-01-14": 1}
+
+
 def test_sessions_select_from_src_only_gives_the_same_rows(app, analytics):
     """The slower form without models/bounds (stats.py builds per-day CTEs with it)."""
     with app.app_context():
