@@ -287,6 +287,83 @@ def purge_command(retention_days: int | None, dry_run: bool, sync: bool) -> None
         )
 
 
+# -- ingest buffer ----------------------------------------------------------------------------
+
+
+def _flushed(result: Any) -> str:
+    text = (
+        f"{_n(result.rows, 'event')} from {_n(result.entries, 'buffered request')}: "
+        f"{result.inserted:,} stored, {result.duplicates:,} duplicate"
+    )
+    if result.reclaimed:
+        text += f", {result.reclaimed:,} requests taken over from a stopped flusher"
+    if result.dead:
+        text += f", {result.dead:,} refused by the database (see the :dead stream)"
+    return text
+
+
+@contextmanager
+def _redis_errors(state: AnalyticsState) -> Iterator[None]:
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except RedisError as exc:
+        url = jobs.safe_url(state.settings.buffer_redis_url or "")
+        raise click.ClickException(
+            f"Redis is not reachable at {url} ({exc}): the buffered events wait there."
+        ) from exc
+
+
+@analytics_cli.command("flush")
+@click.option(
+    "--loop",
+    is_flag=True,
+    help="Keep flushing: every ANALYTICS_BUFFER_FLUSH_INTERVAL seconds, or as soon as "
+    "ANALYTICS_BUFFER_FLUSH_THRESHOLD requests wait. Stops cleanly on SIGTERM/Ctrl-C.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds between flushes with --loop (default: ANALYTICS_BUFFER_FLUSH_INTERVAL).",
+)
+@click.option("--sync", is_flag=True, help=SYNC_HELP)
+def flush_command(loop: bool, interval: float | None, sync: bool) -> None:
+    """Write the events buffered in Redis (ANALYTICS_INGEST_BUFFER = "redis") in bulk."""
+    import signal
+    import threading
+
+    from . import buffer
+
+    state = _state()
+    with _errors(), _redis_errors(state):
+        buffer.get_buffer(state)
+        if not loop:
+            if jobs.uses_queue(state, sync):
+                _report(jobs.enqueue_flush(state))
+                return
+            result = buffer.flush(state)
+            click.echo(f"Flushed {_flushed(result)} in {result.seconds:.2f} s.")
+            return
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        click.echo(f"Flushing {state.settings.buffer_stream!r} until SIGTERM or Ctrl-C.")
+        try:
+            buffer.flush_loop(
+                state,
+                stop=stop,
+                interval=interval,
+                on_batch=lambda r: click.echo(f"Flushed {_flushed(r)} in {r.seconds:.2f} s."),
+                on_error=lambda exc: click.echo(f"Flush failed, retrying: {exc}", err=True),
+            )
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        click.echo("Stopped.")
+
+
 # -- worker, scheduler, status ----------------------------------------------------------------
 
 
@@ -367,5 +444,22 @@ def status_command() -> None:
             click.echo(f"  {day.day.isoformat()}  {day.status}: {detail}")
     else:
         click.echo("Days needing aggregation: none.")
+    if state.buffer is not None:
+        _buffer_status(state)
     if report.redis_error is not None:
         raise click.ClickException(report.redis_error)
+
+
+def _buffer_status(state: AnalyticsState) -> None:
+    from redis.exceptions import RedisError
+
+    assert state.buffer is not None
+    try:
+        info = state.buffer.info()
+    except RedisError as exc:
+        raise click.ClickException(f"Ingest buffer: Redis is not reachable ({exc}).") from exc
+    click.echo(
+        f"Ingest buffer {info.stream!r}: {_n(info.length, 'request')} waiting "
+        f"({info.pending:,} being written by {_n(info.consumers, 'flusher')}), "
+        f"{_n(info.dead, 'row')} refused by the database in {info.stream}:dead."
+    )

@@ -71,7 +71,32 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_SQLITE_WAL": True,
     #: Size of the in-process user agent parse cache (entries).
     "ANALYTICS_UA_CACHE_SIZE": 4096,
+    #: Where the collect endpoint puts events: "direct" (INSERT per request) or "redis"
+    #: (a Redis Stream, bulk-written by `flask analytics flush --loop` or the flush job).
+    "ANALYTICS_INGEST_BUFFER": "direct",
+    #: Redis URL of the ingest buffer; None uses ANALYTICS_REDIS_URL.
+    "ANALYTICS_BUFFER_REDIS_URL": None,
+    #: Redis key of the buffer's stream (``<key>:dead`` holds rows the database refused).
+    "ANALYTICS_BUFFER_STREAM": "flask_analytics:buffer",
+    #: Buffered requests (stream entries) written per flush transaction.
+    "ANALYTICS_BUFFER_BATCH": 1000,
+    #: Seconds between flushes of `flask analytics flush --loop`.
+    "ANALYTICS_BUFFER_FLUSH_INTERVAL": 2.0,
+    #: Buffered requests that trigger a flush before the interval ends.
+    "ANALYTICS_BUFFER_FLUSH_THRESHOLD": 1000,
+    #: Seconds a flusher's unacknowledged entries wait before another flusher takes them
+    #: over (the first one died or stalled); set it above your slowest flush.
+    "ANALYTICS_BUFFER_CLAIM_IDLE": 60,
+    #: Stream entries above which the endpoint writes directly (no flusher keeps up);
+    #: None: no limit.
+    "ANALYTICS_BUFFER_MAX_LEN": 1_000_000,
+    #: Seconds Redis remembers a buffered event id to answer duplicates at once; 0: off
+    #: (the database still drops them at flush time).
+    "ANALYTICS_BUFFER_DEDUPE_TTL": 0,
 }
+
+#: Values of ``ANALYTICS_INGEST_BUFFER``.
+INGEST_BUFFERS = ("direct", "redis")
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,16 @@ class Settings:
     sqlite_wal: bool
     rate_limit: str | None
     rate_limit_storage: str
+    ingest_buffer: str
+    #: ``ANALYTICS_BUFFER_REDIS_URL``, else ``ANALYTICS_REDIS_URL`` (set when buffering).
+    buffer_redis_url: str | None
+    buffer_stream: str
+    buffer_batch: int
+    buffer_flush_interval: float
+    buffer_flush_threshold: int
+    buffer_claim_idle: float
+    buffer_max_len: int | None
+    buffer_dedupe_ttl: int
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, *, optional: bool = False) -> Any:
@@ -131,6 +166,42 @@ def _url_path(config: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise ConfigError(f"{key} must be a URL path starting with '/', not {value!r}.")
     return value.rstrip("/") or "/"
+
+
+def _seconds(config: Mapping[str, Any], key: str) -> float:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{key} must be a number of seconds > 0, not {value!r}.")
+    return float(value)
+
+
+def _buffer_settings(config: Mapping[str, Any], redis_url: str | None) -> dict[str, Any]:
+    mode = config["ANALYTICS_INGEST_BUFFER"]
+    if mode not in INGEST_BUFFERS:
+        raise ConfigError(f"ANALYTICS_INGEST_BUFFER must be 'direct' or 'redis', not {mode!r}.")
+    url = config["ANALYTICS_BUFFER_REDIS_URL"] or None
+    if url is not None and not isinstance(url, str):
+        raise ConfigError(f"ANALYTICS_BUFFER_REDIS_URL must be a redis:// URL, not {url!r}.")
+    url = url or redis_url
+    if mode == "redis" and url is None:
+        raise ConfigError(
+            "ANALYTICS_INGEST_BUFFER = 'redis' needs a Redis server: set "
+            "ANALYTICS_BUFFER_REDIS_URL (or ANALYTICS_REDIS_URL), e.g. 'redis://localhost:6379/0'."
+        )
+    stream = config["ANALYTICS_BUFFER_STREAM"]
+    if not isinstance(stream, str) or not stream:
+        raise ConfigError(f"ANALYTICS_BUFFER_STREAM must be a Redis key name, not {stream!r}.")
+    return {
+        "ingest_buffer": mode,
+        "buffer_redis_url": url,
+        "buffer_stream": stream,
+        "buffer_batch": _int(config, "ANALYTICS_BUFFER_BATCH", 1),
+        "buffer_flush_interval": _seconds(config, "ANALYTICS_BUFFER_FLUSH_INTERVAL"),
+        "buffer_flush_threshold": _int(config, "ANALYTICS_BUFFER_FLUSH_THRESHOLD", 1),
+        "buffer_claim_idle": _seconds(config, "ANALYTICS_BUFFER_CLAIM_IDLE"),
+        "buffer_max_len": _int(config, "ANALYTICS_BUFFER_MAX_LEN", 1, optional=True),
+        "buffer_dedupe_ttl": _int(config, "ANALYTICS_BUFFER_DEDUPE_TTL", 0),
+    }
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -200,4 +271,5 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         sqlite_wal=bool(config["ANALYTICS_SQLITE_WAL"]),
         rate_limit=config["ANALYTICS_RATE_LIMIT"] or None,
         rate_limit_storage=config["ANALYTICS_RATE_LIMIT_STORAGE"],
+        **_buffer_settings(config, redis_url),
     )

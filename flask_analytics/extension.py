@@ -8,7 +8,7 @@ import threading
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, has_request_context, request
@@ -33,6 +33,9 @@ from .ingest.privacy import SaltStore
 from .ingest.useragent import UserAgentInfo, parse_user_agent
 from .models import EventMixin, Models, build_models
 from .ratelimit import CollectLimiter
+
+if TYPE_CHECKING:
+    from .buffer import RedisBuffer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +75,11 @@ class AnalyticsState:
             else None
         )
         self.drops: Counter[str] = Counter()
+        self.buffer: RedisBuffer | None = None
+        if settings.ingest_buffer == "redis":
+            from .buffer import RedisBuffer
+
+            self.buffer = RedisBuffer(settings, self.models.Event.__table__)
         self._autocommit: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = (
             weakref.WeakKeyDictionary()
         )

@@ -30,6 +30,7 @@ Scheduler
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -70,6 +71,9 @@ ID_PREFIX = "flask_analytics"
 AGGREGATE_TIMEOUT = 30 * 60
 LONG_TIMEOUT = 6 * 3600
 SHORT_TIMEOUT = 10 * 60
+#: A flush job stops reading new batches after this long (traffic may never let the
+#: buffer run empty); the next job carries on.
+FLUSH_SECONDS = 5 * 60
 
 #: Job statuses after which a job id may be used again.
 DONE = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
@@ -149,6 +153,14 @@ def purge_job(older_than_days: int | None = None) -> dict[str, Any]:
     """Delete archived events older than ``ANALYTICS_ARCHIVE_RETENTION_DAYS``."""
     result = purge(current_state(), older_than_days=older_than_days)
     return {"cutoff": result.cutoff.isoformat(), "deleted": result.deleted}
+
+
+def flush_job() -> dict[str, Any]:
+    """Move the rows buffered in Redis (``ANALYTICS_INGEST_BUFFER = "redis"``) to the database."""
+    from .buffer import flush
+
+    result = flush(current_state(), max_seconds=FLUSH_SECONDS)
+    return dataclasses.asdict(result)
 
 
 def expire_salts_job() -> dict[str, Any]:
@@ -327,6 +339,11 @@ def enqueue_purge(
     )
 
 
+def enqueue_flush(state: AnalyticsState, *, connection: Redis | None = None) -> Enqueued:
+    """Queue a flush of the ingest buffer (one at a time)."""
+    return enqueue_simple(state, "flush_job", "flush", connection=connection)
+
+
 def enqueue_simple(
     state: AnalyticsState, func: str, name: str, *, connection: Redis | None = None
 ) -> Enqueued:
@@ -481,11 +498,25 @@ PURGE_SCHEDULE = Scheduled(
 )
 
 
+#: Added when ``ANALYTICS_INGEST_BUFFER`` is "redis": a safety net for the buffer, since
+#: cron cannot go below a minute (``flask analytics flush --loop`` flushes every few
+#: seconds, and the endpoint queues a flush when the buffer passes its threshold).
+FLUSH_SCHEDULE = Scheduled(
+    "flush",
+    f"{__name__}.flush_job",
+    (),
+    "* * * * *",
+    "write the Redis ingest buffer to the database, every minute",
+)
+
+
 def schedule(state: AnalyticsState) -> list[Scheduled]:
     """The periodic jobs of this app, with their cron expressions (site time zone)."""
     jobs = list(SCHEDULE)
     if state.settings.archive_retention_days is not None:
         jobs.append(PURGE_SCHEDULE)
+    if state.settings.ingest_buffer == "redis":
+        jobs.append(FLUSH_SCHEDULE)
     return jobs
 
 

@@ -2,7 +2,9 @@
 
 Each step looks at one :class:`Candidate` and either fills in fields or returns a
 :class:`DropReason`. Dropped events are counted per reason for observability. The last
-stage writes the surviving events in one ``INSERT`` that ignores duplicate event ids.
+stage writes the surviving events in one ``INSERT`` that ignores duplicate event ids, or,
+with ``ANALYTICS_INGEST_BUFFER = "redis"``, appends the collect endpoint's events to the
+Redis buffer that ``flask_analytics.buffer.flush`` writes in bulk.
 """
 
 from __future__ import annotations
@@ -229,6 +231,19 @@ def process(
             result.dropped[reason.value] += 1
         else:
             rows.append(c.row)
+    if rows and state.buffer is not None and info.from_browser:
+        # Browser events go through the Redis buffer when configured (None: Redis is
+        # unreachable or full, write directly). track() always writes directly, so it
+        # can return the stored event or None for a duplicate.
+        from .. import buffer
+
+        appended = buffer.append(state, rows)
+        if appended is not None:
+            seen_before = set(appended.duplicates)  # only with ANALYTICS_BUFFER_DEDUPE_TTL
+            if seen_before:
+                result.dropped[DropReason.DUPLICATE.value] += len(seen_before)
+            result.stored.extend(row for i, row in enumerate(rows) if i not in seen_before)
+            rows = []
     if rows:
         inserted = write(state, rows)
         for row in rows:
