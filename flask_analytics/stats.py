@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import sqlalchemy as sa
 
 from .aggregate import INTERNAL_EVENTS as INTERNAL_EVENTS
-from .aggregate import day_bounds, sessions_select, source_events, table_selects
+from .aggregate import daily_selects, day_bounds
 
 if TYPE_CHECKING:
     from .extension import AnalyticsState
@@ -444,18 +444,19 @@ class Stats:
     def live_rows(self, table: str, day: dt.date) -> list[dict[str, Any]]:
         """Rows of daily table ``table`` for live ``day``, computed from raw events.
 
-        All nine tables of a day come from one statement (the aggregation's selects,
-        sharing their CTEs, so the day's sessions are computed once per request) and are
-        kept for the rest of the request.
+        All nine tables of a day come from one statement (the aggregation's selects
+        sharing their CTEs, so the day's sessions are computed once) and are kept for
+        the request and, through the live cache, for the next requests.
         """
-        if day not in self._live:
-            cached = self.live_cache.get(day) if self.live_cache is not None else None
-            if cached is None:
-                cached = self._fetch_live(day)
-                if self.live_cache is not None:
-                    self.live_cache.put(day, cached)
-            self._live[day] = cached
-        return self._live[day][table]
+        rows = self._live.get(day)
+        if rows is None and self.live_cache is not None:
+            rows = self.live_cache.get(day)
+        if rows is None:
+            rows = self._fetch_live(day)
+            if self.live_cache is not None:
+                self.live_cache.put(day, rows)
+        self._live[day] = rows
+        return rows[table]
 
     def _fetch_live(self, day: dt.date) -> dict[str, list[dict[str, Any]]]:
         if self.conn.dialect.name == "postgresql":
@@ -839,19 +840,11 @@ class Stats:
 
 
 def live_selects(state: AnalyticsState, day: dt.date) -> Mapping[str, sa.Select[Any]]:
-    """The aggregation's own selects of ``day`` (as ``aggregate.daily_selects``), with CTE
-    names of their own, so several live days can share one statement.
-
-    Columns are picked by name by :meth:`Stats.rows`, so their order does not matter.
-    """
-    start, end = day_bounds(state.settings.timezone, day)
-    suffix = day.strftime("%Y%m%d")
-    src = source_events(state.models, start, end).cte(f"src_{suffix}")
-    dialect = state.engine().dialect.name
-    sessions = sessions_select(src, state.settings.session_timeout, dialect).cte(
-        f"sessions_{suffix}"
+    """The aggregation's own selects of ``day``, with CTE names of that day, so several
+    live days can share one statement (columns are picked by name)."""
+    selects: dict[str, sa.Select[Any]] = daily_selects(
+        state, day, cte_suffix=day.strftime("_%Y%m%d")
     )
-    selects: dict[str, sa.Select[Any]] = table_selects(day, src, sessions)
     return selects
 
 
