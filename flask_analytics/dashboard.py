@@ -427,7 +427,10 @@ def _closed() -> None:
 
 def _headers(response: Response) -> Response:
     headers = response.headers
-    policy = current_app.config.get("ANALYTICS_DASHBOARD_CSP", CONTENT_SECURITY_POLICY)
+    # None (the default) is the built-in policy; an empty value sends none.
+    policy = current_app.config.get("ANALYTICS_DASHBOARD_CSP")
+    if policy is None:
+        policy = CONTENT_SECURITY_POLICY
     if policy:
         headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("Referrer-Policy", "no-referrer")

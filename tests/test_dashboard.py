@@ -604,3 +604,19 @@ def test_todays_numbers_are_reused_for_the_live_ttl(make_app: Any, ttl: int, fre
         assert today_visitors(client) == (2 if fresh else 1)
         # The realtime count never waits for the cache.
         assert client.get("/analytics/api/realtime").get_json()["visitors"] == 2
+
+
+@pytest.mark.parametrize(
+    ("setting", "sent"),
+    [
+        (None, CONTENT_SECURITY_POLICY),
+        ("default-src 'self' cdn.example", "default-src 'self' cdn.example"),
+        ("", None),
+    ],
+)
+def test_csp_can_be_replaced_for_host_chrome(make_app: Any, setting: Any, sent: Any) -> None:
+    app = make_app(ANALYTICS_DASHBOARD_CSP=setting)
+    allow(app.extensions["analytics_test"])
+    response = app.test_client().get("/analytics/")
+    assert response.headers.get("Content-Security-Policy") == sent
+    assert response.headers["Referrer-Policy"] == "no-referrer"
