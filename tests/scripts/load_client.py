@@ -45,7 +45,15 @@ BROWSER_UAS = (
 class Gunicorn:
     """``python -m gunicorn`` serving the load app on a free loopback port."""
 
-    def __init__(self, database_url: str, log: Path, *, workers: int = 2, threads: int = 4) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        log: Path,
+        *,
+        workers: int = 2,
+        threads: int = 4,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.log = log
         self._log_file = log.open("w")
         self.proc = subprocess.Popen(
@@ -69,7 +77,7 @@ class Gunicorn:
                 "tests.scripts.load_app:create_app()",
             ],
             cwd=ROOT,
-            env={**os.environ, "LOAD_DATABASE_URL": database_url},
+            env={**os.environ, "LOAD_DATABASE_URL": database_url, **(env or {})},
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
@@ -259,15 +267,17 @@ def run_load(
     resend_rate: float = 0.1,
     abandon_rate: float = 0.0,
     progress: list[int] | None = None,
+    tally: Tally | None = None,
 ) -> Tally:
     """Deliver every batch of ``work`` from ``threads`` threads; returns what they saw.
 
     After a batch is delivered, ``resend_rate`` of the time it is queued again as a
     duplicate (mixed with the first events of another delivered batch, so requests never
     repeat exactly), to be sent by whichever thread takes it next.
-    ``progress[0]`` counts delivered batches (for tests that act mid-run).
+    ``progress[0]`` counts delivered batches and ``tally`` can be watched while it runs
+    (for tests that act mid-run).
     """
-    tally = Tally()
+    tally = tally if tally is not None else Tally()
     jobs: queue.Queue[tuple[list[dict[str, Any]], bool]] = queue.Queue()
     for batch in work:
         jobs.put((batch, False))
@@ -319,8 +329,8 @@ def run_load(
 
 
 @contextlib.contextmanager
-def served(database_url: str, log: Path) -> Iterator[Gunicorn]:
-    server = Gunicorn(database_url, log)
+def served(database_url: str, log: Path, **env: str) -> Iterator[Gunicorn]:
+    server = Gunicorn(database_url, log, env=env)
     try:
         yield server
     finally:
