@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .aggregate import AggregationRefused as AggregationRefused
 from .errors import AnalyticsError as AnalyticsError
 from .errors import ConfigError as ConfigError
 from .errors import InvalidEvent as InvalidEvent
@@ -9,4 +10,12 @@ from .extension import Analytics as Analytics
 from .ingest.pipeline import DropReason as DropReason
 from .models import EventMixin as EventMixin
 
-__all__ = ["Analytics", "AnalyticsError", "ConfigError", "DropReason", "EventMixin", "InvalidEvent"]
+__all__ = [
+    "AggregationRefused",
+    "Analytics",
+    "AnalyticsError",
+    "ConfigError",
+    "DropReason",
+    "EventMixin",
+    "InvalidEvent",
+]

@@ -74,7 +74,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from . import dialects
+from . import dialects, dimensions
 from .errors import AnalyticsError
 from .models import PATH_MAX
 
@@ -558,6 +558,9 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
                     result = conn.execute(insert.execution_options(preserve_rowcount=True))
                     rows[name] = result.rowcount
                 tmp.drop(conn)
+                dimension_rows = dimensions.aggregate(conn, state, day)
+                if state.ext.dimensions:
+                    rows["DailyDimension"] = dimension_rows
                 finished_at = utcnow()
                 conn.execute(
                     sa.insert(models.AggregationRun.__table__).values(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, has_request_context, request
 
 from .config import DEFAULTS, Settings, load_settings
+from .dimensions import DailyAggregation, Dimension, check_dimension
 from .errors import ConfigError, InvalidEvent
 from .ingest import pipeline
 from .ingest.geo import CountryReader, open_database
@@ -176,8 +177,13 @@ class Analytics:
         self.DailyUtm = self.models.daily["DailyUtm"]
         self.DailySession = self.models.daily["DailySession"]
         self.DailyEvent = self.models.daily["DailyEvent"]
+        self.DailyDimension = self.models.DailyDimension
         self._enrichers: list[Callable[[dict[str, Any], Any], None]] = []
         self._access: Callable[[], bool] | None = None
+        #: Custom columns shown as breakdowns, in declaration order.
+        self.dimensions: list[Dimension] = []
+        #: Host functions run inside every day's aggregation transaction.
+        self.daily_aggregations: list[DailyAggregation] = []
         if app is not None:
             self.init_app(app)
 
@@ -229,6 +235,24 @@ class Analytics:
     def enrich(self, func: F) -> F:
         """Register ``func(event: dict, request)`` to fill in fields of every event."""
         self._enrichers.append(func)
+        return func
+
+    def dimension(self, name: str, *, label: str | None = None) -> None:
+        """Declare custom event column ``name`` a dimension: daily rollups in
+        ``analytics_daily_dimension``, a dashboard panel and an API/CSV breakdown."""
+        check_dimension(self.Event, name)
+        if any(d.name == name for d in self.dimensions):
+            raise ValueError(f"dimension({name!r}) is already declared.")
+        self.dimensions.append(Dimension(name, label or name.replace("_", " ").capitalize()))
+
+    def daily_aggregation(self, func: F) -> F:
+        """Register ``func(conn, day, events)`` to maintain the host's own daily tables.
+
+        It runs inside each day's aggregation transaction with ``events``, that day's
+        raw + archived events (all columns) as a subquery, and must delete and rewrite
+        its rows for ``day`` so that re-running a day stays idempotent.
+        """
+        self.daily_aggregations.append(func)
         return func
 
     def dashboard_access(self, func: F) -> F:

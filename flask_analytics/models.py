@@ -73,8 +73,9 @@ def _count(nullable: bool = False) -> Any:
 
 
 class _DailyMixin:
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    date: Mapped[dt.date] = mapped_column(sa.Date(), nullable=False, index=True)
+    # sort_order: the key columns come first in the table, before each table's own.
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, sort_order=-2)
+    date: Mapped[dt.date] = mapped_column(sa.Date(), nullable=False, index=True, sort_order=-1)
 
 
 class DailySummaryMixin(_DailyMixin):
@@ -164,6 +165,22 @@ class DailyEventMixin(_DailyMixin):
     events: Mapped[int] = _count()
 
 
+class DailyDimensionMixin(_DailyMixin):
+    """Rollups of the custom dimensions declared with ``analytics.dimension(name)``.
+
+    Event-level: ``visitors`` are the day's visitors with an event of that value,
+    ``pageviews`` and ``events`` (non-pageview events) count the events carrying it.
+    """
+
+    __tablename__ = "analytics_daily_dimension"
+    dimension: Mapped[str] = mapped_column(sa.String(LABEL_MAX), nullable=False)
+    #: The column's value as text (NULL when the events did not carry one).
+    value: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    visitors: Mapped[int] = _count()
+    pageviews: Mapped[int] = _count()
+    events: Mapped[int] = _count()
+
+
 class SaltMixin:
     """A random daily salt: rotated at local midnight, deleted after 48 hours."""
 
@@ -206,6 +223,7 @@ class Models:
     Event: Any
     EventArchive: Any
     daily: dict[str, Any]
+    DailyDimension: Any
     Salt: Any
     AggregationRun: Any
 
@@ -262,6 +280,7 @@ def build_models(db: Any, event_model: Any) -> Models:
         Event=event_model,
         EventArchive=archive,
         daily=daily,
+        DailyDimension=_model(db, "AnalyticsDailyDimension", DailyDimensionMixin),
         Salt=_model(db, "AnalyticsSalt", SaltMixin),
         AggregationRun=_model(db, "AnalyticsAggregationRun", AggregationRunMixin),
     )

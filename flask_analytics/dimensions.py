@@ -1,0 +1,115 @@
+"""Custom dimensions and host aggregations, run inside the day's aggregation transaction.
+
+A custom column of the event model declared with ``analytics.dimension("plan")`` gets
+daily rollups in ``analytics_daily_dimension`` (one row per dimension and value), a
+dashboard panel and an API/CSV breakdown, with no code of the host's own. Rollups are
+event-level: a value's ``visitors`` are the day's visitors with an event carrying it,
+``pageviews`` and ``events`` (everything but pageviews) count those events.
+
+Hosts that need more register ``@analytics.daily_aggregation`` functions
+``fn(conn, day, events)``: ``events`` is the day's raw + archived events (every column,
+custom ones included) as a subquery; the function deletes and re-inserts its own rows
+for ``day`` on ``conn``, inside the same transaction as the built-in tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .models import UTM_MAX, EventMixin, Models
+
+if TYPE_CHECKING:
+    from .extension import AnalyticsState
+
+#: ``fn(conn, day, events)`` run inside a day's aggregation transaction.
+DailyAggregation = Callable[[sa.Connection, dt.date, sa.Subquery], None]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A custom event column shown as a breakdown."""
+
+    name: str
+    label: str
+
+
+def check_dimension(event_model: Any, name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is a custom column of ``event_model``."""
+    table: sa.Table = event_model.__table__
+    if name in EventMixin.__annotations__ or name not in table.c:
+        raise ValueError(
+            f"dimension({name!r}): not a custom column of {event_model.__name__}. Declare "
+            "the column on your EventMixin subclass (built-in columns have their own panels)."
+        )
+
+
+def day_events(models: Models, start: dt.datetime, end: dt.datetime) -> sa.CompoundSelect[Any]:
+    """Raw + archived events with ``start <= created_at < end``, every column."""
+    names = [col.name for col in models.Event.__table__.c]
+    parts = []
+    for model in (models.Event, models.EventArchive):
+        table: sa.Table = model.__table__
+        parts.append(
+            sa.select(*(table.c[n] for n in names)).where(
+                table.c.created_at >= start, table.c.created_at < end
+            )
+        )
+    return sa.union_all(*parts)
+
+
+def dimension_select(day: dt.date, name: str, events: sa.FromClause) -> sa.Select[Any]:
+    """The ``analytics_daily_dimension`` rows of one dimension for ``day``."""
+    e = events.c
+    pageview = sa.case((e.name == "pageview", 1), else_=0)
+    value = sa.cast(e[name], sa.String(UTM_MAX))
+    return sa.select(
+        sa.literal(day, sa.Date()).label("date"),
+        sa.literal(name, sa.String()).label("dimension"),
+        value.label("value"),
+        sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
+        sa.func.coalesce(sa.func.sum(pageview), 0).label("pageviews"),
+        sa.func.coalesce(sa.func.sum(1 - pageview), 0).label("events"),
+    ).group_by(value)
+
+
+def dimension_selects(
+    state: AnalyticsState, day: dt.date, *, cte_suffix: str = ""
+) -> sa.Select[Any] | None:
+    """Live rows of every declared dimension for ``day`` (None without dimensions)."""
+    from .aggregate import day_bounds
+
+    dims: Sequence[Dimension] = state.ext.dimensions
+    if not dims:
+        return None
+    start, end = day_bounds(state.settings.timezone, day)
+    events = day_events(state.models, start, end).cte(f"dim_src{cte_suffix}")
+    selects = [dimension_select(day, d.name, events) for d in dims]
+    return selects[0] if len(selects) == 1 else sa.union_all(*selects).subquery().select()
+
+
+def aggregate(conn: sa.Connection, state: AnalyticsState, day: dt.date) -> int:
+    """Rebuild ``day``'s dimension rows and run the host's aggregations; rows written."""
+    from .aggregate import day_bounds
+
+    table: sa.Table = state.models.DailyDimension.__table__
+    conn.execute(sa.delete(table).where(table.c.date == day))
+    dims: Sequence[Dimension] = state.ext.dimensions
+    hooks: Sequence[DailyAggregation] = state.ext.daily_aggregations
+    if not dims and not hooks:
+        return 0
+    start, end = day_bounds(state.settings.timezone, day)
+    events = day_events(state.models, start, end).subquery("day_events")
+    written = 0
+    for dim in dims:
+        select = dimension_select(day, dim.name, events)
+        columns = [col.name for col in select.selected_columns]
+        insert = sa.insert(table).from_select(columns, select)
+        written += conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
+    for hook in hooks:
+        hook(conn, day, events)
+    return written
