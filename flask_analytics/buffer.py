@@ -58,7 +58,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -160,6 +160,12 @@ Codec = tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None]
 
 #: Values every column type may carry as themselves (JSON-native scalars).
 _SCALARS = (str, int, float)
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+#: Compact and ASCII-only, so a row never contains a newline (rows are newline-separated)
+#: and PostgreSQL can COPY it as one CSV field; no NaN, which PostgreSQL's JSON refuses.
+#: A JSONEncoder holds no per-call state: one shared instance saves building one per row.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def _iso(kind: type[Any]) -> Callable[[Any], Any]:
@@ -274,32 +280,47 @@ class RowCodec:
         the column's scalar default, as the direct multi-row ``INSERT`` does.
         """
         names = sorted({k for row in rows for k in row if k in self.columns})
-        codecs = [(name, self.codecs[name][0], self.defaults[name]) for name in names]
-        dumps = json.dumps
+        defaults = [(name, self.defaults[name]) for name in names]
+        special = []
+        plain = []
+        for i, name in enumerate(names):
+            encode = self.codecs[name][0]
+            if encode is None:
+                plain.append(i)
+            else:
+                special.append((i, encode))
+        to_json = _ENCODER.encode
         encoded = []
         for row in rows:
-            values: list[Any] = []
-            for name, encode, default in codecs:
-                value = row.get(name, default)
-                if value is None:
-                    values.append(None)
-                elif encode is not None:
-                    values.append(encode(value))
-                elif isinstance(value, _SCALARS):
-                    values.append(value)
-                else:
-                    raise TypeError(
-                        f"column {name!r}: cannot buffer a {type(value).__name__} value"
-                    )
-            encoded.append(dumps(values, separators=(",", ":"), allow_nan=True).encode())
-        return dumps(names).encode(), encoded
+            values = [row.get(name, default) for name, default in defaults]
+            for i, encode in special:
+                if values[i] is not None:
+                    values[i] = encode(values[i])
+            if not {type(values[i]) for i in plain} <= _PLAIN_TYPES:
+                self._check_plain(names, values, plain)
+            encoded.append(to_json(values).encode("ascii"))
+        return json.dumps(names).encode(), encoded
 
-    def decode(self, columns: bytes, rows: bytes) -> tuple[tuple[str, ...], list[list[Any]]]:
-        """Column names and Python rows of one entry (the inverse of :meth:`encode`)."""
+    @staticmethod
+    def _check_plain(names: Sequence[str], values: list[Any], plain: list[int]) -> None:
+        for i in plain:
+            value = values[i]
+            if value is not None and not isinstance(value, _SCALARS):
+                raise TypeError(
+                    f"column {names[i]!r}: cannot buffer a {type(value).__name__} value"
+                )
+
+    def names(self, columns: bytes) -> tuple[str, ...]:
+        """The column names of an entry's header, checked against the table."""
         names = tuple(json.loads(columns))
         unknown = [n for n in names if n not in self.columns]
         if unknown:
             raise ValueError(f"unknown columns {unknown} (was the event model changed?)")
+        return names
+
+    def decode(self, columns: bytes, rows: bytes) -> tuple[tuple[str, ...], list[list[Any]]]:
+        """Column names and Python rows of one entry (the inverse of :meth:`encode`)."""
+        names = self.names(columns)
         # json.dumps escapes control characters, so a newline only ever separates rows.
         values: list[list[Any]] = json.loads(b"[" + rows.replace(b"\n", b",") + b"]")
         decoders = []
@@ -546,12 +567,19 @@ def _b(value: Any) -> bytes:
 
 @dataclass(frozen=True)
 class DeadRow:
-    """A row the database refused, on its way to the dead-letter stream."""
+    """A row the database refused (or an entry that cannot be read), to be dead-lettered."""
 
     entry_id: str
     columns: bytes
+    #: One JSON row, or all the rows of an unreadable entry (``whole_entry``).
     row: bytes
     error: str
+    whole_entry: bool = False
+
+
+def _unreadable(entry_id: str, columns: bytes, raw: bytes, exc: Exception) -> DeadRow:
+    """An entry not written by this version of the package (or corrupted), set aside."""
+    return DeadRow(entry_id, columns, raw, f"unreadable entry: {exc!r}", whole_entry=True)
 
 
 # -- appending (called by the pipeline) -----------------------------------------------------
@@ -666,12 +694,14 @@ def flush(
                     break
                 if max_seconds is not None and time.perf_counter() - started > max_seconds:
                     break
+                batch_started = time.perf_counter()
                 entries = source()
                 if not entries:
                     break
                 result = write_entries(state, entries)
                 buffer.ack(entries, result.dead_rows)
                 batch = result.summary
+                batch.seconds = time.perf_counter() - batch_started
                 if index == 1:
                     batch.reclaimed = len(entries)
                 total.add(batch)
@@ -680,7 +710,7 @@ def flush(
                 if index == 1 and cursor == "0-0":
                     break
     finally:
-        total.seconds = time.perf_counter() - started
+        total.seconds = time.perf_counter() - started  # the batches' and the reads in between
     try:
         buffer.cleanup(consumer)
     except RedisError as exc:  # housekeeping only: the next pass does it
@@ -743,13 +773,13 @@ class BatchResult:
 
 @dataclass
 class _Group:
-    """Rows of one batch sharing a column list (usually the whole batch)."""
+    """The entries of one batch sharing a column list (usually the whole batch)."""
 
     columns: tuple[str, ...]
-    rows: list[list[Any]] = field(default_factory=list)
-    #: (entry id, row index in the group) of each row, for dead-lettering.
-    origin: list[tuple[str, int]] = field(default_factory=list)
-    encoded_columns: bytes = b""
+    encoded_columns: bytes
+    #: (entry id, its rows as stored: JSON arrays separated by newlines).
+    entries: list[tuple[str, bytes]] = field(default_factory=list)
+    rows: int = 0
 
 
 def write_entries(state: AnalyticsState, entries: Sequence[Entry]) -> BatchResult:
@@ -757,44 +787,64 @@ def write_entries(state: AnalyticsState, entries: Sequence[Entry]) -> BatchResul
     buffer = get_buffer(state)
     summary = FlushResult(entries=len(entries), batches=1)
     dead: list[DeadRow] = []
-    refused = 0
     groups: dict[bytes, _Group] = {}
     for entry in entries:
         columns = entry.fields.get(b"c", b"")
         raw = entry.fields.get(b"r", b"")
-        try:
-            names, rows = buffer.codec.decode(columns, raw)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            # Not written by this version of the package (or corrupted): keep it aside.
-            dead.append(DeadRow(entry.id, columns, raw, f"undecodable entry: {exc!r}"))
-            continue
         group = groups.get(columns)
         if group is None:
-            group = groups[columns] = _Group(names, encoded_columns=columns)
-        for row in rows:
-            group.origin.append((entry.id, len(group.rows)))
-            group.rows.append(row)
-    summary.rows = sum(len(g.rows) for g in groups.values())
+            try:
+                names = buffer.codec.names(columns)
+            except (ValueError, TypeError) as exc:
+                dead.append(_unreadable(entry.id, columns, raw, exc))
+                continue
+            group = groups[columns] = _Group(names, columns)
+        group.entries.append((entry.id, raw))
+        group.rows += raw.count(b"\n") + 1
+    summary.rows = sum(g.rows for g in groups.values())
     engine = state.engine()
+    refused = 0
     try:
         with engine.begin() as conn:
-            inserted = sum(
-                _insert(conn, state, g.columns, g.rows, n) for n, g in enumerate(groups.values())
-            )
+            inserted = 0
+            for serial, group in enumerate(groups.values()):
+                inserted += _write_group(conn, state, group, serial, dead)
     except sa.exc.StatementError as exc:
         if not _refused(exc):
             raise
+        # Some row is refused: find it (them) one row per transaction.
+        dead[:] = [d for d in dead if d.whole_entry]
         inserted = 0
         for group in groups.values():
-            n, rows_refused = _insert_one_by_one(state, group)
+            n, rows_refused = _write_one_by_one(state, group, dead)
             inserted += n
-            refused += len(rows_refused)
-            dead.extend(rows_refused)
+            refused += rows_refused
     summary.inserted = inserted
-    # Undecodable entries count as one dead row each (their row count is unknown).
+    # An unreadable entry counts as one dead row (its row count is unknown).
     summary.dead = len(dead)
-    summary.duplicates = summary.rows - inserted - refused
+    unreadable = {d.entry_id for d in dead if d.whole_entry}
+    counted = sum(
+        raw.count(b"\n") + 1 for g in groups.values() for i, raw in g.entries if i in unreadable
+    )
+    summary.duplicates = summary.rows - inserted - refused - counted
     return BatchResult(summary, dead)
+
+
+def _write_group(
+    conn: sa.Connection, state: AnalyticsState, group: _Group, serial: int, dead: list[DeadRow]
+) -> int:
+    table: sa.Table = state.models.Event.__table__
+    if _can_copy(conn, table, group.columns):
+        exprs = _json_columns(table, group.columns, conn.dialect)
+        if exprs is not None:
+            return _copy_json(conn, table, group, exprs, f"fa_flush_{serial}")
+    rows = []
+    for entry_id, raw in group.entries:
+        try:
+            rows.extend(get_buffer(state).codec.decode(group.encoded_columns, raw)[1])
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            dead.append(_unreadable(entry_id, group.encoded_columns, raw, exc))
+    return _insert(conn, state, group.columns, rows, serial)
 
 
 def _refused(exc: sa.exc.StatementError) -> bool:
@@ -804,24 +854,30 @@ def _refused(exc: sa.exc.StatementError) -> bool:
     return not isinstance(exc, sa.exc.DBAPIError)  # e.g. a bind processor's TypeError
 
 
-def _insert_one_by_one(state: AnalyticsState, group: _Group) -> tuple[int, list[DeadRow]]:
-    inserted = 0
-    dead = []
+def _write_one_by_one(state: AnalyticsState, group: _Group, dead: list[DeadRow]) -> tuple[int, int]:
+    """Each row of ``group`` in a transaction of its own; refused rows join ``dead``."""
+    inserted = refused = 0
     engine = state.engine()
-    for (entry_id, _), row in zip(group.origin, group.rows, strict=True):
+    codec = get_buffer(state).codec
+    unreadable = {d.entry_id for d in dead if d.whole_entry}
+    for entry_id, raw in group.entries:
+        if entry_id in unreadable:
+            continue  # already set aside
         try:
-            with engine.begin() as conn:
-                inserted += _insert(conn, state, group.columns, [row], 0)
-        except sa.exc.StatementError as exc:
-            if not _refused(exc):
-                raise
-            encoded = json.dumps(_jsonable(row), separators=(",", ":"), default=str).encode()
-            dead.append(DeadRow(entry_id, group.encoded_columns, encoded, str(exc.orig or exc)))
-    return inserted, dead
-
-
-def _jsonable(row: Iterable[Any]) -> list[Any]:
-    return [v.isoformat() if isinstance(v, dt.date | dt.time) else v for v in row]
+            _, rows = codec.decode(group.encoded_columns, raw)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            dead.append(_unreadable(entry_id, group.encoded_columns, raw, exc))
+            continue
+        for row, line in zip(rows, raw.split(b"\n"), strict=True):
+            try:
+                with engine.begin() as conn:
+                    inserted += _insert(conn, state, group.columns, [row], 0)
+            except sa.exc.StatementError as exc:
+                if not _refused(exc):
+                    raise
+                refused += 1
+                dead.append(DeadRow(entry_id, group.encoded_columns, line, str(exc.orig or exc)))
+    return inserted, refused
 
 
 def _insert(
@@ -838,29 +894,127 @@ def _insert(
     if not rows:
         return 0
     table: sa.Table = state.models.Event.__table__
-    dialect = conn.dialect
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        return _copy_insert(conn, table, columns, rows, f"fa_flush_{serial}")
-    # preserve_rowcount: SQLAlchemy drops an INSERT's row count unless asked to keep it.
-    stmt = insert_ignore(table, dialect.name, ["event_id"]).execution_options(
-        preserve_rowcount=True
+    if _can_copy(conn, table, columns):
+        return _copy_rows(conn, table, columns, rows, f"fa_flush_{serial}")
+    # As the direct path: SQLAlchemy fills in Python-side column defaults row by row.
+    stmt = insert_ignore(table, conn.dialect.name, ["event_id"]).execution_options(
+        preserve_rowcount=True  # SQLAlchemy drops an INSERT's row count unless asked
     )
     result = conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
     return max(int(result.rowcount), 0)
 
 
-def _copy_insert(
+def _can_copy(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...]) -> bool:
+    """PostgreSQL through psycopg 3, and no per-row Python default to compute.
+
+    ``INSERT ... SELECT`` renders scalar and SQL column defaults of the columns it does
+    not name, but would call a Python default function once for all rows.
+    """
+    dialect = conn.dialect
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        return False
+    return not any(
+        c.default is not None and c.default.is_callable
+        for c in table.columns
+        if c.name not in columns and c.name != "id"
+    )
+
+
+def _insert_from(
+    conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], source: Any
+) -> int:
+    """``INSERT INTO event (columns) SELECT ... ON CONFLICT (event_id) DO NOTHING``.
+
+    ``from_select`` adds the columns' scalar and SQL defaults for the ones not named, as
+    the direct path's INSERT does; the rows of one batch are inserted in scan order, so
+    of two rows with one event id the first is kept.
+    """
+    stmt = (
+        insert_ignore(table, "postgresql", ["event_id"])
+        .from_select(list(columns), source, include_defaults=True)
+        .execution_options(preserve_rowcount=True)
+    )
+    return max(int(conn.execute(stmt).rowcount), 0)
+
+
+# -- PostgreSQL: COPY -------------------------------------------------------------------------
+
+
+def _json_columns(
+    table: sa.Table, columns: tuple[str, ...], dialect: sa.Dialect
+) -> list[str] | None:
+    """SQL reading each column from a buffered JSON row ``j`` (jsonb) / ``rj`` (json).
+
+    None when a column's type needs Python to convert its value (enums, UUIDs, bytes,
+    intervals, type decorators...): those batches take :func:`_copy_rows`.
+    Strings are left as text, so a value too long for its ``VARCHAR(n)`` is refused by
+    the INSERT exactly as the direct path's is (an explicit cast would truncate it).
+    """
+    from sqlalchemy.dialects import postgresql
+
+    exprs = []
+    for i, name in enumerate(columns):
+        kind = table.c[name].type
+        if isinstance(kind, sa.types.TypeDecorator | sa.Enum | sa.Interval):
+            return None
+        if isinstance(kind, postgresql.JSONB):
+            expr = f"(j->{i})"
+        elif isinstance(kind, sa.JSON):
+            # The json text itself (key order kept); None is JSON null unless none_as_null.
+            expr = f"(rj->{i})"
+        elif isinstance(kind, sa.String):
+            expr = f"(j->>{i})"
+        elif isinstance(kind, sa.Boolean | sa.Integer | sa.Float):
+            expr = f"(j->>{i})::{kind.compile(dialect=dialect)}"
+        elif isinstance(kind, sa.Numeric):
+            expr = f"COALESCE(j->{i}->>'d', j->>{i})::numeric"
+        elif isinstance(kind, sa.DateTime | sa.Date | sa.Time):
+            expr = f"(j->>{i})::{kind.compile(dialect=dialect)}"
+        else:
+            return None
+        if isinstance(kind, sa.JSON) and kind.none_as_null:
+            expr = f"NULLIF({expr}::text, 'null')::{kind.compile(dialect=dialect)}"
+        exprs.append(expr)
+    return exprs
+
+
+def _copy_json(
+    conn: sa.Connection, table: sa.Table, group: _Group, exprs: list[str], tmp: str
+) -> int:
+    """COPY the buffered JSON rows as they are; PostgreSQL converts them in one INSERT.
+
+    No per-row Python: each stored row is one CSV field (the rows are ASCII JSON without
+    control characters, so delimiter \x02 and quote \x01 never occur in them), and
+    ``INSERT ... SELECT`` reads the columns out of ``jsonb``, parsed once per row
+    (``OFFSET 0`` keeps the planner from parsing it once per column).
+    """
+    copy_sql = f"COPY {tmp} (r) FROM STDIN WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
+
+    def load(cur: Any) -> None:
+        cur.execute(f"CREATE TEMPORARY TABLE {tmp} (r text) ON COMMIT DROP")
+        with cur.copy(copy_sql) as copy:
+            copy.write(b"\n".join(raw for _, raw in group.entries) + b"\n")
+
+    _on_driver(conn, copy_sql, load)
+    json_text = ", r::json AS rj" if any("rj->" in e for e in exprs) else ""
+    rows = sa.text(f"(SELECT r::jsonb AS j{json_text} FROM {tmp} OFFSET 0) AS buffered")
+    source: Any = sa.select(*(sa.literal_column(e) for e in exprs)).select_from(rows)
+    return _insert_from(conn, table, group.columns, source)
+
+
+def _copy_rows(
     conn: sa.Connection,
     table: sa.Table,
     columns: tuple[str, ...],
     rows: list[list[Any]],
     tmp: str,
 ) -> int:
-    """PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ON CONFLICT.
+    """COPY Python rows into a temporary table, then one INSERT ... SELECT ON CONFLICT.
 
     The temporary table has the event table's column types (``CREATE TABLE AS ... WITH NO
     DATA``) and no constraints, so COPY never fails on a duplicate; the ``INSERT`` skips
-    event ids already stored, and within the batch keeps the first row of an id.
+    event ids already stored, and within the batch keeps the first row of an id. Values
+    go through the columns' bind processors, as in the direct path.
     """
     dialect = conn.dialect
     processors = [
@@ -879,28 +1033,34 @@ def _copy_insert(
     prep = dialect.identifier_preparer
     column_list = ", ".join(prep.quote(c) for c in columns)
     copy_sql = f"COPY {tmp} ({column_list}) FROM STDIN"
+
+    def load(cur: Any) -> None:
+        cur.execute(
+            f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS "
+            f"SELECT {column_list} FROM {prep.format_table(table)} WITH NO DATA"
+        )
+        with cur.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    _on_driver(conn, copy_sql, load)
+    source = sa.table(tmp, *(sa.column(c) for c in columns))
+    return _insert_from(conn, table, columns, sa.select(*source.c))
+
+
+def _on_driver(conn: sa.Connection, statement: str, load: Callable[[Any], None]) -> None:
+    """Run ``load(cursor)`` on the psycopg connection (for COPY).
+
+    COPY is psycopg's own API, outside SQLAlchemy: its errors are wrapped here the way
+    SQLAlchemy wraps them (DataError, OperationalError...), and a dead connection is
+    invalidated so the pool does not hand it out again.
+    """
     driver: Any = conn.connection.driver_connection
-    dbapi: Any = dialect.loaded_dbapi
+    dbapi: Any = conn.dialect.loaded_dbapi
     try:
         with driver.cursor() as cur:
-            cur.execute(
-                f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS "
-                f"SELECT {column_list} FROM {prep.format_table(table)} WITH NO DATA"
-            )
-            with cur.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
+            load(cur)
     except dbapi.Error as exc:
-        # Raised by the driver itself, outside SQLAlchemy: wrap it the way SQLAlchemy
-        # would (DataError, OperationalError...) and drop the connection if it is dead.
-        if dialect.is_disconnect(exc, driver, None):
+        if conn.dialect.is_disconnect(exc, driver, None):
             conn.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(copy_sql, None, exc, dbapi.Error) from exc
-    source = sa.table(tmp, *(sa.column(c) for c in columns))
-    stmt = (
-        insert_ignore(table, "postgresql", ["event_id"])
-        .from_select(list(columns), sa.select(*source.c))
-        .execution_options(preserve_rowcount=True)
-    )
-    result = conn.execute(stmt)
-    return max(int(result.rowcount), 0)
+        raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi.Error) from exc

@@ -532,6 +532,7 @@ class Flusher:
                 return
             time.sleep(0.002)
         self.proc.kill()
+        self.proc.wait()
         pytest.fail(f"timed out waiting for {what}:\n{self.output()}")
 
     def kill(self) -> None:

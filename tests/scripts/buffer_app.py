@@ -34,14 +34,14 @@ def _stall(marker: str) -> None:
 
 def _install_stall(point: str, marker: str) -> None:
     if point == "write":
-        insert = buffer._insert
+        write_group = buffer._write_group
 
-        def stalled_insert(*args: Any, **kwargs: Any) -> int:
-            inserted = insert(*args, **kwargs)
+        def stalled_write(*args: Any, **kwargs: Any) -> int:
+            inserted = write_group(*args, **kwargs)
             _stall(marker)
             return inserted
 
-        buffer._insert = stalled_insert  # type: ignore[assignment]
+        buffer._write_group = stalled_write  # type: ignore[assignment]
     elif point == "commit":
 
         def stalled_ack(self: buffer.RedisBuffer, *args: Any, **kwargs: Any) -> None:
