@@ -45,6 +45,7 @@ from .stats import (
     Stats,
     Totals,
     buckets,
+    custom_dimension,
 )
 
 #: Security headers of every dashboard response (the CSP allows no inline script/style).
@@ -486,6 +487,17 @@ def _bad_query(error: BadQuery) -> tuple[Any, int]:
     return page, 400
 
 
+def _custom_dimensions() -> list[Dimension]:
+    """Breakdowns of the host's ``analytics.dimension(name)`` columns, in declaration order."""
+    return [custom_dimension(d.name, d.label) for d in _state().ext.dimensions]
+
+
+def _dimensions() -> dict[str, Dimension]:
+    """Every breakdown the API offers: built-in ones win a name clash."""
+    custom = {d.name: d for d in _custom_dimensions()}
+    return {**custom, **DIMENSIONS}
+
+
 def _endpoint() -> str:
     return (request.endpoint or "analytics_dashboard.overview").rsplit(".", 1)[-1]
 
@@ -880,7 +892,21 @@ def make_blueprint(settings: Settings) -> Blueprint:
             rows = stats.breakdown(DIMENSIONS["event"], query.range, limit=MAX_LIMIT)
             return [r for r in rows if r.key in INTERNAL_EVENTS]
 
-        return _lists("analytics/events.html", (), 50, custom=custom, internal=internal)
+        def dimensions(stats: Stats, query: ViewQuery, limit: int) -> list[Any]:
+            return [
+                (d, stats.breakdown(d, query.range, limit=limit))
+                for d in _custom_dimensions()
+                if d.name not in DIMENSIONS
+            ]
+
+        return _lists(
+            "analytics/events.html",
+            (),
+            50,
+            custom=custom,
+            internal=internal,
+            dimensions=dimensions,
+        )
 
     @bp.get("/engagement")
     def engagement() -> str:
@@ -968,10 +994,11 @@ def make_blueprint(settings: Settings) -> Blueprint:
 
     @bp.get("/api/breakdown/<dimension>")
     def api_breakdown(dimension: str) -> Response:
-        dim = DIMENSIONS.get(dimension)
+        known = _dimensions()
+        dim = known.get(dimension)
         if dim is None:
             response = jsonify(
-                error=f"Unknown dimension {_shown(dimension)}; use one of {', '.join(DIMENSIONS)}."
+                error=f"Unknown dimension {_shown(dimension)}; use one of {', '.join(known)}."
             )
             response.status_code = 404
             return response

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from .aggregate import INTERNAL_EVENTS as INTERNAL_EVENTS
 from .aggregate import daily_selects, day_bounds
+from .dimensions import dimension_selects
 
 if TYPE_CHECKING:
     from .extension import AnalyticsState
@@ -199,6 +200,10 @@ class Dimension:
     skip_null: bool = False
     #: Keep only keys where this count is above zero (entry and exit pages).
     positive: str | None = None
+    #: Column equalities selecting the rows (a custom dimension's name).
+    where: tuple[tuple[str, Any], ...] = ()
+    #: Column header / panel title (custom dimensions carry the host's label).
+    label: str = ""
 
 
 _PAGE = ("visitors", "pageviews", "entries", "exits", "total_engagement_ms")
@@ -251,6 +256,24 @@ DIMENSIONS: Final[Mapping[str, Dimension]] = {
 }  # fmt: skip
 
 
+def custom_dimension(name: str, label: str = "") -> Dimension:
+    """The breakdown of a custom dimension declared with ``analytics.dimension(name)``.
+
+    Its rollups are event-level (visitors with an event carrying the value), one row per
+    value and day, so visitors add up over days like every other breakdown.
+    """
+    return Dimension(
+        name,
+        "DailyDimension",
+        "value",
+        ("visitors", "pageviews", "events"),
+        "visitors",
+        ("events_per_visitor",),
+        where=(("dimension", name),),
+        label=label or name,
+    )
+
+
 @dataclass(frozen=True)
 class Row:
     """One line of a breakdown: its key (None = unknown/direct), counts and rates."""
@@ -289,6 +312,8 @@ LIVE_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "DailySession": ("duration_bucket", "pages_bucket"),
     "DailyEvent": ("name",),
 }
+#: The custom dimensions' rollups (``analytics.dimension(name)``), outside ``models.daily``.
+DIMENSION_TABLE: Final = "DailyDimension"
 _WIDE_KEYS: Final = 5
 _WIDE_COUNTS: Final = 6
 #: Above this many keys with live rows, a top-N query fetches every stored group instead.
@@ -451,12 +476,27 @@ class Stats:
         rows = self._live.get(day)
         if rows is None and self.live_cache is not None:
             rows = self.live_cache.get(day)
-        if rows is None:
-            rows = self._fetch_live(day)
+        if rows is None or table not in rows:
+            fetched = self._fetch_dimensions(day) if table == DIMENSION_TABLE else None
+            rows = {**(rows or {}), **(fetched or self._fetch_live(day))}
             if self.live_cache is not None:
                 self.live_cache.put(day, rows)
         self._live[day] = rows
         return rows[table]
+
+    def _fetch_dimensions(self, day: dt.date) -> dict[str, list[dict[str, Any]]]:
+        select = dimension_selects(self.state, day, cte_suffix=day.strftime("_%Y%m%d"))
+        if select is None:
+            return {DIMENSION_TABLE: []}
+        found = self.conn.execute(select).mappings()
+        return {DIMENSION_TABLE: [{**r, "date": day} for r in found]}
+
+    def _table(self, table: str) -> sa.Table:
+        if table == DIMENSION_TABLE:
+            custom: sa.Table = self.models.DailyDimension.__table__
+            return custom
+        daily: sa.Table = self.models.daily[table].__table__
+        return daily
 
     def _fetch_live(self, day: dt.date) -> dict[str, list[dict[str, Any]]]:
         if self.conn.dialect.name == "postgresql":
@@ -529,7 +569,7 @@ class Stats:
         the result is exact. ``exclude``, ``skip_null`` and ``positive`` (a count that
         must be above zero) filter the first key; ``equals`` filters any column.
         """
-        model = self.models.daily[table].__table__
+        model = self._table(table)
         equals = equals or {}
         live_days = self.live_days(rng)
         live: dict[tuple[Any, ...], list[int]] = {}
@@ -654,7 +694,7 @@ class Stats:
             rng,
             (dimension.key,),
             summed,
-            equals={"path": path} if path is not None else None,
+            equals={**dict(dimension.where), **({"path": path} if path is not None else {})},
             exclude=exclude,
             skip_null=dimension.skip_null,
             positive=dimension.positive,

@@ -31,6 +31,7 @@ from flask_analytics.dashboard import (
 )
 from flask_analytics.stats import DIMENSIONS, INTERNAL_EVENTS, DateRange
 
+from .conftest import custom_event_model
 from .test_stats import (
     TIMEZONE,
     Seeded,
@@ -620,3 +621,54 @@ def test_csp_can_be_replaced_for_host_chrome(make_app: Any, setting: Any, sent: 
     response = app.test_client().get("/analytics/")
     assert response.headers.get("Content-Security-Policy") == sent
     assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+# -- custom dimensions ----------------------------------------------------------------------------
+
+
+def test_custom_dimension_panel_api_and_csv_match_raw_events(make_app: Any) -> None:
+    app = make_app(event_model=custom_event_model)
+    analytics: Analytics = app.extensions["analytics_test"]
+    analytics.dimension("plan", label="Plan")
+    allow(analytics)
+    state = app.extensions["analytics"]
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=1)
+    today = state.local_date(now)
+    yesterday = dt.datetime.combine(today - dt.timedelta(days=1), dt.time(12))
+    plans = ["pro", "free", "pro", None, "<b>team</b>", "pro"]
+    rows = []
+    for day_start in (yesterday, now):
+        for i, plan in enumerate(plans):
+            rows.append(make_row(day_start, 10 + i % 4, plan=plan, name="pageview"))
+            rows.append(make_row(day_start, 10 + i % 4, plan=plan, name="signup"))
+    with app.app_context():
+        insert(analytics, rows)
+        analytics.aggregate(today - dt.timedelta(days=1))
+    # Independent count: per day, distinct visitors per value; then summed over days.
+    expected: dict[Any, dict[str, int]] = {}
+    for day_start in (yesterday, now):
+        day_rows = [r for r in rows if r["created_at"] == day_start]
+        for plan in {r["plan"] for r in day_rows}:
+            of_plan = [r for r in day_rows if r["plan"] == plan]
+            counts = expected.setdefault(plan, {"visitors": 0, "pageviews": 0, "events": 0})
+            counts["visitors"] += len({r["visitor_id"] for r in of_plan})
+            counts["pageviews"] += sum(r["name"] == "pageview" for r in of_plan)
+            counts["events"] += sum(r["name"] != "pageview" for r in of_plan)
+    client = app.test_client()
+    q = f"start={today - dt.timedelta(days=1)}&end={today}"
+    body = client.get(f"/analytics/api/breakdown/plan?{q}").get_json()
+    assert {
+        r["plan"]: {k: r[k] for k in ("visitors", "pageviews", "events")} for r in body["rows"]
+    } == expected
+    text = client.get(f"/analytics/api/breakdown/plan?{q}&format=csv").get_data(as_text=True)
+    from_csv = {
+        (r["plan"] or None): {k: int(r[k]) for k in ("visitors", "pageviews", "events")}
+        for r in csv.DictReader(io.StringIO(text))
+    }
+    assert from_csv == expected
+    html = client.get(f"/analytics/events?{q}").get_data(as_text=True)
+    assert "&lt;b&gt;team&lt;/b&gt;" in html
+    assert "<b>team</b>" not in html
+    check_table(Page(html).tables["custom:plan"], expected, "visitors", 50)
+    missing = client.get("/analytics/api/breakdown/nope").get_json()["error"]
+    assert "plan" in missing
