@@ -18,13 +18,14 @@ import contextlib
 import cProfile
 import datetime as dt
 import io
+import json
 import os
 import pstats
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -194,22 +195,33 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="entries per flush transaction")
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--append-requests", type=int, default=2_000,
+                        help="requests per append case (0: skip them)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.rows:,} rows")
+    flushes = []
     for kind in args.db.split(","):
         with database(kind) as url:
             f = flush_figures(kind, url, args.rows, args.batch, args.profile)
+        flushes.append(f)
         print(
             f"{kind:<11} flush {f.rows:,} rows in {f.flush_seconds:.2f} s = "
             f"{f.rows_per_s:,.0f} rows/s ({f.batches} transactions); "
-            f"append {f.append_us_per_request:.0f} µs per 20-row request"
+            f"append {f.append_us_per_request:.0f} µs per 20-row request", flush=True,
+        )  # fmt: skip
+    appends = []
+    if args.append_requests:
+        with database("sqlite") as url:
+            appends = append_figures(url, args.append_requests, 20)
+    for a in appends:
+        print(
+            f"append, 20 rows: {a.case:<38} {a.us_per_request:>7.0f} µs/request  "
+            f"{a.redis_bytes_per_row:>6.0f} Redis bytes/row"
         )
-    with database("sqlite") as url:
-        for a in append_figures(url, 2_000, 20):
-            print(
-                f"append, 20 rows: {a.case:<38} {a.us_per_request:>7.0f} µs/request  "
-                f"{a.redis_bytes_per_row:>6.0f} Redis bytes/row"
-            )
+    if args.json:
+        print(json.dumps({"flush": [asdict(f) for f in flushes],
+                          "append": [asdict(a) for a in appends]}))  # fmt: skip
 
 
 if __name__ == "__main__":

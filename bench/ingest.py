@@ -1,12 +1,17 @@
 """Collect throughput under gunicorn, driven by wrk, beside a bare Flask endpoint.
 
     python -m bench.ingest [--duration 10] [--connections 16] [--db sqlite,postgresql]
+                           [--buffer direct,redis] [--json]
 
-For each database it starts gunicorn (2 workers; --threads N for gthread) on a fresh
-database and measures, in one run: the bare endpoint's requests/s, one-event collect
-requests/s, and batches of 20 (events/s, counted from the rows actually stored). It also
-measures the pipeline's CPU time per event with a warm user-agent cache, in process.
-Needs `wrk` (Debian package) and gunicorn (dev extra).
+For each database and each ingest mode it starts gunicorn (2 workers; --threads N for
+gthread) on a fresh database and measures, in one run: the bare endpoint's requests/s,
+one-event collect requests/s, and batches of 20 (events/s, counted from the rows actually
+stored). With ``--buffer redis`` (ANALYTICS_INGEST_BUFFER = "redis") a `flask analytics
+flush --loop` process runs beside gunicorn, on the same machine, and events/s are end to
+end: rows stored in the database over the time from the first request until the buffer
+is empty again. It also measures the pipeline's CPU time per event with a warm
+user-agent cache, in process. Needs `wrk` (Debian package), gunicorn (dev extra) and,
+for the buffered cases, Redis (``BENCH_REDIS_URL``, default the local one).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -93,14 +99,28 @@ def count_events(url: str) -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(url: str, workers: int, threads: int) -> Iterator[str]:
+def gunicorn(
+    url: str, workers: int, threads: int, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "BENCH_DATABASE_URL": url}
+    env = {**os.environ, "BENCH_DATABASE_URL": url, **(extra_env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads),
-         "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "bench.ingest_app:create_app()"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "bench.ingest_app:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -126,14 +146,19 @@ def wrk(base: str, path: str, batch: int, duration: int, connections: int) -> di
         f"n % 500, string.format('%08x-%04x-4000-8000-%012x', {i}, tid, n)" for i in range(batch)
     )
     script = WRK_SCRIPT % {
-        "ua": UA, "path": path, "template": json.dumps(f"[{events}]"), "args": args,
+        "ua": UA,
+        "path": path,
+        "template": json.dumps(f"[{events}]"),
+        "args": args,
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
         out = subprocess.run(
             ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "-s", f.name, base],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     finally:
         os.unlink(f.name)
@@ -142,7 +167,8 @@ def wrk(base: str, path: str, batch: int, duration: int, connections: int) -> di
     errors = re.search(r"Socket errors: (.*)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return {
-        "rps": rps, "requests": total,
+        "rps": rps,
+        "requests": total,
         "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
         "socket_errors": 1.0 if errors else 0.0,
     }
@@ -166,9 +192,17 @@ def pipeline_cpu_per_event(n: int = 20_000) -> float:
             db.create_all()
             state = ext.state()
             body = [
-                {"name": "pageview", "url": f"https://example.com/p/{i % 300}?utm_source=news",
-                 "referrer": ["https://www.google.com/", "https://news.ycombinator.com/item", None][i % 3],
-                 "screen_width": 1280, "event_id": str(uuid.uuid4())}
+                {
+                    "name": "pageview",
+                    "url": f"https://example.com/p/{i % 300}?utm_source=news",
+                    "referrer": [
+                        "https://www.google.com/",
+                        "https://news.ycombinator.com/item",
+                        None,
+                    ][i % 3],
+                    "screen_width": 1280,
+                    "event_id": str(uuid.uuid4()),
+                }
                 for i in range(n)
             ]
             info = pipeline.RequestInfo(ip="203.0.113.9", user_agent=UA, request_host="example.com")
@@ -177,8 +211,12 @@ def pipeline_cpu_per_event(n: int = 20_000) -> float:
 
             def run(events: list[dict[str, object]]) -> None:
                 for ev in parse_batch(events, limits, utcnow()):
-                    c = pipeline.Candidate(incoming=ev, info=pipeline.RequestInfo(**{
-                        k: getattr(info, k) for k in ("ip", "user_agent", "request_host")}))
+                    c = pipeline.Candidate(
+                        incoming=ev,
+                        info=pipeline.RequestInfo(
+                            **{k: getattr(info, k) for k in ("ip", "user_agent", "request_host")}
+                        ),
+                    )
                     c.row = pipeline.base_row(ev)
                     for step in state.steps:
                         if step(state, c) is not None:
@@ -192,13 +230,107 @@ def pipeline_cpu_per_event(n: int = 20_000) -> float:
     return elapsed / n * 1e6
 
 
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@contextlib.contextmanager
+def flusher(url: str, stream: str) -> Iterator[None]:
+    """`flask analytics flush --loop` on the bench app's database and stream."""
+    env = {**os.environ, "BENCH_DATABASE_URL": url, "BENCH_INGEST_BUFFER": "redis",
+           "BENCH_BUFFER_STREAM": stream}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "bench.ingest_app:create_app", "analytics",
+         "flush", "--loop"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def wait_drained(stream: str, timeout: float = 600) -> None:
+    """Until every buffered entry is written and acknowledged (polled, with a deadline)."""
+    from redis import Redis
+
+    connection = Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + timeout
+    try:
+        while connection.xlen(stream):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the flusher did not drain {stream} in {timeout:.0f} s")
+            time.sleep(0.02)
+    finally:
+        connection.close()
+
+
+def delete_stream(stream: str) -> None:
+    from redis import Redis
+
+    connection = Redis.from_url(REDIS_URL)
+    keys = list(connection.scan_iter(match=f"{stream}*", count=1000))
+    if keys:
+        connection.delete(*keys)
+    connection.close()
+
+
+def run(kind: str, mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Bare endpoint, one event, batches of 20 on a fresh database; one dict per case."""
+    results: list[dict[str, Any]] = []
+    stream = f"fa-bench-ingest-{uuid.uuid4().hex[:8]}"
+    buffered = mode == "redis"
+    env = {"BENCH_INGEST_BUFFER": mode, "BENCH_BUFFER_STREAM": stream} if buffered else {}
+    with database(kind) as url:
+        create_tables(url)
+        try:
+            with (
+                gunicorn(url, args.workers, args.threads, env) as base,
+                flusher(url, stream) if buffered else contextlib.nullcontext(),
+            ):
+                bare = wrk(base, "/bare", 1, args.duration, args.connections)
+                results.append({"db": kind, "mode": mode, "case": "bare", "batch": 1,
+                                "rps": bare["rps"], "eps": bare["rps"], "ratio": 1.0,
+                                "non2xx": bare["non2xx"]})  # fmt: skip
+                for batch in (1, 20):
+                    before = count_events(url)
+                    started = time.monotonic()
+                    result = wrk(
+                        base, "/_analytics/collect", batch, args.duration, args.connections
+                    )
+                    wrk_seconds = time.monotonic() - started
+                    if buffered:
+                        wait_drained(stream)
+                    elapsed = time.monotonic() - started
+                    stored = count_events(url) - before
+                    results.append({
+                        "db": kind, "mode": mode, "case": "collect", "batch": batch,
+                        "rps": result["rps"], "eps": stored / elapsed,
+                        "ratio": result["rps"] / bare["rps"], "non2xx": result["non2xx"],
+                        "stored": stored, "wrk_seconds": wrk_seconds,
+                        "drain_seconds": elapsed - wrk_seconds,
+                    })  # fmt: skip
+        finally:
+            if buffered:
+                delete_stream(stream)
+    return results
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (>1: gthread)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="gunicorn threads per worker (>1: gthread)"
+    )
     parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--buffer", default="direct,redis", help="ingest modes: direct, redis")
+    parser.add_argument(
+        "--json", action="store_true", help="also print the results as one JSON line"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -206,32 +338,33 @@ def main() -> None:
     cpu = pipeline_cpu_per_event()
     print(f"pipeline CPU per event (parse + steps, warm cache): {cpu:.1f} µs  (goal ≤ 100 µs)")
     print()
-    header = f"{'database':<11}{'case':<22}{'req/s':>10}{'events/s':>11}{'vs bare':>9}{'non-2xx':>9}"
+    header = (f"{'database':<11}{'mode':<8}{'case':<22}{'req/s':>10}{'events/s':>11}"
+              f"{'vs bare':>9}{'non-2xx':>9}")  # fmt: skip
     print(header)
     print("-" * len(header))
+    everything: list[dict[str, Any]] = []
     for kind in args.db.split(","):
-        with database(kind) as url:
-            create_tables(url)
-            with gunicorn(url, args.workers, args.threads) as base:
-                bare = wrk(base, "/bare", 1, args.duration, args.connections)
-                print(f"{kind:<11}{'bare Flask endpoint':<22}{bare['rps']:>10.0f}{'':>11}{1:>9.2f}{bare['non2xx']:>9.0f}")
-                for batch, label in ((1, "collect, 1 event"), (20, "collect, batch of 20")):
-                    before = count_events(url)
-                    started = time.monotonic()
-                    result = wrk(base, "/_analytics/collect", batch, args.duration, args.connections)
-                    elapsed = time.monotonic() - started
-                    stored = count_events(url) - before
-                    eps = stored / elapsed
-                    print(
-                        f"{kind:<11}{label:<22}{result['rps']:>10.0f}{eps:>11.0f}"
-                        f"{result['rps'] / bare['rps']:>9.2f}{result['non2xx']:>9.0f}"
-                    )
+        for mode in args.buffer.split(","):
+            for r in run(kind, mode, args):
+                everything.append(r)
+                label = (
+                    "bare Flask endpoint"
+                    if r["case"] == "bare"
+                    else ("collect, 1 event" if r["batch"] == 1 else "collect, batch of 20")
+                )
+                events = "" if r["case"] == "bare" else f"{r['eps']:.0f}"
+                print(f"{kind:<11}{mode:<8}{label:<22}{r['rps']:>10.0f}{events:>11}"
+                      f"{r['ratio']:>9.2f}{r['non2xx']:>9.0f}", flush=True)  # fmt: skip
     print()
-    print("events/s counts rows actually stored (dedupe on) over the wrk run's wall time.")
+    print("events/s counts rows actually stored (dedupe on): over the wrk run (direct), or from "
+          "the first request until the flusher emptied the buffer (redis).")  # fmt: skip
     print(
-        f"machine: {os.cpu_count()} cores; gunicorn workers: {args.workers} x {args.threads} "
-        f"thread(s); wrk: 2 threads, {args.connections} connections, on the same machine"
+        f"machine: {os.cpu_count()} cores, load {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+        f"gunicorn workers: {args.workers} x {args.threads} thread(s); wrk: 2 threads, "
+        f"{args.connections} connections; flusher (redis): 1 process; all on the same machine"
     )
+    if args.json:
+        print(json.dumps({"pipeline_cpu_us": cpu, "results": everything}))
 
 
 if __name__ == "__main__":

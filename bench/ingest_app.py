@@ -16,6 +16,17 @@ def create_app() -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["BENCH_DATABASE_URL"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": 4}
     app.config["ANALYTICS_RATE_LIMIT"] = None  # one load generator is one "visitor"
+    if os.environ.get("BENCH_INGEST_BUFFER") == "redis":
+        # Buffered cases: rows go to a stream of the run's own; `flask analytics flush
+        # --loop` (started by bench/ingest.py with the same environment) writes them.
+        app.config.update(
+            ANALYTICS_INGEST_BUFFER="redis",
+            ANALYTICS_BUFFER_REDIS_URL=os.environ.get(
+                "BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"
+            ),
+            ANALYTICS_BUFFER_STREAM=os.environ["BENCH_BUFFER_STREAM"],
+            ANALYTICS_BUFFER_MAX_LEN=None,
+        )
     db = SQLAlchemy(app)
     Analytics(app, db=db)
 
