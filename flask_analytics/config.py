@@ -28,6 +28,11 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_DASHBOARD_URL": "/analytics",
     #: Template the dashboard layout extends (put the dashboard inside your admin chrome).
     "ANALYTICS_BASE_TEMPLATE": "analytics/base.html",
+    #: Content-Security-Policy of dashboard responses: None is the built-in strict policy,
+    #: "" sends none (e.g. when your own base template needs inline scripts).
+    "ANALYTICS_DASHBOARD_CSP": None,
+    #: Seconds today's live dashboard numbers are reused across requests (0: never).
+    "ANALYTICS_DASHBOARD_LIVE_TTL": 30,
     #: Redis URL for RQ jobs; unset means every job runs inline.
     "ANALYTICS_REDIS_URL": None,
     #: RQ queue name the jobs are enqueued on.

@@ -55,8 +55,6 @@ CONTENT_SECURITY_POLICY: Final = (
     "frame-ancestors 'self'"
 )
 
-#: Seconds today's (and other live days') numbers are reused across dashboard requests.
-DEFAULT_LIVE_TTL: Final = 30
 
 PERIODS: Final[Mapping[str, str]] = {
     "today": "Today",
@@ -429,7 +427,7 @@ def _closed() -> None:
 def _headers(response: Response) -> Response:
     headers = response.headers
     # None (the default) is the built-in policy; an empty value sends none.
-    policy = current_app.config.get("ANALYTICS_DASHBOARD_CSP")
+    policy = current_app.config["ANALYTICS_DASHBOARD_CSP"]
     if policy is None:
         policy = CONTENT_SECURITY_POLICY
     if policy:
@@ -448,7 +446,7 @@ def _live_cache() -> LiveCache:
     """The app's cache of live days' rows (``ANALYTICS_DASHBOARD_LIVE_TTL`` seconds)."""
     cache: LiveCache | None = current_app.extensions.get("analytics_dashboard_live")
     if cache is None:
-        ttl = current_app.config.get("ANALYTICS_DASHBOARD_LIVE_TTL", DEFAULT_LIVE_TTL)
+        ttl = current_app.config["ANALYTICS_DASHBOARD_LIVE_TTL"]
         cache = current_app.extensions.setdefault(
             "analytics_dashboard_live", LiveCache(float(ttl or 0))
         )
