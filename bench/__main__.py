@@ -173,7 +173,7 @@ def aggregate(suite: Suite) -> None:
         if len(found) == 2:
             memory[db] = f"+{found[0][3]} / +{found[1][3]} MiB"
     suite.add("aggregate", f"aggregate_day / one scan, {a.aggregate_events:,} events: wall (CPU)",
-              ratios, "≤ 4 SQLite, ≤ 3 PostgreSQL")  # fmt: skip
+              ratios, "≤ 4 SQLite, ≤ 3 PostgreSQL (at 1M)")  # fmt: skip
     suite.add("aggregate", f"peak RSS growth, 10,000 vs {a.aggregate_events:,} events", memory,
               "flat")  # fmt: skip
 
