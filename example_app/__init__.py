@@ -35,6 +35,9 @@ class SiteEvent(EventMixin, db.Model):  # type: ignore[name-defined, misc]
 
 
 analytics = Analytics(db=db, event_model=SiteEvent)
+# Plans get daily rollups, a panel on the dashboard's Events page and an API breakdown.
+analytics.dimension("plan", label="Plan")
+analytics.dimension("ab_variant", label="A/B variant")
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
