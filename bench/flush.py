@@ -69,16 +69,18 @@ def make_app(url: str, stream: str, **config: Any) -> tuple[Flask, Analytics]:
     return app, Analytics(app, db=db)
 
 
-def rows_of(n: int, seed: int = 1) -> Iterator[dict[str, Any]]:
-    for values in generate(n, DAY, seed):
+def rows_of(n: int, seed: int = 1, day: dt.date = DAY) -> Iterator[dict[str, Any]]:
+    for values in generate(n, day, seed):
         row = dict(zip(COLUMNS, values, strict=True))
         row["props"] = None
         yield row
 
 
-def requests_of(n: int, size: int, seed: int = 1) -> Iterator[list[dict[str, Any]]]:
+def requests_of(
+    n: int, size: int, seed: int = 1, day: dt.date = DAY
+) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
-    for row in rows_of(n, seed):
+    for row in rows_of(n, seed, day):
         batch.append(row)
         if len(batch) == size:
             yield batch
@@ -102,9 +104,9 @@ def stream_name() -> Iterator[str]:
         connection.close()
 
 
-def fill(state: Any, n: int, size: int) -> float:
-    """Append ``n`` rows in requests of ``size``; microseconds per request."""
-    requests = list(requests_of(n, size))
+def fill(state: Any, n: int, size: int, seed: int = 1, day: dt.date = DAY) -> float:
+    """Append about ``n`` rows (of ``day``) in requests of ``size``; µs per request."""
+    requests = list(requests_of(n, size, seed, day))
     start = time.perf_counter()
     for rows in requests:
         if state.buffer.append(rows) is None:

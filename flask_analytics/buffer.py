@@ -371,14 +371,15 @@ class RedisBuffer:
         self.redis: Redis = Redis.from_url(
             url,
             socket_connect_timeout=1.0,
-            socket_timeout=5.0,
+            socket_timeout=2.0,
             retry=Retry(NoBackoff(), 1),
             health_check_interval=30,
         )
         self._append = self.redis.register_script(APPEND_SCRIPT)
         self._cleanup = self.redis.register_script(CLEANUP_SCRIPT)
+        #: Until when (monotonic) the endpoint writes directly without trying Redis. One
+        #: float, replaced whole: no lock needed between request threads.
         self._skip_until = 0.0
-        self._lock = threading.Lock()
 
     # -- endpoint side --------------------------------------------------------------------
 
@@ -411,13 +412,11 @@ class RedisBuffer:
         try:
             entry_id, length, due, dups = self._append(keys=keys, args=args)
         except (OSError, RedisError) as exc:
-            with self._lock:
-                self._skip_until = time.monotonic() + RETRY_AFTER
+            self._skip_until = time.monotonic() + RETRY_AFTER
             log.warning("analytics buffer: Redis unavailable, writing directly (%s)", exc)
             return None
         if entry_id is None and not dups:  # the stream is full: nobody is flushing
-            with self._lock:
-                self._skip_until = time.monotonic() + RETRY_AFTER
+            self._skip_until = time.monotonic() + RETRY_AFTER
             log.warning(
                 "analytics buffer: %s holds %d entries (ANALYTICS_BUFFER_MAX_LEN), "
                 "writing directly; is `flask analytics flush --loop` running?",
