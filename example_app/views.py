@@ -11,6 +11,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -72,6 +73,25 @@ def _check_csrf() -> None:
     sent = request.form.get("csrf", "")
     if not hmac.compare_digest(sent, session.get("csrf", "")):
         abort(400, "The form expired: reload the page and try again.")
+
+
+#: Variants of the site's A/B test.
+AB_VARIANTS = ("A", "B")
+
+
+@bp.before_request
+def pick_ab_variant() -> None:
+    """The visitor's A/B test variant, drawn once per browser session.
+
+    Kept in the site's own session cookie (the analytics set none): the site's pages
+    pass it to the tracker (``analytics_script(fields=...)`` in base.html), and the
+    ``ab_variant`` column, declared client-settable, records it with every event.
+    Site pages only: the collect endpoint and the dashboard never set the cookie.
+    """
+    variant = session.get("ab_variant")
+    if variant not in AB_VARIANTS:
+        variant = session["ab_variant"] = secrets.choice(AB_VARIANTS)
+    g.ab_variant = variant
 
 
 @bp.app_context_processor

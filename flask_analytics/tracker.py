@@ -4,21 +4,29 @@
 when ``app.debug`` or ``ANALYTICS_TRACKER_DEBUG`` is set), gzipped when the browser
 accepts it, with a strong ETag from the content hash. ``analytics_script()`` writes
 ``<script defer src=".../script.js?v=<hash>" data-...>``: the versioned URL may be cached
-for a year, because any change of the file changes the URL.
+for a year, because any change of the file changes the URL. Its ``fields=`` become
+``data-fields``, a JSON object the tracker sends as top-level keys of every event (the
+collect endpoint records those named in ``ANALYTICS_CLIENT_FIELDS``).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from flask import Response, current_app, request, url_for
 from markupsafe import Markup
+
+from .errors import InvalidEvent
+from .ingest.payload import PROP_VALUE_MAX, check_custom
+from .models import EventMixin
 
 #: Folder of tracker.js and tracker.min.js.
 STATIC_DIR = Path(__file__).parent / "static" / "analytics"
@@ -30,6 +38,11 @@ VERSIONED_MAX_AGE = 365 * 24 * 3600
 UNVERSIONED_MAX_AGE = 3600
 
 _EXTENSION = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: Keys ``fields=`` may not use: the built-in columns and the collect protocol's fields.
+RESERVED_FIELDS = frozenset(EventMixin.__annotations__) | {"url", "offset_ms", "hash_routing"}
+#: Largest whole number JavaScript keeps exactly.
+_JS_SAFE_INT = 2**53
 
 
 @dataclass(frozen=True)
@@ -198,6 +211,51 @@ def _paths(paths: str | Iterable[str]) -> list[str]:
     return items
 
 
+FieldValue = str | int | float | bool | None
+
+
+def _fields(fields: Mapping[str, FieldValue]) -> str:
+    """``fields`` as the JSON of ``data-fields`` ("" when nothing is set).
+
+    Values the tracker would drop are refused here, and so are values a custom column
+    this app declares client-settable would refuse (the endpoint would reject every
+    event of the page). ``None`` means not set.
+    """
+    if not isinstance(fields, Mapping):
+        raise TypeError(f"fields must be a mapping of column names to values, not {fields!r}.")
+    declared = current_app.extensions["analytics"].limits.client_fields
+    kept: dict[str, str | int | float | bool] = {}
+    for key, value in fields.items():
+        if not isinstance(key, str) or not _FIELD_NAME.fullmatch(key):
+            raise ValueError(f"fields key {key!r} must be a column name (letters, digits, _).")
+        if key in RESERVED_FIELDS:
+            raise ValueError(
+                f"fields key {key!r} is a built-in event field; fields are custom columns."
+            )
+        if value is None:
+            continue
+        where = f"fields[{key!r}]"
+        if isinstance(value, str):
+            if len(value) > PROP_VALUE_MAX:
+                raise ValueError(f"{where} is longer than {PROP_VALUE_MAX} characters.")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value) or abs(value) > _JS_SAFE_INT:
+                raise ValueError(f"{where} must be a finite number within ±2**53.")
+        elif not isinstance(value, bool):
+            raise TypeError(f"{where} must be a string, number, boolean or None, not {value!r}.")
+        if key in declared:
+            try:
+                check_custom(value, where, declared[key])
+            except InvalidEvent as exc:
+                raise ValueError(f"{exc} (column {key} of the event model).") from None
+        kept[key] = value
+    if not kept:
+        return ""
+    # ASCII JSON; the attribute escaping (Markup) makes it safe in the tag. A lone
+    # surrogate becomes a \ud800 escape: check_custom refuses it for declared columns.
+    return json.dumps(kept, separators=(",", ":"), allow_nan=False)
+
+
 def analytics_script(
     *,
     mode: str = "balanced",
@@ -212,6 +270,7 @@ def analytics_script(
     respect_dnt: bool | None = None,
     allow_automation: bool = False,
     nonce: str | None = None,
+    fields: Mapping[str, FieldValue] | None = None,
 ) -> Markup:
     """The ``<script>`` tag of the tracker, for templates: ``{{ analytics_script() }}``.
 
@@ -221,6 +280,14 @@ def analytics_script(
     ``collect_url`` defaults to the app's collect endpoint, ``respect_dnt`` to
     ``ANALYTICS_RESPECT_DNT``. ``allow_automation`` lets WebDriver-driven browsers
     (tests) send events. ``nonce`` is the page's CSP nonce.
+
+    ``fields``: values of custom event columns for every event the page sends, e.g.
+    ``fields={"ab_variant": g.ab_variant}`` (written as ``data-fields``, JSON); in the page,
+    ``fa.set({"ab_variant": "B"})`` changes them for the events that follow. The endpoint
+    records only columns named in ``ANALYTICS_CLIENT_FIELDS`` and ignores other keys; a
+    value a declared column refuses (type, length) raises ``ValueError`` here. Values are
+    strings (≤ 2000 characters), numbers, booleans, or ``None`` (not set). Strict mode
+    sends no fields: only name, url and referrer.
     """
     config = current_app.config
     if mode not in MODES:
@@ -236,6 +303,7 @@ def analytics_script(
     if respect_dnt is None:
         respect_dnt = bool(config.get("ANALYTICS_RESPECT_DNT", True))
     globs = [*_paths(config.get("ANALYTICS_EXCLUDED_PATHS") or ()), *_paths(exclude or ())]
+    fields_json = _fields(fields) if fields is not None else ""
 
     attrs: list[tuple[str, str]] = [
         ("src", url_for("analytics_collect.script", v=tracker_asset(_debug()).version)),
@@ -261,6 +329,8 @@ def analytics_script(
         attrs.append(("data-dnt", "false"))
     if allow_automation:
         attrs.append(("data-allow-automation", "true"))
+    if fields_json and mode != "strict":  # strict mode sends no fields: none in the page
+        attrs.append(("data-fields", fields_json))
     if nonce:
         attrs.append(("nonce", nonce))
     rendered = Markup("").join(Markup(' {}="{}"').format(name, value) for name, value in attrs)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -46,6 +49,39 @@ def test_pages_render_with_the_tracker(site):
     assert client.get("/blog/nope").status_code == 404
     with client.get("/download/guide.pdf") as download:
         assert download.data.startswith(b"%PDF")
+
+
+def tracker_fields(page: str) -> dict:
+    """The ``data-fields`` JSON of the page's tracker tag."""
+    match = re.search(r'<script defer src="/_analytics/script\.js[^>]* data-fields="([^"]*)"', page)
+    assert match, "no data-fields on the tracker tag"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def test_pages_pass_the_visitors_ab_variant_to_the_tracker(site):
+    app, analytics = site
+    client = app.test_client()
+    fields = tracker_fields(client.get("/").text)
+    assert fields in ({"ab_variant": "A"}, {"ab_variant": "B"})
+    # Kept in the site's own session cookie: every page of the visit carries the same.
+    assert client.get_cookie("session") is not None
+    for path in ["/blog", "/pricing", "/signup", "/app/settings"]:
+        assert tracker_fields(client.get(path).text) == fields, path
+    # ab_variant is client-settable: the endpoint stores what the tracker sends, and sets
+    # no cookie of its own.
+    event_id = str(uuid.uuid4())
+    response = client.post(
+        "/_analytics/collect",
+        json={"url": "http://localhost/pricing", "event_id": event_id, **fields},
+        headers={"User-Agent": DESKTOP_UA},
+    )
+    assert response.status_code == 202
+    assert "Set-Cookie" not in response.headers
+    with app.app_context():
+        event = analytics.db.session.scalars(
+            sa.select(analytics.Event).where(analytics.Event.event_id == event_id)
+        ).one()
+    assert event.ab_variant == fields["ab_variant"]
 
 
 def test_dashboard_needs_the_password_and_shows_demo_data(site):

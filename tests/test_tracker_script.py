@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
+import html
+import json
 import re
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from flask_analytics.tracker import (
 )
 
 from .tracker_app import create_app
+from .tracker_fixtures import create_fields_app
 
 SCRIPT = "/_analytics/script.js"
 
@@ -73,6 +76,7 @@ def test_every_option_becomes_a_data_attribute(app):
         respect_dnt=False,
         allow_automation=True,
         nonce="n0nce",
+        fields={"ab_variant": "B"},
     )
     assert attrs(tag) == {
         "src": f"{SCRIPT}?v={tracker_asset().version}",
@@ -86,6 +90,7 @@ def test_every_option_becomes_a_data_attribute(app):
         "data-exclude": r"^(?:/admin/.*|/private)$",
         "data-dnt": "false",
         "data-allow-automation": "true",
+        "data-fields": "{&#34;ab_variant&#34;:&#34;B&#34;}",
         "nonce": "n0nce",
     }
 
@@ -107,6 +112,79 @@ def test_attribute_values_are_escaped(app):
     assert values["data-api"] == "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"
     assert values["nonce"] == values["data-api"]
     assert values["data-exclude"] == r"^(?:/a&#34;&lt;b&gt;.*)$"
+
+
+def test_fields_are_escaped_json(app):
+    evil = "\"></script><script>alert(1)</script>&amp;'\u2028é"
+    fields = {"ab_variant": evil, "count": 3, "ratio": 0.5, "beta": True, "plan": None}
+    tag = render(app, fields=fields)
+    assert "<script>alert" not in tag
+    assert "</script>" not in tag[:-9]
+    assert tag.count("<script") == 1
+    assert tag.count('"') % 2 == 0
+    raw = attrs(tag)["data-fields"]
+    assert not set(raw) & set("<>\"'")  # only entities: safe in any attribute quoting
+    assert raw.isascii()
+    # What the browser's dataset.fields gives the tracker: the JSON, None left out.
+    assert json.loads(html.unescape(raw)) == {
+        "ab_variant": evil, "count": 3, "ratio": 0.5, "beta": True,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("fields", [{}, {"ab_variant": None}])
+def test_no_fields_set_no_attribute(app, fields):
+    assert "data-fields" not in attrs(render(app, fields=fields))
+
+
+def test_strict_mode_writes_no_fields(app):
+    # Strict mode sends only name, url and referrer: the values stay out of the page.
+    values = attrs(render(app, mode="strict", fields={"ab_variant": "B"}))
+    assert values["data-mode"] == "strict"
+    assert "data-fields" not in values
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"ab-variant": "B"}, ValueError, "must be a column name"),
+        ({"": "B"}, ValueError, "must be a column name"),
+        ({1: "B"}, ValueError, "must be a column name"),
+        ({"referrer": "https://evil.example/"}, ValueError, "built-in event field"),
+        ({"url": "x"}, ValueError, "built-in event field"),
+        ({"hash_routing": True}, ValueError, "built-in event field"),
+        ({"ab_variant": ["B"]}, TypeError, "must be a string, number, boolean or None"),
+        ({"ab_variant": {"x": 1}}, TypeError, "must be a string, number, boolean or None"),
+        ({"ab_variant": float("nan")}, ValueError, "finite number"),
+        ({"ab_variant": float("inf")}, ValueError, "finite number"),
+        ({"ab_variant": 2**60}, ValueError, "finite number"),
+        ({"ab_variant": "x" * 2001}, ValueError, "longer than 2000"),
+    ],
+)
+def test_bad_fields_fail_with_a_clear_message(app, fields, error, message):
+    with pytest.raises(error, match=message):
+        render(app, fields=fields)
+
+
+def test_fields_must_be_a_mapping(app):
+    with pytest.raises(TypeError, match="fields must be a mapping"):
+        render(app, fields=[("ab_variant", "B")])
+
+
+def test_fields_must_fit_the_declared_columns(tmp_path):
+    # ab_variant is a client-settable String(16): the endpoint would refuse every event of
+    # the page (400) for a value that does not fit, so the tag refuses it first.
+    app = create_fields_app(f"sqlite:///{tmp_path / 'fields.db'}")
+    values = attrs(render(app, fields={"ab_variant": "B"}))
+    assert json.loads(html.unescape(values["data-fields"])) == {"ab_variant": "B"}
+    with pytest.raises(ValueError, match="longer than 16 characters"):
+        render(app, fields={"ab_variant": "x" * 17})
+    with pytest.raises(ValueError, match="must be a string"):
+        render(app, fields={"ab_variant": 2})
+    with pytest.raises(ValueError, match="control characters"):
+        render(app, fields={"ab_variant": "a\nb"})
+    # plan is not client-settable: the endpoint ignores it, whatever it is.
+    values = attrs(render(app, fields={"plan": "x" * 100, "ab_variant": None}))
+    assert json.loads(html.unescape(values["data-fields"])) == {"plan": "x" * 100}
 
 
 def test_defaults_follow_the_app_config(tmp_path):

@@ -21,9 +21,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, render_template
+from flask_sqlalchemy import SQLAlchemy
 
-from .conftest import CHROMIUM, DESKTOP_UA, LiveServer
+from flask_analytics import Analytics
+
+from .conftest import CHROMIUM, DESKTOP_UA, LiveServer, custom_event_model
 from .tracker_app import CollectRecorder, create_app
 
 #: Seconds a test waits for something the tracker should do.
@@ -33,6 +36,8 @@ COLUMNS = (
     "event_id", "name", "hostname", "path", "referrer", "referrer_host",
     "screen_width", "engagement_ms", "scroll_depth", "props",
 )  # fmt: skip
+#: Custom columns of the fields site's event model (only ``ab_variant`` client-settable).
+FIELD_COLUMNS = ("plan", "ab_variant")
 
 
 @dataclass
@@ -42,13 +47,15 @@ class Site:
     app: Flask
     url: str
     recorder: CollectRecorder
+    #: Event columns :meth:`events` reads.
+    columns: tuple[str, ...] = COLUMNS
 
     def options(self, **options: Any) -> None:
         """``analytics_script()`` options of the pages served from now on."""
         self.app.config["TRACKER_OPTIONS"] = {"allow_automation": True, **options}
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        """Stored events (as dicts of :data:`COLUMNS`), oldest first."""
+        """Stored events (as dicts of :attr:`columns`), oldest first."""
         analytics = self.app.extensions["analytics_test"]
         model = analytics.Event
         query = sa.select(model).order_by(model.id)
@@ -56,7 +63,7 @@ class Site:
             query = query.where(model.name == name)
         with self.app.app_context():
             rows = analytics.db.session.scalars(query).all()
-            return [{column: getattr(row, column) for column in COLUMNS} for row in rows]
+            return [{column: getattr(row, column) for column in self.columns} for row in rows]
 
     def sent(self) -> list[dict[str, Any]]:
         """Every event object of every collect request the server received, in order."""
@@ -120,17 +127,57 @@ def sentinel(
     )
 
 
-@pytest.fixture(name="site")
-def site_fixture(tmp_path: Path) -> Iterator[Site]:
-    """The test site on a file SQLite database, served on 127.0.0.1 (random port)."""
-    app = create_app(f"sqlite:///{tmp_path / 'tracker.db'}")
+def serve(app: Flask, columns: tuple[str, ...] = COLUMNS) -> Iterator[Site]:
+    """``app`` served on 127.0.0.1 (random port) for the test, then stopped."""
     server = LiveServer(app).start()
     recorder = app.wsgi_app
     assert isinstance(recorder, CollectRecorder)
-    yield Site(app=app, url=server.url, recorder=recorder)
+    yield Site(app=app, url=server.url, recorder=recorder, columns=columns)
     server.stop()
     with app.app_context():
         app.extensions["analytics_test"].db.engine.dispose()
+
+
+@pytest.fixture(name="site")
+def site_fixture(tmp_path: Path) -> Iterator[Site]:
+    """The test site on a file SQLite database, served on 127.0.0.1 (random port)."""
+    yield from serve(create_app(f"sqlite:///{tmp_path / 'tracker.db'}"))
+
+
+def create_fields_app(database_uri: str) -> Flask:
+    """A host whose event model has the custom columns ``plan`` and ``ab_variant``
+    (``tests.conftest.custom_event_model``), of which only ``ab_variant`` is declared
+    client-settable; its pages (``/page/<name>``) are the test site's."""
+    app = Flask(__name__, template_folder="templates")
+    app.config.update(
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI=database_uri,
+        SECRET_KEY="test",
+        TRACKER_OPTIONS={"allow_automation": True},
+        ANALYTICS_CLIENT_FIELDS=["ab_variant"],
+    )
+    db = SQLAlchemy()
+    db.init_app(app)
+    analytics = Analytics(app, db=db, event_model=custom_event_model(db))
+    app.extensions["analytics_test"] = analytics
+    with app.app_context():
+        db.create_all()
+
+    @app.route("/page/<path:name>")
+    def page(name: str) -> str:
+        return render_template(
+            "tracker/page.html", name=name, options=app.config["TRACKER_OPTIONS"]
+        )
+
+    app.wsgi_app = CollectRecorder(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+@pytest.fixture(name="fields_site")
+def fields_site_fixture(tmp_path: Path) -> Iterator[Site]:
+    """:func:`create_fields_app` on a file SQLite database, served on 127.0.0.1."""
+    app = create_fields_app(f"sqlite:///{tmp_path / 'fields.db'}")
+    yield from serve(app, COLUMNS + FIELD_COLUMNS)
 
 
 @pytest.fixture(name="chromium", scope="module")

@@ -5,14 +5,17 @@
  * `cd tracker && npm ci && npm run build`, see tracker/README.md). Budget: 2,000 bytes
  * minified + gzipped, so the code is shaped for the minifier: one closure, locals and
  * arrow functions, default parameters instead of local declarations (never in callbacks
- * of map/filter, which pass more arguments).
+ * of map/filter, which pass more arguments). Globals are written out (Math, location,
+ * navigator, Date.now): gzip codes their repeats in fewer bytes than aliases cost, and
+ * the attributes are read through `dataset` (data-sample-rate is attr.sampleRate).
  *
  * Included with {{ analytics_script(**options) }}, which writes the data attributes:
  *   data-api                where events are POSTed (required; the collect endpoint)
  *   data-mode               strict | balanced (default) | full
  *       strict    stores nothing on the device and sends only name, url and referrer
  *                 (plus event_id, offset_ms and hash_routing, which describe the
- *                 request, not the visitor): no props, screen width, engagement, vitals.
+ *                 request, not the visitor): no props, custom fields, screen width,
+ *                 engagement, vitals.
  *       balanced  everything below; nothing stored on the device.
  *       full      balanced + events whose delivery is in doubt when the page is hidden
  *                 (sending failed, or a request is unanswered) are kept in localStorage
@@ -26,6 +29,7 @@
  *                           and its exclude= globs, with the server's fnmatch meaning)
  *   data-dnt                "false" ignores Do Not Track / Global Privacy Control
  *   data-allow-automation   also run under WebDriver (navigator.webdriver): for tests
+ *   data-fields             a JSON object of custom fields (below) for every event
  *
  * Events (the collect protocol in DESIGN.md):
  *   pageview     on load (once a prerendered page is shown) and on history navigation
@@ -47,6 +51,19 @@
  *                kept by a stub in <head> and replayed:
  *   <script>window.fa=window.fa||{q:[],track:function(){this.q.push(arguments)}}</script>
  *
+ * Custom fields: values of the host's custom event columns, sent as top-level keys of
+ * every event (not in strict mode: they describe the visitor). The endpoint records those
+ * declared in ANALYTICS_CLIENT_FIELDS and ignores the others. They come from data-fields
+ * (analytics_script(fields={"ab_variant": "B"}), checked against the columns there) and
+ * from window.fa.set({ab_variant: "B"}), which merges into them for the events created
+ * from then on; null, or anything but a string ≤ 2000 chars, a finite number or a
+ * boolean, unsets a key. fa.set exists once this script ran, tracked page or not (the
+ * stub above queues only track). Keys must be column names: analytics_script() refuses
+ * the protocol's field names, fa.set does not check (name, url, event_id... would be
+ * overridden, but a "referrer" or "props" would be sent as such). A value its column
+ * refuses (too long, wrong type) makes the endpoint refuse the whole batch, so fa.set
+ * values must fit their columns.
+ *
  * Delivery: events are batched (≤ 20 per request, sent after 1 s or at 20) and handed
  * to sendBeacon when the page is hidden. Network errors, 429 and 5xx are retried with
  * exponential backoff (1 s, 2 s, 4 s ... ≤ 60 s) and ±50 % jitter; other 4xx are final.
@@ -56,35 +73,50 @@
  * Nothing here throws into the host page: every entry point is wrapped by `guard`.
  */
 (() => {
-  const w = window, d = document, nav = navigator, loc = location, now = Date.now, M = Math;
-  const script = d.currentScript;
+  const w = window, d = document;
   /** f wrapped so that nothing it throws reaches the caller (the host page). */
   const guard = (f) => (...a) => {
     try {
       return f(...a);
     } catch {}
   };
-  const attr = (k) => script.getAttribute("data-" + k);
+  const attr = d.currentScript.dataset; // data-sample-rate is attr.sampleRate
   /** A boolean data attribute: absent → dflt, "false" → false, anything else → true. */
-  const flag = (k, dflt) => ((k = attr(k)) == null ? dflt : k != "false");
+  const flag = (k, dflt) => ((k = attr[k]) == null ? dflt : k != "false");
   const on = (target, type, f, capture) => target.addEventListener(type, guard(f), capture);
   const stub = w.fa || {};
-  const api = (w.fa = { track() {} }); // a no-op until (unless) tracking starts
+  /** Copies into `to` the values of `from` the server accepts: strings ≤ 2000 chars,
+   * finite numbers, booleans (a 400 would refuse the whole batch; a BigInt or a cycle
+   * would break JSON). Other values (null...) copy as `none`, never given: undefined,
+   * which JSON leaves out, so fa.set({k: null}) unsets k. No coercion (typeof,
+   * Number.isFinite): a BigInt, Symbol or null-prototype object must not throw halfway. */
+  const clean = (from, to = {}, none) => {
+    for (const k in from) {
+      const v = from[k];
+      to[k] = (typeof v == "string" ? !v[2e3] : v === !!v || Number.isFinite(v)) ? v : none;
+    }
+    return to;
+  };
+  // Custom columns of every event (not in strict mode): data-fields, then fa.set(...).
+  const fields = clean(guard(JSON.parse)(attr.fields));
+  // fa.set works at once (also when this page is not tracked); fa.track is a no-op until
+  // (unless) tracking starts.
+  const api = (w.fa = { track() {}, set: guard((values) => void clean(values, fields)) });
 
   guard(() => {
-    const mode = attr("mode"), strict = mode == "strict", dl = attr("downloads");
+    const mode = attr.mode, strict = mode == "strict", dl = attr.downloads;
     // Not tracked: WebDriver-driven browsers (tests, scrapers; the server also drops
     // headless user agents as bots), Do Not Track / Global Privacy Control when respected,
     // page loads outside the sample (per load: nothing is stored to make it sticky).
-    if (nav.webdriver && !flag("allow-automation") ||
-        flag("dnt", 1) && (nav.doNotTrack == 1 || nav.globalPrivacyControl) ||
-        !(M.random() < (attr("sample-rate") || 1))) return;
+    if (navigator.webdriver && !flag("allowAutomation") ||
+        flag("dnt", 1) && (navigator.doNotTrack == 1 || navigator.globalPrivacyControl) ||
+        !(Math.random() < (attr.sampleRate || 1))) return;
 
-    const endpoint = attr("api"); // required: analytics_script() always writes it
-    const hash = flag("hash-routing");
+    const endpoint = attr.api; // required: analytics_script() always writes it
+    const hash = flag("hashRouting");
     const downloads = dl != "false" &&
       RegExp("\\.(" + (dl || "pdf|csv|docx?|xlsx?|pptx?|zip|gz|dmg|exe|mp[34]") + ")$", "i");
-    const excluded = RegExp(attr("exclude") || "^$");
+    const excluded = RegExp(attr.exclude || "^$");
     let skip; // the current page is excluded
     const storage = mode == "full" && guard(() => localStorage)();
 
@@ -92,17 +124,11 @@
     let inflight = []; // pairs handed to fetch and not answered yet
     let timer = 0, retries = 0;
 
-    // crypto.randomUUID needs a secure context (HTTPS, localhost). Elsewhere a blob URL,
-    // which ends with a random v4 UUID from the browser's CSPRNG in every browser, is the
-    // shortest fallback (each such empty blob URL lives until the page unloads).
-    const uuid = (c = crypto) =>
-      c.randomUUID ? c.randomUUID() : URL.createObjectURL(new Blob()).slice(-36);
-
     /** The JSON body of a batch; offset_ms is each event's age at this send. Events
      * older than 24 h are left out: the server would refuse the whole batch. */
-    const body = (batch, t = now()) => JSON.stringify(batch
+    const body = (batch, t = Date.now()) => JSON.stringify(batch
       .filter(([created]) => t - created < 864e5)
-      .map(([created, e]) => (e.offset_ms = M.max(0, t - created), e)));
+      .map(([created, e]) => (e.offset_ms = Math.max(0, t - created), e)));
 
     /** Adds unconfirmed events to those kept for the next page load (full mode only;
      * any tab's, at most 200, under one key the next load reads and removes). */
@@ -113,7 +139,7 @@
       // Network error, 429 or 5xx: again later, with exponential backoff and jitter.
       queue.unshift(...batch);
       clearTimeout(timer);
-      timer = setTimeout(flush, M.min(6e4, 500 * 2 ** ++retries) * (0.5 + M.random()));
+      timer = setTimeout(flush, Math.min(6e4, 500 * 2 ** ++retries) * (0.5 + Math.random()));
     }) => {
       inflight.push(...batch);
       // A string body is sent as text/plain: a "simple" request, no CORS preflight.
@@ -129,27 +155,30 @@
       timer = 0;
       while (queue[0]) {
         data = body(batch = queue.splice(0, 20));
-        (beacon && nav.sendBeacon(endpoint, data)) || post(batch, data);
+        (beacon && navigator.sendBeacon(endpoint, data)) || post(batch, data);
       }
     });
 
     /** Queues one event (for `url`, default the current page) unless the page is excluded. */
-    const send = (name, props, extra, url = loc.href, e) => {
+    const send = (name, props, extra, url = location.href, e) => {
       if (skip) return;
-      e = { name, url: url.slice(0, 2e3), event_id: uuid(), hash_routing: hash, ...extra };
+      e = {
+        ...!strict && fields, // first: what the tracker sets below overrides them
+        name,
+        url: url.slice(0, 2e3),
+        // crypto.randomUUID needs a secure context (HTTPS, localhost). Elsewhere a blob
+        // URL, which ends with a random v4 UUID from the browser's CSPRNG in every
+        // browser, is the shortest fallback (each such empty blob URL lives until the
+        // page unloads).
+        event_id: crypto.randomUUID && crypto.randomUUID() || URL.createObjectURL(new Blob()).slice(-36),
+        hash_routing: hash,
+        ...extra,
+      };
       if (!strict) {
         e.screen_width = w.innerWidth;
-        if (props) {
-          // Only values the server accepts: strings ≤ 2000 chars, finite numbers, booleans
-          // (a 400 would refuse the whole batch; a BigInt or cycle would break JSON).
-          const p = e.props = {};
-          for (const k in props) {
-            const v = props[k];
-            if (v === "" + v ? !v[2e3] : v === !!v || v === +v && isFinite(v)) p[k] = v;
-          }
-        }
+        if (props) e.props = clean(props);
       }
-      queue.push([now(), e]);
+      queue.push([Date.now(), e]);
       // Flush at 20, else within a second; while backing off, the retry timer decides.
       queue[19] && !retries ? flush() : timer || (timer = setTimeout(flush, 1e3));
     };
@@ -161,31 +190,33 @@
 
     // Engagement of the current page: visible ms since the last report and the deepest
     // scroll so far (0-100). Reported once the page was visible ≥ 3 s: a glance is a bounce.
-    let engaged = 0, visibleSince = d.hidden ? 0 : now(), depth = 0;
+    let engaged = 0, visibleSince = d.hidden ? 0 : Date.now(), depth = 0;
     const measure = () => {
       const ratio = (w.scrollY + w.innerHeight) / d.documentElement.scrollHeight;
-      depth = M.max(depth, M.min(100, ratio * 100) + 0.5 | 0); // ≤ 100: overscroll, zoom
+      depth = Math.max(depth, Math.min(100, ratio * 100) + 0.5 | 0); // ≤ 100: overscroll, zoom
     };
-    const leave = (t = now(), ms = engaged + (visibleSince && t - visibleSince)) => {
+    /** The page is left or hidden: counts its visible time so far, reports it if ≥ 3 s. */
+    const leave = (t = Date.now()) => {
       measure();
-      if (!strict && ms >= 3e3) {
-        send("engagement", 0, { engagement_ms: ms, scroll_depth: depth }, lastUrl);
-        engaged = 0;
-        visibleSince = visibleSince && t;
-      }
+      engaged += visibleSince && t - visibleSince;
+      visibleSince = visibleSince && t;
+      if (strict || engaged < 3e3) return;
+      send("engagement", 0, { engagement_ms: engaged, scroll_depth: depth }, lastUrl);
+      engaged = 0;
     };
 
     let lastKey, lastUrl;
-    const pageview = (_, key = loc.pathname + (hash ? loc.hash : "")) => {
+    // The key of a page: its path, plus the fragment with hash routing (else `hash`, the
+    // same false or undefined for every page).
+    const pageview = (_, key = location.pathname + (hash && location.hash)) => {
       if (key != lastKey) {
         // A new page of a single-page app: report the previous one, start afresh.
         leave();
         engaged = depth = 0;
-        visibleSince = visibleSince && now();
-        skip = excluded.test(loc.pathname);
+        skip = excluded.test(location.pathname);
         send("pageview", 0, { referrer: (lastUrl || d.referrer).slice(0, 2e3) }); // "" is none
         lastKey = key;
-        lastUrl = loc.href;
+        lastUrl = location.href;
       }
     };
 
@@ -201,11 +232,11 @@
         const s = e.startTime, type = e.entryType[2];
         if (type == "v") vitals.ttfb = e.responseStart | 0; // navigation
         if (type == "r") vitals.lcp = s | 0; // largest-contentful-paint
-        if (type == "e" && e.interactionId) vitals.inp = M.max(~~vitals.inp, e.duration); // event
+        if (type == "e" && e.interactionId) vitals.inp = Math.max(~~vitals.inp, e.duration); // event
         if (type == "y" && !e.hadRecentInput) { // layout-shift
           win = s - winLast < 1e3 ? win + e.value : e.value;
           winLast = s;
-          vitals.cls = M.max(vitals.cls, win);
+          vitals.cls = Math.max(vitals.cls, win);
         }
       })));
       for (const type of ["navigation", "largest-contentful-paint", "layout-shift", "event"]) {
@@ -236,7 +267,7 @@
       if (/^http/.test(url) && e.button < 2 &&
           (name = downloads && (a.hasAttribute("download") || downloads.test(a.pathname))
             ? "download"
-            : flag("outbound", 1) && a.host != loc.host && "outbound")) urgent(name, { url });
+            : flag("outbound", 1) && a.host != location.host && "outbound")) urgent(name, { url });
     };
     on(d, "click", click, 1);
     on(d, "auxclick", click, 1); // middle click: opens a new tab
@@ -249,10 +280,9 @@
     on(w, "scroll", measure);
     on(d, "visibilitychange", () => {
       if (d.hidden) {
-        engaged += visibleSince && now() - visibleSince;
-        visibleSince = 0;
         bye();
-      } else visibleSince = now();
+        visibleSince = 0;
+      } else visibleSince = Date.now();
     });
     on(w, "pagehide", bye);
 
