@@ -17,12 +17,28 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import aggregate as aggregation
-from . import jobs
+from . import dispatch
 from .archive import DayState, archive, day_state, purge
 from .errors import AnalyticsError
+from .status import status_report
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from .extension import AnalyticsState
+
+
+def _jobs() -> ModuleType:
+    """The RQ side of the commands, which needs the ``redis`` extra."""
+    try:
+        from . import jobs
+    except ImportError as exc:
+        raise click.ClickException(
+            f"This needs RQ and Redis ({exc.name} is not installed): "
+            "pip install 'flask-analytics[redis]'."
+        ) from exc
+    return jobs
+
 
 analytics_cli = AppGroup("analytics", help="Aggregate, archive and inspect analytics data.")
 
@@ -37,7 +53,7 @@ class DayParam(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
         try:
-            jobs.parse_day(text, dt.date(2000, 1, 1))
+            dispatch.parse_day(text, dt.date(2000, 1, 1))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         return text
@@ -67,7 +83,7 @@ def _errors() -> Iterator[None]:
 
 def _resolve(state: AnalyticsState, value: str, option: str = "DATE") -> dt.date:
     today = state.today()
-    day = jobs.parse_day(value, today)
+    day = dispatch.parse_day(value, today)
     if day > today:
         zone = state.settings.timezone.key
         raise click.ClickException(
@@ -76,7 +92,7 @@ def _resolve(state: AnalyticsState, value: str, option: str = "DATE") -> dt.date
     return day
 
 
-def _report(enqueued: jobs.Enqueued) -> None:
+def _report(enqueued: dispatch.Enqueued) -> None:
     if enqueued.created:
         click.echo(
             f"Queued {enqueued.description} on queue {enqueued.queue!r} (job {enqueued.job_id})."
@@ -105,8 +121,8 @@ def aggregate_command(day: str, force: bool, sync: bool) -> None:
     state = _state()
     with _errors():
         target = _resolve(state, day)
-        if jobs.uses_queue(state, sync):
-            _report(jobs.enqueue_aggregate(state, target, force=force))
+        if dispatch.uses_queue(state, sync):
+            _report(_jobs().enqueue_aggregate(state, target, force=force))
             return
         aggregation.aggregate_day(state, target, force=force)
         click.echo(
@@ -139,14 +155,16 @@ def _aggregate_days(
 ) -> None:
     """Aggregate ``first``..``last``: queued per day with Redis, else inline with a bar."""
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    if jobs.uses_queue(state, sync):
-        connection = jobs.redis_connection(state)
+    if dispatch.uses_queue(state, sync):
+        connection = _jobs().redis_connection(state)
         created = 0
         with click.progressbar(days, label="Queueing") as bar:
             for day in bar:
-                created += jobs.enqueue_aggregate(
-                    state, day, force=force, connection=connection
-                ).created
+                created += (
+                    _jobs()
+                    .enqueue_aggregate(state, day, force=force, connection=connection)
+                    .created
+                )
         click.echo(
             f"Queued {_n(created, 'aggregation job')} on queue {state.settings.queue!r} "
             f"({len(days) - created:,} already queued or running)."
@@ -216,9 +234,11 @@ def archive_command(retention_days: int | None, batch_size: int, dry_run: bool, 
     """Move raw events of aggregated days past the retention into the archive table."""
     state = _state()
     with _errors():
-        if jobs.uses_queue(state, sync) and not dry_run:
+        if dispatch.uses_queue(state, sync) and not dry_run:
             _report(
-                jobs.enqueue_archive(state, older_than_days=retention_days, batch_size=batch_size)
+                _jobs().enqueue_archive(
+                    state, older_than_days=retention_days, batch_size=batch_size
+                )
             )
             return
         plan = archive(state, older_than_days=retention_days, dry_run=True)
@@ -276,8 +296,8 @@ def purge_command(retention_days: int | None, dry_run: bool, sync: bool) -> None
             for day, count in plan.days:
                 click.echo(f"  {day.isoformat()}  {_n(count, 'event')}")
             return
-        if jobs.uses_queue(state, sync):
-            _report(jobs.enqueue_purge(state, older_than_days=retention_days))
+        if dispatch.uses_queue(state, sync):
+            _report(_jobs().enqueue_purge(state, older_than_days=retention_days))
             return
         with click.progressbar(length=max(plan.planned, 1), label="Purging") as bar:
             result = purge(state, older_than_days=retention_days, progress=bar.update)
@@ -309,7 +329,7 @@ def _redis_errors(state: AnalyticsState) -> Iterator[None]:
     try:
         yield
     except RedisError as exc:
-        url = jobs.safe_url(state.settings.buffer_redis_url or "")
+        url = dispatch.safe_url(state.settings.buffer_redis_url or "")
         raise click.ClickException(
             f"Redis is not reachable at {url} ({exc}): the buffered events wait there."
         ) from exc
@@ -340,8 +360,8 @@ def flush_command(loop: bool, interval: float | None, sync: bool) -> None:
     with _errors(), _redis_errors(state):
         buffer.get_buffer(state)
         if not loop:
-            if jobs.uses_queue(state, sync):
-                _report(jobs.enqueue_flush(state))
+            if dispatch.uses_queue(state, sync):
+                _report(_jobs().enqueue_flush(state))
                 return
             result = buffer.flush(state)
             click.echo(f"Flushed {_flushed(result)} in {result.seconds:.2f} s.")
@@ -384,7 +404,7 @@ def worker_command(burst: bool, name: str | None, no_fork: bool) -> None:
                 "ANALYTICS_REDIS_URL is not set: commands run their work inline, so there is "
                 "nothing for a worker to do."
             )
-        worked = jobs.run_worker(
+        worked = _jobs().run_worker(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             burst=burst,
             name=name,
@@ -403,11 +423,11 @@ def scheduler_command() -> None:
             raise click.ClickException(
                 "ANALYTICS_REDIS_URL is not set: the scheduler needs Redis and an RQ worker."
             )
-        scheduler = jobs.build_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]
+        scheduler = _jobs().build_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]
     click.echo(f"Scheduling on queue {state.settings.queue!r} ({state.settings.timezone.key}):")
-    for entry in jobs.schedule(state):
+    for entry in _jobs().schedule(state):
         click.echo(f"  {entry.cron:<14} {entry.name:<20} {entry.description}")
-    scheduler.start()  # type: ignore[no-untyped-call]
+    scheduler.start()
 
 
 @analytics_cli.command("status")
@@ -415,7 +435,7 @@ def status_command() -> None:
     """Show row counts, recent aggregation runs, days needing aggregation and the queue."""
     state = _state()
     with _errors():
-        report = jobs.status_report(state)
+        report = status_report(state)
     click.echo(
         f"Events: {report.raw_events:,} raw, {report.archived_events:,} archived "
         f"(time zone {state.settings.timezone.key})."

@@ -38,12 +38,10 @@ import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from croniter import croniter
 from flask import Flask, current_app, has_app_context
 from redis import Redis
@@ -55,8 +53,10 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from . import aggregate as aggregation
-from .archive import DayState, archive, counts, day_state, day_states, purge
+from .archive import DayState, archive, day_state, day_states, purge
+from .dispatch import Enqueued, parse_day, safe_url, uses_queue
 from .errors import AnalyticsError
+from .status import QueueInfo
 
 if TYPE_CHECKING:
     from rq.executions import Execution
@@ -97,21 +97,6 @@ def current_state() -> AnalyticsState:
             "Analytics is not registered on this app. Did you forget to call init_app?"
         ) from None
     return state
-
-
-def parse_day(value: str, today: dt.date) -> dt.date:
-    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (relative to the local ``today``)."""
-    word = value.strip().lower()
-    if word == "today":
-        return today
-    if word == "yesterday":
-        return today - dt.timedelta(days=1)
-    try:
-        return dt.date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a date: use YYYY-MM-DD, 'today' or 'yesterday'."
-        ) from None
 
 
 # -- job entry points (primitives in, primitives out) -------------------------------------
@@ -184,23 +169,6 @@ def stale_days(state: AnalyticsState) -> list[DayState]:
 # -- dispatch -----------------------------------------------------------------------------
 
 
-def uses_queue(state: AnalyticsState, sync: bool) -> bool:
-    """Whether work is queued on Redis (``ANALYTICS_REDIS_URL`` set and no ``--sync``)."""
-    return state.settings.redis_url is not None and not sync
-
-
-def safe_url(url: str) -> str:
-    """``url`` with its password masked, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def redis_connection(state: AnalyticsState) -> Redis:
     """A connection to ``ANALYTICS_REDIS_URL``, checked with a PING."""
     url = state.settings.redis_url
@@ -223,18 +191,6 @@ def job_id(state: AnalyticsState, *parts: str) -> str:
     """Deterministic job id, scoped by queue (rq allows letters, digits, ``_`` and ``-``)."""
     queue = re.sub(r"[^A-Za-z0-9_-]", "-", state.settings.queue)
     return "-".join((ID_PREFIX, queue, *parts))
-
-
-@dataclass(frozen=True)
-class Enqueued:
-    """The outcome of an enqueue: a new job, or the one already waiting for that work."""
-
-    job_id: str
-    description: str
-    queue: str
-    #: False when a job with this id was already queued or running (nothing added).
-    created: bool
-    status: str
 
 
 def enqueue(
@@ -634,42 +590,6 @@ def run_scheduler(app: Flask) -> None:
 # -- status -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    """One aggregation run."""
-
-    date: dt.date
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    source_events: int | None
-
-
-@dataclass(frozen=True)
-class QueueInfo:
-    """Jobs of ``ANALYTICS_QUEUE`` on Redis."""
-
-    name: str
-    queued: int
-    started: int
-    failed: int
-    #: (job id, last line of the error) of the most recent failures.
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    """What ``flask analytics status`` shows."""
-
-    raw_events: int
-    archived_events: int
-    runs: list[RunInfo]
-    #: Days with raw events that are not aggregated, or changed since their last run.
-    pending: list[DayState]
-    #: None when jobs run inline (no ANALYTICS_REDIS_URL) or Redis is unreachable.
-    queue: QueueInfo | None
-    redis_error: str | None = None
-
-
 def queue_info(state: AnalyticsState, *, connection: Redis | None = None) -> QueueInfo:
     """Queue length, running and failed jobs of ``ANALYTICS_QUEUE``."""
     connection = connection or redis_connection(state)
@@ -689,36 +609,4 @@ def queue_info(state: AnalyticsState, *, connection: Redis | None = None) -> Que
         started=queue.started_job_registry.count,
         failed=queue.failed_job_registry.count,
         failures=failures,
-    )
-
-
-def last_runs(state: AnalyticsState, limit: int = 10) -> list[RunInfo]:
-    """The most recently started aggregation runs."""
-    runs: sa.Table = state.models.AggregationRun.__table__
-    with state.engine().connect() as conn:
-        rows = conn.execute(
-            sa.select(runs.c.date, runs.c.started_at, runs.c.finished_at, runs.c.source_events)
-            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
-            .limit(limit)
-        ).all()
-    return [RunInfo(*row) for row in rows]
-
-
-def status_report(state: AnalyticsState, *, runs: int = 10) -> StatusReport:
-    """Row counts, recent runs, days needing aggregation and (with Redis) the queue."""
-    queue = None
-    error = None
-    if state.settings.redis_url is not None:
-        try:
-            queue = queue_info(state)
-        except JobsUnavailable as exc:
-            error = str(exc)
-    rows = counts(state)
-    return StatusReport(
-        raw_events=rows["raw"],
-        archived_events=rows["archived"],
-        runs=last_runs(state, runs),
-        pending=[d for d in day_states(state) if not d.fresh],
-        queue=queue,
-        redis_error=error,
     )

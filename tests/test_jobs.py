@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from flask_analytics import Analytics, jobs
+from flask_analytics import Analytics, jobs, status
 
 from .conftest import REDIS_URL
 
@@ -244,7 +244,7 @@ def test_failed_jobs_show_in_the_status_and_can_be_queued_again(redis_app):
     burst(redis_app)
 
     with redis_app.app_context():
-        report = jobs.status_report(state)
+        report = status.status_report(state)
     assert report.queue is not None
     assert (report.queue.queued, report.queue.failed) == (0, 1)
     assert report.queue.failures == [

@@ -1,0 +1,86 @@
+"""What ``flask analytics status`` reports: row counts, aggregation runs, days needing
+aggregation and, with Redis, the queue (read through :mod:`flask_analytics.jobs` only
+then, so the rest works without the ``redis`` extra)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from .archive import DayState, counts, day_states
+
+if TYPE_CHECKING:
+    from .extension import AnalyticsState
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One aggregation run."""
+
+    date: dt.date
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    source_events: int | None
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """Jobs of ``ANALYTICS_QUEUE`` on Redis."""
+
+    name: str
+    queued: int
+    started: int
+    failed: int
+    #: (job id, last line of the error) of the most recent failures.
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What ``flask analytics status`` shows."""
+
+    raw_events: int
+    archived_events: int
+    runs: list[RunInfo]
+    #: Days with raw events that are not aggregated, or changed since their last run.
+    pending: list[DayState]
+    #: None when jobs run inline (no ANALYTICS_REDIS_URL) or Redis is unreachable.
+    queue: QueueInfo | None
+    redis_error: str | None = None
+
+
+def last_runs(state: AnalyticsState, limit: int = 10) -> list[RunInfo]:
+    """The most recently started aggregation runs."""
+    runs: sa.Table = state.models.AggregationRun.__table__
+    with state.engine().connect() as conn:
+        rows = conn.execute(
+            sa.select(runs.c.date, runs.c.started_at, runs.c.finished_at, runs.c.source_events)
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+            .limit(limit)
+        ).all()
+    return [RunInfo(*row) for row in rows]
+
+
+def status_report(state: AnalyticsState, *, runs: int = 10) -> StatusReport:
+    """Row counts, recent runs, days needing aggregation and (with Redis) the queue."""
+    queue = None
+    error = None
+    if state.settings.redis_url is not None:
+        from .jobs import JobsUnavailable, queue_info
+
+        try:
+            queue = queue_info(state)
+        except JobsUnavailable as exc:
+            error = str(exc)
+    rows = counts(state)
+    return StatusReport(
+        raw_events=rows["raw"],
+        archived_events=rows["archived"],
+        runs=last_runs(state, runs),
+        pending=[d for d in day_states(state) if not d.fresh],
+        queue=queue,
+        redis_error=error,
+    )
