@@ -11,8 +11,6 @@ handlers run only while Playwright is called), so nothing relies on a fixed slee
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_analytics import Analytics
 
-from .conftest import CHROMIUM, DESKTOP_UA, LiveServer, custom_event_model
+from .conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA, LiveServer, custom_event_model
 from .tracker_app import CollectRecorder, create_app
 
 #: Seconds a test waits for something the tracker should do.
@@ -181,37 +179,20 @@ def fields_site_fixture(tmp_path: Path) -> Iterator[Site]:
 
 
 @pytest.fixture(name="chromium", scope="module")
-def chromium_fixture() -> Iterator[Any]:
-    """Headless Debian chromium with a desktop Chrome user agent (one per test module:
-    each module imports its own copy of this fixture, and Playwright runs one at a time).
+def chromium_fixture(playwright: Any) -> Iterator[Any]:
+    """Headless Debian chromium with a desktop Chrome user agent (one per test module),
+    launched from the session's Playwright driver (``tests.conftest.playwright``).
 
     The user agent is set on the command line, not only on the context: requests that
     outlive a page (beacons, keepalive fetches sent while it unloads) are sent by the
     browser with its default user agent, which for headless chromium names
     "HeadlessChrome" and would be dropped by the endpoint as a bot.
     """
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-                f"--user-agent={DESKTOP_UA}",
-            ],
-        )
-        yield browser
-        browser.close()
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--user-agent={DESKTOP_UA}"]
+    )
+    yield browser
+    browser.close()
 
 
 @pytest.fixture(name="context")
