@@ -56,6 +56,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ANALYTICS_CLIENT_FIELDS=["ab_variant"],
         ANALYTICS_EXCLUDED_PATHS=["/login", "/logout"],
         EXAMPLE_DEMO_DAYS=int(os.environ.get("EXAMPLE_DEMO_DAYS", "90")),
+        # False when the schema is managed with `flask db upgrade` (Flask-Migrate).
+        EXAMPLE_CREATE_TABLES=os.environ.get("EXAMPLE_CREATE_TABLES", "1") != "0",
     )
     app.config.update(config or {})
     db.init_app(app)
@@ -80,6 +82,8 @@ def _instance_secret(app: Flask) -> str:
 
 def _first_run(app: Flask) -> None:
     """Create the tables and, when there are no events yet, record demo traffic."""
+    if not app.config["EXAMPLE_CREATE_TABLES"]:
+        return
     db.create_all()
     days = app.config["EXAMPLE_DEMO_DAYS"]
     if not days or db.session.scalar(sa.select(SiteEvent.id).limit(1)) is not None:

@@ -128,3 +128,53 @@ def test_signup_is_tracked_server_side_with_the_plan(site):
     assert event.plan == "pro"
     assert event.props == {"plan": "pro"}
     assert "me@example.com" not in str(event.props)
+
+
+# Flask-Migrate's generated env.py still tries Flask-SQLAlchemy's deprecated get_engine first.
+@pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
+def test_migration_from_the_example_models_upgrades_an_empty_database(database_url, tmp_path):
+    """`flask db migrate` + `flask db upgrade` on the example's models, then the site works."""
+    import flask_migrate
+
+    from example_app import analytics, create_app, db
+
+    engine = sa.create_engine(database_url)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    meta.drop_all(engine)  # an empty database
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "EXAMPLE_CREATE_TABLES": False,
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "ANALYTICS_RATE_LIMIT": None,
+        }
+    )
+    directory = str(tmp_path / "migrations")
+    try:
+        with app.app_context():
+            flask_migrate.init(directory=directory)
+            flask_migrate.migrate(directory=directory, message="initial")
+            flask_migrate.upgrade(directory=directory)
+            columns = {
+                c["name"] for c in sa.inspect(db.engine).get_columns("analytics_event_archive")
+            }
+            assert {"plan", "ab_variant"} <= columns
+        client = app.test_client()
+        response = client.post(
+            "/_analytics/collect",
+            json={"url": "http://localhost/pricing", "ab_variant": "B"},
+            headers={"User-Agent": DESKTOP_UA},
+        )
+        assert response.get_json() == {"stored": 1, "dropped": {}}
+        with app.app_context():
+            assert db.session.scalars(sa.select(analytics.Event.ab_variant)).all() == ["B"]
+            db.session.remove()
+    finally:
+        with app.app_context():
+            db.drop_all()
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+            db.engine.dispose()
+        engine.dispose()
