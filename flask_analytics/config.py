@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_RATE_LIMIT": "600/minute",
     #: Where rate-limit counters live: "memory://" (per process) or a "redis://" URL.
     "ANALYTICS_RATE_LIMIT_STORAGE": "memory://",
+    #: A referrer-spam list file, one domain per line (e.g. Matomo's referrer-spam-list
+    #: spammers.txt, kept up to date by you); events referred from those domains are dropped.
+    "ANALYTICS_REFERRER_SPAM_LIST": None,
     #: Custom event columns the browser may set (anything else it sends is ignored).
     "ANALYTICS_CLIENT_FIELDS": [],
     #: Maximum events in one collect request.
@@ -133,6 +136,7 @@ class Settings:
     ua_cache_size: int
     sqlite_wal: bool
     rate_limit: str | None
+    referrer_spam_list: str | None
     rate_limit_storage: str
     ingest_buffer: str
     #: ``ANALYTICS_BUFFER_REDIS_URL``, else ``ANALYTICS_REDIS_URL`` (set when buffering).
@@ -209,6 +213,26 @@ def _buffer_settings(config: Mapping[str, Any], redis_url: str | None) -> dict[s
     }
 
 
+def _optional_path(config: Mapping[str, Any], key: str) -> str | None:
+    value = config[key]
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigError(f"{key} must be a file path, not {value!r}.")
+    return os.fspath(value)
+
+
+def load_spam_list(path: str) -> frozenset[str]:
+    """The domains of a referrer-spam list file (blank lines and ``#`` comments skipped)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"ANALYTICS_REFERRER_SPAM_LIST {path!r} cannot be read: {exc}") from exc
+    domains = (line.split("#", 1)[0].strip().lower().rstrip(".") for line in lines)
+    return frozenset(d.removeprefix("www.") for d in domains if d)
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's ``ANALYTICS_*`` keys, failing early with an actionable message."""
     tz_name = config["ANALYTICS_TIMEZONE"]
@@ -275,6 +299,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         ua_cache_size=_int(config, "ANALYTICS_UA_CACHE_SIZE", 0),
         sqlite_wal=bool(config["ANALYTICS_SQLITE_WAL"]),
         rate_limit=config["ANALYTICS_RATE_LIMIT"] or None,
+        referrer_spam_list=_optional_path(config, "ANALYTICS_REFERRER_SPAM_LIST"),
         rate_limit_storage=config["ANALYTICS_RATE_LIMIT_STORAGE"],
         **_buffer_settings(config, redis_url),
     )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask, current_app, has_request_context, request
 
-from .config import DEFAULTS, Settings, load_settings
+from .config import DEFAULTS, Settings, load_settings, load_spam_list
 from .dimensions import DailyAggregation, Dimension, check_dimension
 from .errors import ConfigError, InvalidEvent
 from .ingest import pipeline
@@ -74,6 +74,11 @@ class AnalyticsState:
             CollectLimiter(settings.rate_limit, settings.rate_limit_storage)
             if settings.rate_limit
             else None
+        )
+        self.spam_domains: frozenset[str] = (
+            load_spam_list(settings.referrer_spam_list)
+            if settings.referrer_spam_list
+            else frozenset()
         )
         self.drops: Counter[str] = Counter()
         self.buffer: RedisBuffer | None = None

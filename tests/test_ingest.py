@@ -268,3 +268,37 @@ def test_enrich_hook_sees_request_and_fills_custom_column(make_app):
     with app.app_context():
         ext.track("signup", url="https://example.com/signup")
     assert [e.plan for e in events(app)] == ["pro", "server"]
+
+
+def test_referrer_spam_from_a_configured_list_is_dropped(make_app, tmp_path):
+    spam_list = tmp_path / "spammers.txt"
+    spam_list.write_text(
+        "# Matomo's format: one domain per line\nbest-seo-offer.example\n\nfree-traffic.example\n"
+    )
+    app = make_app(ANALYTICS_REFERRER_SPAM_LIST=str(spam_list))
+    client = app.test_client()
+    cases = [
+        ("https://best-seo-offer.example/", 0),
+        ("https://www.free-traffic.example/x?y=1", 0),
+        ("https://sub.best-seo-offer.example/", 0),
+        ("https://not-best-seo-offer.example/", 1),
+        ("https://www.google.com/", 1),
+        (None, 1),
+    ]
+    for referrer, stored in cases:
+        response = client.post(
+            "/_analytics/collect",
+            json=collect_payload(referrer=referrer),
+            headers={"User-Agent": DESKTOP_UA},
+        )
+        assert response.get_json()["stored"] == stored, referrer
+        if not stored:
+            assert response.headers["X-Analytics-Dropped"] == "spam"
+    assert len(events(app)) == 3
+
+
+def test_unreadable_spam_list_fails_at_startup(make_app, tmp_path):
+    from flask_analytics import ConfigError
+
+    with pytest.raises(ConfigError, match="ANALYTICS_REFERRER_SPAM_LIST"):
+        make_app(ANALYTICS_REFERRER_SPAM_LIST=str(tmp_path / "missing.txt"))

@@ -39,6 +39,7 @@ class DropReason(str, enum.Enum):
     EXCLUDED = "excluded"
     HOST_NOT_ALLOWED = "host_not_allowed"
     DUPLICATE = "duplicate"
+    SPAM = "spam"
 
     def __str__(self) -> str:
         return self.value
@@ -170,6 +171,18 @@ def run_enrichers(state: AnalyticsState, c: Candidate) -> DropReason | None:
 
 
 #: The steps every event goes through, in order.
+def drop_referrer_spam(state: AnalyticsState, c: Candidate) -> DropReason | None:
+    """Referrer spam: the referrer's host, or a domain above it, is on the spam list."""
+    host = c.row.get("referrer_host")
+    if not host or not state.spam_domains:
+        return None
+    labels = host.split(".")
+    for i in range(len(labels) - 1):
+        if ".".join(labels[i:]) in state.spam_domains:
+            return DropReason.SPAM
+    return None
+
+
 STEPS: tuple[Step, ...] = (
     drop_disallowed_host,
     drop_bots,
@@ -180,6 +193,7 @@ STEPS: tuple[Step, ...] = (
     put_geo,
     put_user_agent,
     put_referrer,
+    drop_referrer_spam,
     put_visitor_id,
     run_enrichers,
 )
