@@ -77,6 +77,8 @@ def _errors() -> Iterator[None]:
     """Turn the package's expected errors into clean command-line failures."""
     try:
         yield
+    except aggregation.AggregationRefused as exc:
+        raise click.ClickException(str(exc).replace("force=True", "--force")) from exc
     except (AnalyticsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 

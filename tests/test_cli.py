@@ -336,3 +336,23 @@ def test_status_reports_the_database_then_fails_when_redis_is_unreachable(make_a
     assert "Events: 5 raw, 0 archived" in result.output
     assert "2026-01-15  never aggregated: 5 events" in result.output
     assert "Redis is not reachable at redis://127.0.0.1:1/0" in result.output
+
+
+def test_refused_purged_day_names_the_force_flag(app, analytics, make_event):
+    """A day with daily rows but no events left is refused; --force wipes it."""
+    import datetime as dt
+
+    make_event(created_at=dt.datetime(2026, 1, 15, 12))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["analytics", "aggregate", "2026-01-15"]).exit_code == 0
+    with app.app_context():
+        analytics.db.session.query(analytics.Event).delete()
+        analytics.db.session.commit()
+    refused = runner.invoke(args=["analytics", "aggregate", "2026-01-15"])
+    assert refused.exit_code != 0
+    assert "--force" in refused.output
+    assert "force=True" not in refused.output
+    forced = runner.invoke(args=["analytics", "aggregate", "2026-01-15", "--force"])
+    assert forced.exit_code == 0, forced.output
+    with app.app_context():
+        assert analytics.db.session.query(analytics.DailySummary).count() == 0
