@@ -1,6 +1,6 @@
 """The benchmark suite in one command: every figure measured in one run, one table.
 
-    python -m bench              # ~15-25 minutes on 2 cores
+    python -m bench              # ~6-10 minutes on 2 cores
     python -m bench --quick      # a couple of minutes: short runs, small tables
     python -m bench --aggregate-events 1000000 --dashboard-big 10000000   # the full sizes
     python -m bench --only ingest,flush
