@@ -356,11 +356,15 @@ def flush_command(loop: bool, interval: float | None, sync: bool) -> None:
     import signal
     import threading
 
+    state = _state()
+    if state.buffer is None:  # said before importing the buffer, which needs the redis extra
+        raise click.ClickException(
+            "ANALYTICS_INGEST_BUFFER is 'direct': events are written to the database as they "
+            "arrive, so there is nothing to flush. Set it to 'redis' to buffer them."
+        )
     from . import buffer
 
-    state = _state()
     with _errors(), _redis_errors(state):
-        buffer.get_buffer(state)
         if not loop:
             if dispatch.uses_queue(state, sync):
                 _report(_jobs().enqueue_flush(state))

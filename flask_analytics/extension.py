@@ -83,8 +83,13 @@ class AnalyticsState:
         self.drops: Counter[str] = Counter()
         self.buffer: RedisBuffer | None = None
         if settings.ingest_buffer == "redis":
-            from .buffer import RedisBuffer
-
+            try:
+                from .buffer import RedisBuffer
+            except ImportError as exc:
+                raise ConfigError(
+                    f"ANALYTICS_INGEST_BUFFER = 'redis' needs the redis package ({exc.name} "
+                    "is not installed): pip install 'flask-analytics[redis]'."
+                ) from exc
             self.buffer = RedisBuffer(settings, self.models.Event.__table__)
         self._autocommit: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = (
             weakref.WeakKeyDictionary()
