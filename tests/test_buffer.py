@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import enum
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -651,19 +652,13 @@ class PrivateRedis:
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if not shutil_which("redis-server"):
+    if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed")
     server = PrivateRedis(tmp_path).start()
     yield server
     if server.proc is not None:
         server.proc.kill()
         server.proc.wait()
-
-
-def shutil_which(name: str) -> str | None:
-    import shutil
-
-    return shutil.which(name)
 
 
 @pytest.mark.redis
