@@ -13,9 +13,9 @@ def insert_ignore(table: sa.Table, dialect: str, conflict_columns: Sequence[str]
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
 
-        return postgresql.insert(table).on_conflict_do_nothing(
-            index_elements=list(conflict_columns)
-        )
+        # No conflict target: the same on plain tables, and the only form PostgreSQL
+        # accepts on a partitioned analytics_event (docs/scaling.md).
+        return postgresql.insert(table).on_conflict_do_nothing()
     if dialect == "sqlite":
         from sqlalchemy.dialects import sqlite
 
