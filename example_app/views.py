@@ -60,6 +60,11 @@ def register_analytics_hooks(analytics: Analytics) -> None:
         # site's own session cookie, not the analytics, remembers it.
         if req is not None and event.get("plan") is None:
             event["plan"] = session.get("plan")
+        # Signups say which plan they chose (also the demo traffic's, recorded outside
+        # any request).
+        props = event.get("props") or {}
+        if event.get("plan") is None and event["name"] == "signup" and props.get("plan"):
+            event["plan"] = str(props["plan"])[:16]
 
 
 def _csrf_token() -> str:

@@ -178,3 +178,26 @@ def test_migration_from_the_example_models_upgrades_an_empty_database(database_u
                 conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
             db.engine.dispose()
         engine.dispose()
+
+
+def test_demo_signups_fill_the_plan_dimension(site):
+    app, analytics = site
+    event, table = analytics.Event, analytics.DailyDimension.__table__
+    with app.app_context():
+        state = analytics.state()
+        days = sorted(
+            {state.local_date(t) for t in analytics.db.session.scalars(sa.select(event.created_at))}
+        )
+        analytics.aggregate_range(days[0], days[-1])
+        signup_plans = analytics.db.session.scalars(
+            sa.select(event.plan).where(event.name == "signup")
+        ).all()
+        rolled_up = analytics.db.session.scalar(
+            sa.select(sa.func.sum(table.c.events)).where(
+                table.c.dimension == "plan", table.c.value.is_not(None)
+            )
+        )
+    assert signup_plans
+    assert set(signup_plans) <= {"free", "pro", "team"}
+    # Only signups carry a plan in demo traffic: the rollup counts exactly them.
+    assert rolled_up == len(signup_plans)
