@@ -223,6 +223,19 @@ def all_rows(app: Flask) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
+def redis_or_skip(url: str = REDIS_URL) -> Any:
+    """A client of the Redis server at ``url``, or a skip naming it when it is down."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    connection = Redis.from_url(url)
+    try:
+        connection.ping()
+    except RedisError as exc:
+        pytest.skip(f"Redis is not reachable at {url}: {exc}")
+    return connection
+
+
 # -- Live server and browser -----------------------------------------------------------
 
 

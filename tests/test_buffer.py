@@ -34,21 +34,12 @@ from flask_analytics.config import DEFAULTS, load_settings
 from flask_analytics.errors import ConfigError
 from flask_analytics.ingest import pipeline
 
-from .conftest import DESKTOP_UA, REDIS_URL
+from .conftest import DESKTOP_UA, REDIS_URL, redis_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def redis_or_skip(url: str = REDIS_URL) -> Redis:
-    connection = Redis.from_url(url)
-    try:
-        connection.ping()
-    except RedisError as exc:
-        pytest.skip(f"Redis is not reachable at {url}: {exc}")
-    return connection
 
 
 def delete_keys(connection: Redis, prefix: str) -> None:

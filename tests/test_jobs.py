@@ -13,27 +13,17 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
-from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job, JobStatus
 
 from flask_analytics import Analytics, jobs, status
 
-from .conftest import REDIS_URL
+from .conftest import REDIS_URL, redis_or_skip
 
 DAY = dt.date(2026, 1, 15)
 
 
 # -- helpers (also used by test_cli) ------------------------------------------------------
-
-
-def redis_or_skip() -> Redis:
-    connection = Redis.from_url(REDIS_URL)
-    try:
-        connection.ping()
-    except RedisError as exc:
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    return connection
 
 
 def cleanup_redis(connection: Redis, token: str) -> None:
