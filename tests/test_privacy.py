@@ -60,16 +60,18 @@ def test_next_day_is_a_new_visitor_and_old_salts_are_deleted(make_app):
     app = make_app(ANALYTICS_TIMEZONE="Europe/Berlin")
     ext = app.extensions["analytics_test"]
     tz = ext.state(app).settings.timezone
-    today = dt.datetime.now(tz).date()
+    now = dt.datetime.now(tz)
+    today = now.date()
     at = {
         offset: dt.datetime.combine(today - dt.timedelta(days=offset), dt.time(12), tzinfo=tz)
-        for offset in (0, 1, 2)
+        for offset in (1, 2)
     }
     with app.app_context():
         old = track(ext, at[2])
         yesterday = track(ext, at[1])
-        today_event = track(ext, at[0])
-        again = track(ext, at[0] + dt.timedelta(hours=1))
+        # Local midnight and now: both today and never in the future, whatever the hour.
+        today_event = track(ext, dt.datetime.combine(today, dt.time(0), tzinfo=tz))
+        again = track(ext, now)
         salts = dict(ext.db.session.execute(sa.select(ext.Salt.date, ext.Salt.salt)).all())
     assert today_event.visitor_id == again.visitor_id
     assert len({old.visitor_id, yesterday.visitor_id, today_event.visitor_id}) == 3

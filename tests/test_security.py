@@ -457,9 +457,10 @@ def hostile(app: Flask, analytics: Analytics) -> dict[str, Any]:
     client = app.test_client()
     now = utcnow()
     yesterday = now.date() - dt.timedelta(days=1)
-    # Offset back to 23:58 yesterday: always within the 24 h a queued event may carry.
+    # Offset back to 23:58 yesterday, or by the whole 24 h a queued event may carry when
+    # it is later than 23:58 now (still yesterday, at this time of day).
     to_yesterday = int((now - dt.datetime.combine(now.date(), dt.time())).total_seconds() * 1000)
-    to_yesterday += 120_000
+    to_yesterday = min(to_yesterday + 120_000, 24 * 3600 * 1000)
     for offset in (to_yesterday, None):
         for i, payload in enumerate(XSS):
             query = urlencode(dict.fromkeys(UTM_FIELDS, payload))
