@@ -30,7 +30,7 @@ from .ingest.payload import (
     check_referrer,
     split_url,
 )
-from .ingest.privacy import SaltStore
+from .ingest.privacy import SALT_KEEP_DAYS, RedisSaltMirror, SaltStore
 from .ingest.useragent import UserAgentInfo, parse_user_agent
 from .models import EventMixin, Models, build_models
 from .ratelimit import CollectLimiter
@@ -91,6 +91,10 @@ class AnalyticsState:
                     "is not installed): pip install 'flask-analytics[redis]'."
                 ) from exc
             self.buffer = RedisBuffer(settings, self.models.Event.__table__)
+            # Collect must not need the database in buffered mode, not even for a salt.
+            self.salts.mirror = RedisSaltMirror(
+                self.buffer.redis, f"{settings.buffer_stream}:salt", self._salt_expiry
+            )
         self._autocommit: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = (
             weakref.WeakKeyDictionary()
         )
@@ -110,6 +114,12 @@ class AnalyticsState:
                 isolation_level="AUTOCOMMIT"
             )
         return cached
+
+    def _salt_expiry(self, day: dt.date) -> dt.datetime:
+        """When the salt of local ``day`` must be gone: the end of the next local day."""
+        return dt.datetime.combine(
+            day + dt.timedelta(days=SALT_KEEP_DAYS + 1), dt.time(0), tzinfo=self.settings.timezone
+        )
 
     def local_date(self, utc: dt.datetime) -> dt.date:
         """Local date (``ANALYTICS_TIMEZONE``) of a naive UTC time."""

@@ -80,13 +80,20 @@ def create_tables(url: str, monkeypatch: pytest.MonkeyPatch, **env: str) -> Flas
     return app
 
 
-def stored_ids(url: str) -> Counter[str]:
+def fetch_all(url: str, sql: str) -> list[Any]:
+    """Rows of ``sql`` on a connection of its own (none outlives a server restart)."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return Counter(conn.scalars(sa.text("SELECT event_id FROM analytics_event")))
+            return list(conn.execute(sa.text(sql)).all())
     finally:
         engine.dispose()
+
+
+def stored_ids(url: str) -> Counter[str]:
+    return Counter(
+        event_id for (event_id,) in fetch_all(url, "SELECT event_id FROM analytics_event")
+    )
 
 
 class Load:
@@ -219,15 +226,6 @@ def test_postgres_down_with_the_redis_buffer_answers_202_and_flushes_everything_
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Buffered collect still reads the day's salt from the database (SaltStore.salt_for) "
-        "before appending to Redis: a process that has not cached today's salt yet (a fresh "
-        "worker, or the first request after local midnight) answers 503 while the database "
-        "is down, so a sendBeacon (never retried) is lost although Redis is up."
-    ),
-)
 def test_buffered_collect_needs_no_database_even_for_the_first_salt_of_a_process(
     private_postgres: PrivatePostgres, private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,6 +241,77 @@ def test_buffered_collect_needs_no_database_even_for_the_first_salt_of_a_process
         with app.app_context():
             app.extensions["sqlalchemy"].engine.dispose()
     assert response.status_code == 202, response.get_json()
+
+
+@pytest.mark.redis
+def test_salt_made_in_redis_while_the_database_is_down_is_shared_and_copied_to_it(
+    private_postgres: PrivatePostgres, private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    from flask_analytics import buffer
+    from flask_analytics.ingest import privacy
+
+    monkeypatch.setattr(privacy, "SALT_SYNC_INTERVAL", 0.0)
+    env = {"LOAD_BUFFER_REDIS_URL": private_redis.url}
+    first = create_tables(private_postgres.url, monkeypatch, **env)  # two "processes"
+    second = create_tables(private_postgres.url, monkeypatch, **env)
+    states = [app.extensions["analytics"] for app in (first, second)]
+    assert states[0].salts is not states[1].salts
+
+    def post(app: Flask) -> int:
+        response = app.test_client().post(
+            "/_analytics/collect",
+            json={"url": f"https://{load_app.PAGE_HOST}/", "event_id": str(uuid.uuid4())},
+            headers={"User-Agent": DESKTOP_UA},
+            environ_base={"REMOTE_ADDR": "198.51.100.20"},
+        )
+        return response.status_code
+
+    def salt_rows() -> list[tuple[dt.date, bytes]]:
+        rows = fetch_all(private_postgres.url, "SELECT date, salt FROM analytics_salt")
+        return [(day, bytes(salt)) for day, salt in rows]
+
+    private_postgres.stop("fast")
+    try:
+        assert post(first) == 202  # the salt is made in Redis alone
+    finally:
+        with first.app_context():
+            first.extensions["sqlalchemy"].engine.dispose()
+    private_postgres.start()
+    today = states[0].today()
+    key = f"{states[0].settings.buffer_stream}:salt:{today.isoformat()}"
+    client = redis.Redis.from_url(private_redis.url)
+    in_redis = client.get(key)
+    assert in_redis is not None
+    assert len(in_redis) == 32
+    # It expires when the database row is deleted: at the end of the next local day.
+    end_of_tomorrow = dt.datetime.combine(
+        today + dt.timedelta(days=2), dt.time(0), tzinfo=states[0].settings.timezone
+    )
+    assert client.expiretime(key) == int(end_of_tomorrow.timestamp())
+    assert salt_rows() == []
+
+    # Another process, with the database back, takes Redis's salt, not a new one.
+    assert post(second) == 202
+    assert states[1].salts.salt_for(today) == in_redis
+    # The first process copies its salt to the database at its next request.
+    before = {t.ident for t in threading.enumerate()}
+    assert post(first) == 202
+    for thread in threading.enumerate():
+        if thread.name == "analytics-salt-sync" and thread.ident not in before:
+            thread.join(timeout=60)
+    assert salt_rows() == [(today, in_redis)]
+    for app in (first, second):
+        with app.app_context():
+            buffer.flush(app.extensions["analytics"], consumer=f"c-{app.name}-{id(app)}")
+            app.extensions["sqlalchemy"].engine.dispose()
+    visitors = [
+        v for (v,) in fetch_all(private_postgres.url, "SELECT visitor_id FROM analytics_event")
+    ]
+    assert len(visitors) == 3
+    assert len(set(visitors)) == 1  # same IP /24 + UA on one day: one visitor everywhere
+    client.close()
 
 
 # -- Redis down -------------------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from flask_analytics.ingest import privacy
 
-from .conftest import DESKTOP_UA, MOBILE_UA
+from .conftest import DESKTOP_UA, MOBILE_UA, REDIS_URL, redis_or_skip
 
 
 @pytest.mark.parametrize(
@@ -114,3 +115,42 @@ def test_salts_are_random_and_shared_between_apps_on_one_database(make_app):
 
 def privacy_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@pytest.mark.redis
+def test_buffered_mode_publishes_the_database_salt_to_redis(make_app):
+    client = redis_or_skip()
+    stream = f"fa-salt-test-{uuid.uuid4().hex}"
+    settings = {
+        "ANALYTICS_INGEST_BUFFER": "redis",
+        "ANALYTICS_BUFFER_REDIS_URL": REDIS_URL,
+        "ANALYTICS_BUFFER_STREAM": stream,
+    }
+    direct = make_app()  # no mirror: the database alone
+    buffered = make_app(**settings)
+    day = dt.date.today()
+    try:
+        with direct.app_context():
+            stored = direct.extensions["analytics"].salts.salt_for(day)
+        # Redis had none: the database's salt is taken and published, not a new one.
+        with buffered.app_context():
+            assert buffered.extensions["analytics"].salts.salt_for(day) == stored
+        assert client.get(f"{stream}:salt:{day.isoformat()}") == stored
+    finally:
+        client.delete(f"{stream}:salt:{day.isoformat()}")
+        client.close()
+
+
+@pytest.mark.redis
+def test_buffered_mode_uses_the_database_salt_while_redis_is_down(make_app):
+    buffered = make_app(
+        ANALYTICS_INGEST_BUFFER="redis",
+        ANALYTICS_BUFFER_REDIS_URL="redis://127.0.0.1:1/0",  # nothing listens there
+        ANALYTICS_BUFFER_STREAM=f"fa-salt-test-{uuid.uuid4().hex}",
+    )
+    direct = make_app()
+    day = dt.date.today()
+    with buffered.app_context():
+        salt = buffered.extensions["analytics"].salts.salt_for(day)
+    with direct.app_context():
+        assert direct.extensions["analytics"].salts.salt_for(day) == salt
