@@ -169,8 +169,18 @@ def stale_days(state: AnalyticsState) -> list[DayState]:
 # -- dispatch -----------------------------------------------------------------------------
 
 
-def redis_connection(state: AnalyticsState) -> Redis:
-    """A connection to ``ANALYTICS_REDIS_URL``, checked with a PING."""
+#: What to do without Redis, for commands that can run their work inline.
+INLINE_HINT = "or run the work inline with --sync"
+#: ... and for the worker and scheduler, which only exist to serve the queue.
+QUEUE_ONLY_HINT = (
+    "or unset ANALYTICS_REDIS_URL: without it commands run their work inline and no "
+    "worker or scheduler is needed"
+)
+
+
+def redis_connection(state: AnalyticsState, hint: str = INLINE_HINT) -> Redis:
+    """A connection to ``ANALYTICS_REDIS_URL``, checked with a PING; ``hint`` ends the
+    error message when it is unreachable."""
     url = state.settings.redis_url
     if url is None:
         raise JobsUnavailable(
@@ -182,7 +192,7 @@ def redis_connection(state: AnalyticsState) -> Redis:
     except (RedisError, ValueError) as exc:
         raise JobsUnavailable(
             f"Redis is not reachable at {safe_url(url)} ({exc}). Start Redis or fix "
-            "ANALYTICS_REDIS_URL, or run the work inline with --sync."
+            f"ANALYTICS_REDIS_URL, {hint}."
         ) from exc
     return connection
 
@@ -373,7 +383,7 @@ def make_worker(
 ) -> Worker | SimpleWorker:
     """A worker listening on ``ANALYTICS_QUEUE`` whose jobs run in ``app``'s context."""
     state: AnalyticsState = app.extensions["analytics"]
-    connection = connection or redis_connection(state)
+    connection = connection or redis_connection(state, QUEUE_ONLY_HINT)
     cls: type[AppWorker] | type[AppSimpleWorker] = AppWorker if fork else AppSimpleWorker
     return cls([state.settings.queue], connection=connection, name=name, app=app)
 
@@ -571,7 +581,7 @@ class SiteCronScheduler(CronScheduler):
 def build_scheduler(app: Flask, *, connection: Redis | None = None) -> SiteCronScheduler:
     """rq's CronScheduler with this app's :func:`schedule`, ready to ``start()``."""
     state: AnalyticsState = app.extensions["analytics"]
-    connection = connection or redis_connection(state)
+    connection = connection or redis_connection(state, QUEUE_ONLY_HINT)
     prefix = job_id(state, "cron")
     scheduler = SiteCronScheduler(
         connection=connection,

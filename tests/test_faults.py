@@ -382,6 +382,8 @@ def test_worker_and_scheduler_stop_with_a_clear_error_without_redis(
     result = app.test_cli_runner().invoke(args=["analytics", *command])
     assert result.exit_code == 1
     assert f"Redis is not reachable at {private_redis.url}" in result.output
+    assert "unset ANALYTICS_REDIS_URL" in result.output
+    assert "--sync" not in result.output  # neither command has that flag
     assert "Traceback" not in result.output
 
 
