@@ -8,6 +8,7 @@ header naming why), 400 for malformed input (nothing of the request is stored), 
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -36,9 +37,11 @@ def _error(status: int, message: str) -> Response:
 
 
 def _cors(response: Response, settings: Settings) -> Response:
-    origin = request.headers.get("Origin")
     allowed = settings.cors_origins
-    if origin and allowed:
+    if not allowed:
+        return response
+    origin = request.headers.get("Origin")
+    if origin:
         if "*" in allowed:
             response.headers["Access-Control-Allow-Origin"] = "*"
         elif origin in allowed:
@@ -56,18 +59,18 @@ def _hostname(host: str) -> str | None:
 
 def request_info(settings: Settings) -> pipeline.RequestInfo:
     """What the pipeline needs to know about the sender of the current request."""
-    headers = request.headers
-    country_header = headers.get(settings.country_header) if settings.country_header else None
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    environ = req.environ
+    country_header = req.headers.get(settings.country_header) if settings.country_header else None
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR") if settings.trusted_proxies else None
     return pipeline.RequestInfo(
-        ip=privacy.client_ip(
-            request.remote_addr, headers.get("X-Forwarded-For"), settings.trusted_proxies
-        ),
-        user_agent=headers.get("User-Agent", ""),
-        dnt=headers.get("DNT") == "1" or headers.get("Sec-GPC") == "1",
+        ip=privacy.client_ip(req.remote_addr, forwarded, settings.trusted_proxies),
+        user_agent=environ.get("HTTP_USER_AGENT", ""),
+        dnt=environ.get("HTTP_DNT") == "1" or environ.get("HTTP_SEC_GPC") == "1",
         country_header=country_header,
-        request_host=_hostname(request.host),
+        request_host=_hostname(req.host),
         from_browser=True,
-        request=request._get_current_object(),  # type: ignore[attr-defined]
+        request=req,
     )
 
 
@@ -75,7 +78,7 @@ def _rate_limited(
     limiter: CollectLimiter, info: pipeline.RequestInfo, events: int
 ) -> Response | None:
     """A 429 answer when this visitor went over the rate limit, else None."""
-    anon_ip = privacy.anonymize_ip(privacy.parse_ip(info.ip))
+    anon_ip = info.memo["anon_ip"] = privacy.anonymize_ip(privacy.parse_ip(info.ip))
     key = limiter.visitor_key(anon_ip, info.user_agent or "")
     try:
         if limiter.hit(key, events):
@@ -131,11 +134,11 @@ def collect() -> Response:
         response = _error(503, "storage unavailable, retry later")
         response.headers["Retry-After"] = "5"
         return _cors(response, settings)
-    response = jsonify(stored=len(result.stored), dropped=dict(result.dropped))
-    response.status_code = 202
+    headers = {"Cache-Control": "no-store"}
     if result.dropped:
-        response.headers["X-Analytics-Dropped"] = ",".join(sorted(result.dropped))
-    response.headers["Cache-Control"] = "no-store"
+        headers["X-Analytics-Dropped"] = ",".join(sorted(result.dropped))
+    body = json.dumps({"stored": len(result.stored), "dropped": result.dropped})
+    response = Response(body, status=202, headers=headers, mimetype="application/json")
     return _cors(response, settings)
 
 

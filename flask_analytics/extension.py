@@ -18,6 +18,7 @@ from .dimensions import DailyAggregation, Dimension, check_dimension
 from .errors import ConfigError, InvalidEvent
 from .ingest import pipeline
 from .ingest.geo import CountryReader, open_database
+from .ingest.insert import EventInserter
 from .ingest.payload import (
     ENGAGEMENT_MAX_MS,
     SCREEN_MAX,
@@ -98,6 +99,9 @@ class AnalyticsState:
         self._autocommit: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = (
             weakref.WeakKeyDictionary()
         )
+        self._inserters: weakref.WeakKeyDictionary[sa.Engine, EventInserter] = (
+            weakref.WeakKeyDictionary()
+        )
         self._drops_lock = threading.Lock()
 
     def engine(self) -> sa.Engine:
@@ -114,6 +118,13 @@ class AnalyticsState:
                 isolation_level="AUTOCOMMIT"
             )
         return cached
+
+    def inserter(self, engine: sa.Engine) -> EventInserter:
+        """The direct ingest path's writer of the event table on ``engine``."""
+        inserter = self._inserters.get(engine)
+        if inserter is None:
+            inserter = self._inserters[engine] = EventInserter(self.models.Event.__table__, engine)
+        return inserter
 
     def _salt_expiry(self, day: dt.date) -> dt.datetime:
         """When the salt of local ``day`` must be gone: the end of the next local day."""

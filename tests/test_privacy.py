@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import uuid
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flask_analytics.ingest import privacy
 
@@ -25,6 +28,15 @@ from .conftest import DESKTOP_UA, MOBILE_UA, REDIS_URL, redis_or_skip
 )
 def test_anonymize_ip(raw, anon):
     assert privacy.anonymize_ip(privacy.parse_ip(raw)) == anon
+
+
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)))
+def test_anonymize_ip_keeps_the_slash24_or_slash48_network(addr):
+    prefix = 24 if addr.version == 4 else 48
+    network = ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        network = ipaddress.ip_network(f"{addr.ipv4_mapped}/24", strict=False)
+    assert privacy.anonymize_ip(privacy.parse_ip(str(addr))) == str(network.network_address)
 
 
 def test_client_ip_proxy_hops():

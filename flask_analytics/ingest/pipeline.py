@@ -12,19 +12,20 @@ from __future__ import annotations
 import dataclasses
 import enum
 import fnmatch
+import functools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ..dialects import insert_ignore
 from . import privacy
 from .geo import lookup_country, normalize_country
+from .insert import scalar_default
 from .payload import IncomingEvent
-from .referrer import classify
+from .referrer import Attribution, classify
 from .useragent import UA_MAX, UserAgentInfo
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class RequestInfo:
     request_host: str | None = None
     from_browser: bool = True
     request: Any = None
+    #: What steps computed once for the whole request (shared by its events' copies).
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -117,7 +120,11 @@ def drop_excluded_ips(state: AnalyticsState, c: Candidate) -> DropReason | None:
 
 
 def anonymize_ip(state: AnalyticsState, c: Candidate) -> DropReason | None:
-    c.anon_ip = privacy.anonymize_ip(privacy.parse_ip(c.info.ip))
+    memo = c.info.memo
+    anon_ip = memo.get("anon_ip")
+    if anon_ip is None:
+        anon_ip = memo["anon_ip"] = privacy.anonymize_ip(privacy.parse_ip(c.info.ip))
+    c.anon_ip = anon_ip
     c.info.ip = None  # nothing after this step may see the full address
     return None
 
@@ -140,11 +147,20 @@ def put_user_agent(state: AnalyticsState, c: Candidate) -> DropReason | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _classify(
+    referrer: str | None,
+    page_host: str,
+    utm: tuple[tuple[str, str], ...],
+    click_ids: frozenset[str],
+) -> Attribution:
+    # A pure function of its inputs, which repeat (internal pages, search engines).
+    return classify(referrer=referrer, page_host=page_host, utm=dict(utm), click_ids=click_ids)
+
+
 def put_referrer(state: AnalyticsState, c: Candidate) -> DropReason | None:
     ev = c.incoming
-    attribution = classify(
-        referrer=ev.referrer, page_host=ev.hostname, utm=ev.utm, click_ids=ev.click_ids
-    )
+    attribution = _classify(ev.referrer, ev.hostname, tuple(ev.utm.items()), ev.click_ids)
     c.row.update(
         referrer=attribution.referrer,
         referrer_host=attribution.referrer_host,
@@ -270,22 +286,18 @@ def process(
     return result
 
 
-def _scalar_default(column: sa.Column[Any]) -> Any:
-    default = column.default
-    if isinstance(default, ScalarElementColumnDefault):
-        return default.arg
-    return None
-
-
 def write(state: AnalyticsState, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert ``rows``, skipping event ids already stored; returns event_id -> id inserted."""
     table: sa.Table = state.models.Event.__table__
+    engine = state.engine()
+    inserter = state.inserter(engine)
+    if inserter.supports(rows):
+        return inserter.insert(rows)
     # A multi-row VALUES needs the same keys in every row: a key some rows lack gets the
     # column's scalar default (enrich hooks may fill custom columns for some rows only).
     keys = {key for row in rows for key in row if key in table.c and key != "id"}
-    fallback = {key: _scalar_default(table.c[key]) for key in keys}
+    fallback = {key: scalar_default(table.c[key]) for key in keys}
     values = [{key: row.get(key, fallback[key]) for key in keys} for row in rows]
-    engine = state.engine()
     stmt = insert_ignore(table, engine.dialect.name, ["event_id"]).returning(
         table.c.event_id, table.c.id
     )

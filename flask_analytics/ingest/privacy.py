@@ -56,12 +56,18 @@ def client_ip(
     return remote_addr
 
 
+#: Bits kept of an address: the /24 of IPv4, the /48 of IPv6.
+_IPV4_KEEP = (2**32 - 1) ^ (2**8 - 1)
+_IPV6_KEEP = (2**128 - 1) ^ (2**80 - 1)
+
+
 def anonymize_ip(addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str:
     """IPv4 with the last octet zeroed, IPv6 truncated to /48; "" when unknown."""
     if addr is None:
         return ""
-    prefix = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
+    if isinstance(addr, ipaddress.IPv4Address):
+        return str(ipaddress.IPv4Address(int(addr) & _IPV4_KEEP))
+    return str(ipaddress.IPv6Address(int(addr) & _IPV6_KEEP))
 
 
 def visitor_hash(salt: bytes, anon_ip: str, user_agent: str, hostname: str) -> int:
