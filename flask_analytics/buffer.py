@@ -3,8 +3,10 @@
 With ``ANALYTICS_INGEST_BUFFER = "redis"`` the collect endpoint runs the pipeline as
 usual, then appends the surviving rows of the request to a Redis Stream (one entry per
 request) instead of inserting them. :func:`flush` moves them to ``analytics_event`` in
-bulk: PostgreSQL ``COPY`` into a temporary table, then one ``INSERT ... SELECT ... ON
-CONFLICT (event_id) DO NOTHING``; SQLite an ``executemany`` of ``INSERT OR IGNORE``.
+bulk: on PostgreSQL the rows are stored as ``COPY`` text and COPYed as they are straight
+into the table (a batch holding an event id stored already is written again through a
+temporary table and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``); SQLite an
+``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``.
 
 Reliable delivery
     Flushers read through a consumer group (``XREADGROUP``): an entry read is *pending*
@@ -37,23 +39,32 @@ Duplicates
     repeats at once; the database still has the last word.
 
 Serialization
-    Entries are JSON, driven by the event table's column types, so every value comes back
-    as the type it went in as: datetimes, dates, times, decimals, UUIDs, intervals, bytes,
-    enums, JSON props (``None`` stays distinct from a JSON ``null`` only where the column
-    keeps them apart), and the custom columns of a subclassed event model. A value the
-    codec cannot represent makes that request write directly instead.
+    Each row is one line of PostgreSQL's ``COPY`` text format (the entry's header names
+    the columns), written by codecs driven by the event table's column types, so every
+    value comes back as the type it went in as when a line is read in Python (SQLite,
+    rows written one by one): datetimes, dates, times, decimals, UUIDs, intervals,
+    bytes, enums, JSON props (``None`` stays distinct from a JSON ``null`` only where the
+    column keeps them apart), and the custom columns of a subclassed event model. A
+    value the codec cannot represent exactly makes that request write directly instead.
+    Entries of the first format (JSON rows) are still read.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import decimal
 import enum
+import functools
+import itertools
 import json
 import logging
+import math
+import operator
 import os
+import re
 import socket
 import threading
 import time
@@ -81,8 +92,12 @@ log = logging.getLogger(__name__)
 #: Consumer group every flusher reads through.
 GROUP = "flask_analytics"
 
-#: Version of the entry format, stored in every entry (``v``).
-FORMAT = b"1"
+#: Version of the entry format, stored in every entry (``v``): 2, rows as COPY text
+#: lines; 1 (still read), rows as JSON arrays.
+FORMAT = b"2"
+
+#: SQLSTATE of a unique violation (a buffered event id already stored).
+UNIQUE_VIOLATION = "23505"
 
 #: Seconds the endpoint skips Redis after a failure (writing directly meanwhile).
 RETRY_AFTER = 1.0
@@ -90,10 +105,19 @@ RETRY_AFTER = 1.0
 #: Consumers that own nothing and were idle this long are removed from the group.
 CONSUMER_IDLE_MS = 3600 * 1000
 
+#: Requests of this many rows or more are encoded column by column (else row by row).
+COLUMN_WISE_FROM = 8
+
+#: Batches a flush writes at once on PostgreSQL when there is a backlog (one connection
+#: and transaction each): one COPY keeps about one server core busy, the flusher itself
+#: mostly waits.
+WRITERS = 2
+
 #: Appends the rows of one request (one entry), in one round trip:
 #: KEYS = stream, flush-request flag, then one dedupe key per row when ARGV[2] > 0.
 #: ARGV = max_len (0: none), dedupe ttl (0: off), flush threshold (0: none), flag ttl ms,
-#:        columns JSON, then one JSON row each.
+#:        columns (tab-separated), then one COPY text line per row (dedupe on), or all the
+#:        lines joined by newlines (dedupe off: no row is dropped).
 #: Returns {entry id or false, stream length, flush due (0/1), {indexes of duplicates}}.
 APPEND_SCRIPT = """
 local len = redis.call('XLEN', KEYS[1])
@@ -113,7 +137,7 @@ for i = 6, #ARGV do
 end
 local id = false
 if #kept > 0 then
-  id = redis.call('XADD', KEYS[1], '*', 'v', '1', 'c', ARGV[5], 'r', table.concat(kept, '\\n'))
+  id = redis.call('XADD', KEYS[1], '*', 'v', '2', 'c', ARGV[5], 'r', table.concat(kept, '\\n'))
   len = len + 1
 end
 local due = 0
@@ -154,18 +178,37 @@ class BufferUnavailable(AnalyticsError):
 
 
 # -- serialization ------------------------------------------------------------------------
+#
+# Rows are stored in PostgreSQL's COPY text format: one line per row, fields separated by
+# tabs, backslash escapes (\\ \t \n \r), NULL as \N; the entry's header lists the columns
+# (tab-separated). The flusher COPYs the lines as they are: no per-row Python on
+# PostgreSQL. Other databases, and the rare paths (a row refused, a column type that
+# needs Python), parse the lines back into the values that went in, driven by the column
+# types. Entries of the first format (JSON arrays, header a JSON list) are still read.
 
 
 Codec = tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None]
 
 #: Values every column type may carry as themselves (JSON-native scalars).
 _SCALARS = (str, int, float)
-_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 
-#: Compact and ASCII-only, so a row never contains a newline (rows are newline-separated)
-#: and PostgreSQL can COPY it as one CSV field; no NaN, which PostgreSQL's JSON refuses.
+#: Compact and ASCII-only; no NaN (PostgreSQL's JSON refuses it). For the columns whose
+#: values need Python (enums, type decorators...), and the first entry format.
 #: A JSONEncoder holds no per-call state: one shared instance saves building one per row.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+#: JSON column values as PostgreSQL stores them: UTF-8 (fewer escapes than \uXXXX).
+_JSON_TEXT = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+#: COPY's NULL marker (text format).
+_NULL = "\\N"
+_NULLS = {None: _NULL}
+_FROM_NULL: dict[str, None] = {_NULL: None}
+_FROM_NULL_OR_JSON_NULL: dict[str, None] = {_NULL: None, "null": None}
+_NONE = type(None)
+_STR: frozenset[type] = frozenset({str, _NONE})
+_UNESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.DOTALL)
+_UNESCAPED = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_INTERVAL = re.compile(r"([+-]\d+) day ([+-]\d+) second ([+-]\d+) microsecond")
 
 
 def _iso(kind: type[Any]) -> Callable[[Any], Any]:
@@ -232,7 +275,11 @@ def _json_encode(value: Any) -> Any:
 
 
 def column_codec(column: sa.Column[Any]) -> Codec:
-    """(encode, decode) of one column's Python values; ``None`` means "JSON scalar as is"."""
+    """(encode, decode) of one column's values as JSON; ``None`` means "JSON scalar as is".
+
+    The JSON form of the columns that need Python (:func:`text_codec`), and of the whole
+    row in the first entry format.
+    """
     kind: Any = column.type
     if isinstance(kind, sa.Interval):  # a TypeDecorator over DateTime: test it first
         return _interval_encode, lambda v: dt.timedelta(*v)
@@ -257,6 +304,184 @@ def column_codec(column: sa.Column[Any]) -> Codec:
     return None, None
 
 
+# -- COPY text: one codec per column type ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextCodec:
+    """How one column's values are written as COPY text, and read back."""
+
+    #: Python value (not None) -> field text, unescaped; raises TypeError/ValueError for a
+    #: value it cannot write exactly. None: the value must be of one of ``plain``'s types
+    #: (None included), written as ``str(value)``.
+    encode: Callable[[Any], str] | None
+    #: Field text (unescaped, not \N) -> the Python value.
+    decode: Callable[[str], Any]
+    plain: frozenset[type] = frozenset()
+    #: Text of a None (a JSON column that keeps None as JSON ``null``); None: NULL.
+    none: str | None = None
+    #: PostgreSQL reads the text as the column's value (False: the column's values need
+    #: Python, e.g. bind processors; such rows are decoded before they are written).
+    native: bool = True
+    #: The text never holds a backslash, tab, newline or CR (never needs an escape).
+    safe: bool = False
+
+
+def _identity(text: str) -> Any:
+    return text
+
+
+def _bool_decode(text: str) -> bool:
+    if text in ("True", "t", "true"):
+        return True
+    if text in ("False", "f", "false"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _float_text(value: Any) -> str:
+    if type(value) is not float and (type(value) is not int):
+        raise TypeError(f"expected a float, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"cannot buffer {value!r}")
+    return repr(value)
+
+
+def _numeric_text(value: Any) -> str:
+    # Floats are refused: PostgreSQL converts a float8 parameter to numeric with 15
+    # digits, Python's repr has up to 17; the direct path keeps them apart.
+    if type(value) is decimal.Decimal and value.is_finite():
+        return str(value)
+    if type(value) is int:
+        return str(value)
+    raise TypeError(f"expected a Decimal, got {type(value).__name__}")
+
+
+def _uuid_text(value: Any) -> str:
+    if type(value) is not uuid.UUID:
+        raise TypeError(f"expected a UUID, got {type(value).__name__}")
+    return str(value)
+
+
+def _str_text(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected a str, got {type(value).__name__}")
+    return value
+
+
+def _bytes_text(value: Any) -> str:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"expected bytes, got {type(value).__name__}")
+    return "\\x" + bytes(value).hex()
+
+
+def _bytes_decode(text: str) -> bytes:
+    if not text.startswith("\\x"):
+        raise ValueError("bytea text without \\x")
+    return bytes.fromhex(text[2:])
+
+
+def _interval_text(value: Any) -> str:
+    if type(value) is not dt.timedelta:
+        raise TypeError(f"expected a timedelta, got {type(value).__name__}")
+    # Explicit signs: read the same whatever the server's IntervalStyle.
+    return f"{value.days:+d} day {value.seconds:+d} second {value.microseconds:+d} microsecond"
+
+
+def _interval_decode(text: str) -> dt.timedelta:
+    match = _INTERVAL.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an interval: {text!r}")
+    days, seconds, microseconds = (int(g) for g in match.groups())
+    return dt.timedelta(days=days, seconds=seconds, microseconds=microseconds)
+
+
+def _json_text_codec(kind: sa.JSON) -> TextCodec:
+    # None is JSON null (as the direct path writes it) unless the column says otherwise.
+    return TextCodec(_JSON_TEXT.encode, json.loads, none=None if kind.none_as_null else "null")
+
+
+def _python_codec(column: sa.Column[Any]) -> TextCodec:
+    """A column whose values need Python to be written: JSON as in :func:`column_codec`."""
+    encode, decode = column_codec(column)
+    name = column.name
+
+    def to_text(value: Any) -> str:
+        if encode is not None:
+            value = encode(value)
+        elif not isinstance(value, _SCALARS):
+            raise TypeError(f"column {name!r}: cannot buffer a {type(value).__name__} value")
+        return str(_ENCODER.encode(value))
+
+    def from_text(text: str) -> Any:
+        value = json.loads(text)
+        return value if decode is None or value is None else decode(value)
+
+    return TextCodec(to_text, from_text, native=False)
+
+
+def text_codec(column: sa.Column[Any]) -> TextCodec:
+    """The COPY text codec of one column, by its type.
+
+    Each accepts the Python types it can write exactly (a datetime column a datetime, an
+    integer column an int...); anything else makes the request write directly, where the
+    driver and SQLAlchemy convert it as they always do.
+    """
+    kind: Any = column.type
+    if isinstance(kind, sa.Interval):  # a TypeDecorator: test it first
+        if kind.native:
+            return TextCodec(_interval_text, _interval_decode, safe=True)
+        return _python_codec(column)
+    if isinstance(kind, sa.types.TypeDecorator | sa.Enum):
+        return _python_codec(column)
+    if isinstance(kind, sa.JSON):
+        return _json_text_codec(kind)
+    if isinstance(kind, sa.String):
+        return TextCodec(None, _identity, _STR)
+    if isinstance(kind, sa.Boolean):
+        return TextCodec(None, _bool_decode, frozenset({bool, _NONE}), safe=True)
+    if isinstance(kind, sa.Integer):
+        return TextCodec(None, int, frozenset({int, _NONE}), safe=True)
+    if isinstance(kind, sa.Float):
+        return TextCodec(_float_text, float, safe=True)
+    if isinstance(kind, sa.Numeric):
+        return TextCodec(_numeric_text, decimal.Decimal, safe=True)
+    if isinstance(kind, sa.DateTime):
+        return TextCodec(_iso(dt.datetime), dt.datetime.fromisoformat, safe=True)
+    if isinstance(kind, sa.Date):
+        return TextCodec(_iso(dt.date), dt.date.fromisoformat, safe=True)
+    if isinstance(kind, sa.Time):
+        return TextCodec(_iso(dt.time), dt.time.fromisoformat, safe=True)
+    if isinstance(kind, sa.Uuid):
+        if kind.as_uuid:
+            return TextCodec(_uuid_text, uuid.UUID, safe=True)
+        return TextCodec(_str_text, _identity)
+    if isinstance(kind, sa.LargeBinary):
+        return TextCodec(_bytes_text, _bytes_decode)
+    return _python_codec(column)
+
+
+def copy_escape(text: str) -> str:
+    """``text`` as one field of a COPY text line (backslash, tab, newline, CR escaped)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
+
+
+def _unescape_one(match: re.Match[str]) -> str:
+    octal, hexa, char = match.groups()
+    if octal is not None:
+        return chr(int(octal, 8))
+    if hexa is not None:
+        return chr(int(hexa, 16))
+    return _UNESCAPED.get(char, char)
+
+
 def _scalar_default(column: sa.Column[Any]) -> Any:
     default = column.default
     if isinstance(default, ScalarElementColumnDefault):
@@ -264,62 +489,228 @@ def _scalar_default(column: sa.Column[Any]) -> Any:
     return None
 
 
+@dataclass(frozen=True)
+class _Step:
+    """How one column of a column list is written."""
+
+    name: str
+    default: Any
+    getter: Callable[[Mapping[str, Any]], Any]
+    codec: TextCodec
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the rows of one column list are written (cached per column list)."""
+
+    names: tuple[str, ...]
+    #: Column by column.
+    steps: list[_Step]
+    #: Row by row: the values of a row that has every column, in order.
+    getter: Callable[[Mapping[str, Any]], Sequence[Any]]
+    defaults: list[tuple[str, Any]]
+    #: (values getter, types allowed, indexes) of the columns written as ``str(value)``.
+    checks: list[tuple[Callable[[Sequence[Any]], Sequence[Any]], frozenset[type], list[int]]]
+    #: (index, encode, text of None) of the others.
+    special: list[tuple[int, Callable[[Any], str], str | None]]
+
+
 class RowCodec:
-    """Lossless JSON for the rows of one event table (column-type driven)."""
+    """Lossless COPY text for the rows of one event table (column-type driven)."""
 
     def __init__(self, table: sa.Table) -> None:
         self.table = table
         self.columns = {c.name: c for c in table.columns if c.name != "id"}
         self.codecs = {name: column_codec(c) for name, c in self.columns.items()}
+        self.text_codecs = {name: text_codec(c) for name, c in self.columns.items()}
         self.defaults = {name: _scalar_default(c) for name, c in self.columns.items()}
+        #: Columns with a Python-side scalar default are always written (the default
+        #: filled in), so that COPY, which knows only the table's own defaults, can
+        #: write the rows as they are.
+        self.always = frozenset(
+            name for name, c in self.columns.items() if self.defaults[name] is not None
+        )
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+
+    def _plan(self, names: tuple[str, ...]) -> _Plan:
+        plan = self._plans.get(names)
+        if plan is not None:
+            return plan
+        codecs = [self.text_codecs[n] for n in names]
+        by_types: dict[frozenset[type], list[int]] = {}
+        for i, codec in enumerate(codecs):
+            if codec.encode is None:
+                by_types.setdefault(codec.plain, []).append(i)
+        plan = _Plan(
+            names=names,
+            steps=[
+                _Step(n, self.defaults[n], operator.itemgetter(n), codec)
+                for n, codec in zip(names, codecs, strict=True)
+            ],
+            getter=_getter(names),
+            defaults=[(n, self.defaults[n]) for n in names],
+            checks=[(_getter(idx), types, idx) for types, idx in by_types.items()],
+            special=[
+                (i, codec.encode, codec.none)
+                for i, codec in enumerate(codecs)
+                if codec.encode is not None
+            ],
+        )
+        if len(self._plans) < 64:  # column lists are few; never grow without bound
+            self._plans[names] = plan
+        return plan
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> tuple[bytes, list[bytes]]:
-        """(columns JSON, one JSON array per row). Raises TypeError/ValueError if lossy.
+        """(header, one COPY text line per row). Raises TypeError/ValueError if lossy.
 
-        Every row gets every column any row of the request has; a key some rows lack gets
-        the column's scalar default, as the direct multi-row ``INSERT`` does.
+        Every row gets every column any row of the request has (and every column with a
+        Python-side scalar default); a key some rows lack gets the column's scalar
+        default, as the direct multi-row ``INSERT`` does.
         """
-        names = sorted({k for row in rows for k in row if k in self.columns})
-        defaults = [(name, self.defaults[name]) for name in names]
-        special = []
-        plain = []
-        for i, name in enumerate(names):
-            encode = self.codecs[name][0]
-            if encode is None:
-                plain.append(i)
-            else:
-                special.append((i, encode))
-        to_json = _ENCODER.encode
-        encoded = []
-        for row in rows:
-            values = [row.get(name, default) for name, default in defaults]
-            for i, encode in special:
-                if values[i] is not None:
-                    values[i] = encode(values[i])
-            if not {type(values[i]) for i in plain} <= _PLAIN_TYPES:
-                self._check_plain(names, values, plain)
-            encoded.append(to_json(values).encode("ascii"))
-        return json.dumps(names).encode(), encoded
+        keys = set().union(*rows)
+        names = tuple(sorted((keys & self.columns.keys()) | self.always))
+        plan = self._plan(names)
+        # Every row has every key (the usual case): plain item lookups will do.
+        complete = keys.issuperset(names) and set(map(len, rows)) == {len(keys)}
+        if len(rows) < COLUMN_WISE_FROM:
+            lines = self._row_lines(plan, rows, complete)
+        else:
+            try:
+                lines = self._column_lines(plan, rows, complete, strict=False)
+            except TypeError:  # a str column holds something else: check every value
+                lines = self._column_lines(plan, rows, complete, strict=True)
+        return "\t".join(names).encode(), list(map(str.encode, lines))
 
-    @staticmethod
-    def _check_plain(names: Sequence[str], values: list[Any], plain: list[int]) -> None:
-        for i in plain:
-            value = values[i]
-            if value is not None and not isinstance(value, _SCALARS):
-                raise TypeError(
-                    f"column {names[i]!r}: cannot buffer a {type(value).__name__} value"
-                )
+    def _row_lines(
+        self, plan: _Plan, rows: Sequence[Mapping[str, Any]], complete: bool
+    ) -> list[str]:
+        """The rows' COPY text lines, row by row: for a few rows (a request's usual one)."""
+        encoded = []
+        lines = []
+        nulls = 0
+        for row in rows:
+            if complete:
+                values = list(plan.getter(row))
+            else:
+                values = [row.get(name, default) for name, default in plan.defaults]
+            for getter, types, indexes in plan.checks:
+                if not set(map(type, getter(values))) <= types:
+                    for i in indexes:
+                        values[i] = _plain_value(plan.names[i], values[i], types)
+            for i, encode, none in plan.special:
+                value = values[i]
+                values[i] = none if value is None else encode(value)
+            nulls += values.count(None)
+            encoded.append(values)
+            # \\N for None, str(value) (a str itself), at C speed.
+            lines.append("\t".join(map(str, map(_NULLS.get, values, values))))
+        if _need_escapes(lines, nulls, len(plan.names)):
+            lines = [
+                "\t".join([_NULL if v is None else copy_escape(str(v)) for v in values])
+                for values in encoded
+            ]
+        return lines
+
+    def _column_lines(
+        self, plan: _Plan, rows: Sequence[Mapping[str, Any]], complete: bool, strict: bool
+    ) -> list[str]:
+        """The rows' COPY text lines, column by column with C-speed built-ins (``map``,
+        ``str.join``): a few passes per column, no Python loop over every value. For
+        many rows (a fixed cost per column).
+
+        Not ``strict``, str columns are not type-checked: ``str.join`` raises TypeError
+        when one holds anything but a str (or None, replaced by \\N before).
+        """
+        n = len(rows)
+        texts: list[list[Any]] = []
+        unsafe: list[tuple[int, list[Any]]] = []
+        nulls = 0
+        for i, step in enumerate(plan.steps):
+            if complete:
+                column = list(map(step.getter, rows))
+            else:
+                column = [row.get(step.name, step.default) for row in rows]
+            codec = step.codec
+            if codec.encode is not None:
+                encode, none = codec.encode, codec.none
+                column = [none if v is None else encode(v) for v in column]
+            elif (strict or codec.plain is not _STR) and not set(map(type, column)) <= codec.plain:
+                column = [_plain_value(step.name, v, codec.plain) for v in column]
+            if not codec.safe:
+                unsafe.append((i, column))
+            k = column.count(None)
+            nulls += k
+            text = (
+                column if k == 0 else [_NULL] * n if k == n else [*map(_NULLS.get, column, column)]
+            )
+            if codec.plain is not _STR and codec.encode is None:
+                text = list(map(str, text))  # ints, booleans
+            texts.append(text)
+        lines = list(map("\t".join, zip(*texts, strict=True)))
+        if _need_escapes(lines, nulls, len(plan.names)):
+            for i, column in unsafe:
+                texts[i] = [_NULL if v is None else copy_escape(v) for v in column]
+            lines = list(map("\t".join, zip(*texts, strict=True)))
+        return lines
 
     def names(self, columns: bytes) -> tuple[str, ...]:
         """The column names of an entry's header, checked against the table."""
-        names = tuple(json.loads(columns))
+        if _is_json_header(columns):
+            names = tuple(json.loads(columns))
+        else:
+            names = tuple(columns.decode().split("\t"))
         unknown = [n for n in names if n not in self.columns]
         if unknown:
             raise ValueError(f"unknown columns {unknown} (was the event model changed?)")
         return names
 
+    def native(self, names: Sequence[str]) -> bool:
+        """Whether PostgreSQL can read every column of these rows from their text."""
+        return all(self.text_codecs[name].native for name in names)
+
     def decode(self, columns: bytes, rows: bytes) -> tuple[tuple[str, ...], list[list[Any]]]:
         """Column names and Python rows of one entry (the inverse of :meth:`encode`)."""
+        if _is_json_header(columns):
+            return self._decode_json(columns, rows)
+        names = self.names(columns)
+        text = rows.decode()
+        # Our lines escape nothing unless every backslash is that of a \\N (the usual case).
+        escapes = text.count("\\") != text.count(_NULL)
+        fields = list(map(str.split, text.split("\n"), itertools.repeat("\t")))
+        if set(map(len, fields)) != {len(names)}:
+            bad = next(len(row) for row in fields if len(row) != len(names))
+            raise ValueError(f"a row has {bad} values for {len(names)} columns")
+        n = len(fields)
+        # Column by column, mostly with C-speed built-ins.
+        columns_values: list[Sequence[Any]] = []
+        for name, texts in zip(names, zip(*fields, strict=True), strict=True):
+            codec = self.text_codecs[name]
+            k = texts.count(_NULL)
+            values: Sequence[Any]
+            if escapes and "".join(texts).count("\\") != k:
+                values = [
+                    None if f == _NULL else _UNESCAPE.sub(_unescape_one, f) if "\\" in f else f
+                    for f in texts
+                ]
+            elif codec.none is not None:  # JSON null is None too (as the direct path has it)
+                values = [*map(_FROM_NULL_OR_JSON_NULL.get, texts, texts)]
+            elif k == 0:
+                values = texts
+            elif k == n:
+                values = [None] * n
+            else:
+                values = [*map(_FROM_NULL.get, texts, texts)]
+            decode = codec.decode
+            if decode is not _identity:
+                if None in values:
+                    values = [None if v is None else decode(v) for v in values]
+                else:
+                    values = list(map(decode, values))
+            columns_values.append(values)
+        return names, list(map(list, zip(*columns_values, strict=True)))
+
+    def _decode_json(self, columns: bytes, rows: bytes) -> tuple[tuple[str, ...], list[list[Any]]]:
+        """Entries of the first format: one JSON array per row."""
         names = self.names(columns)
         # json.dumps escapes control characters, so a newline only ever separates rows.
         values: list[list[Any]] = json.loads(b"[" + rows.replace(b"\n", b",") + b"]")
@@ -335,6 +726,41 @@ class RowCodec:
                 if row[i] is not None:
                     row[i] = decode(row[i])
         return names, values
+
+
+def _is_json_header(columns: bytes) -> bool:
+    """Whether an entry is of the first format (header: a JSON list of names)."""
+    return columns.startswith(b"[")
+
+
+def _getter(keys: Sequence[Any]) -> Callable[[Any], Sequence[Any]]:
+    """``operator.itemgetter`` that always returns a tuple."""
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda obj: (obj[key],)
+    return operator.itemgetter(*keys)
+
+
+def _plain_value(name: str, value: Any, types: frozenset[type]) -> Any:
+    """``value`` as one of ``types`` exactly (the str of a str subclass...), or TypeError."""
+    if type(value) in types:
+        return value
+    base = next((t for t in types if t is not _NONE and isinstance(value, t)), None)
+    if base is None or (base is int and isinstance(value, bool)):
+        raise TypeError(f"column {name!r}: cannot buffer a {type(value).__name__} value")
+    return base(value) if base is not str else str.__str__(value)
+
+
+def _need_escapes(lines: list[str], nulls: int, columns: int) -> bool:
+    """Whether a field of ``lines`` holds a backslash, tab, newline or CR (one check for a
+    whole request: the only backslashes must be the \\N, tabs only separate fields)."""
+    text = "\n".join(lines)
+    return (
+        text.count("\\") != nulls
+        or text.count("\t") != (columns - 1) * len(lines)
+        or text.count("\n") != len(lines) - 1
+        or "\r" in text
+    )
 
 
 # -- the buffer (per app, in AnalyticsState) ------------------------------------------------
@@ -407,7 +833,9 @@ class RedisBuffer:
             threshold,
             max(1, int(settings.buffer_flush_interval * 1000)),
             columns,
-            *encoded,
+            # Without early dedupe no row is dropped: the rows go joined, as one argument
+            # (the script keeps it whole), sparing the per-argument work on both sides.
+            *(encoded if ttl else [b"\n".join(encoded)]),
         ]
         try:
             entry_id, length, due, dups = self._append(keys=keys, args=args)
@@ -505,7 +933,8 @@ class RedisBuffer:
         for row in dead:
             pipe.xadd(
                 self.dead_stream,
-                {"v": FORMAT, "c": row.columns, "r": row.row, "entry": row.entry_id,
+                {"v": b"1" if _is_json_header(row.columns) else FORMAT, "c": row.columns,
+                 "r": row.row, "entry": row.entry_id,
                  "error": row.error[:2000]},
             )  # fmt: skip
         if ids:
@@ -570,7 +999,8 @@ class DeadRow:
 
     entry_id: str
     columns: bytes
-    #: One JSON row, or all the rows of an unreadable entry (``whole_entry``).
+    #: One row as stored (a COPY text line; a JSON array in the first format), or all
+    #: the rows of an unreadable entry (``whole_entry``).
     row: bytes
     error: str
     whole_entry: bool = False
@@ -660,7 +1090,9 @@ def flush(
     Order: this consumer's own unacknowledged entries (a previous write failed), entries
     other consumers left pending too long (they died), then new ones. Each batch of
     ``ANALYTICS_BUFFER_BATCH`` entries is one database transaction, acknowledged after
-    its commit. Stops early after ``max_seconds`` or when ``stop`` is set (between
+    its commit. On PostgreSQL, once a full batch of new entries shows a backlog,
+    :data:`WRITERS` batches are written at once (each a transaction on a connection of
+    its own). Stops early after ``max_seconds`` or when ``stop`` is set (between
     batches). Redis and database connection errors propagate; entries being written stay
     pending and are retried by the next pass.
     """
@@ -669,8 +1101,36 @@ def flush(
     started = time.perf_counter()
     total = FlushResult()
     count = state.settings.buffer_batch
+    engine = state.engine()
     buffer.ensure_group()
-    sources: list[Callable[[], list[Entry]]] = [lambda: buffer.read_own(consumer, count)]
+    lock = threading.Lock()
+    abort = threading.Event()  # a parallel writer failed: the others stop too
+
+    def stopping() -> bool:
+        return (
+            abort.is_set()
+            or (stop is not None and stop.is_set())
+            or (max_seconds is not None and time.perf_counter() - started > max_seconds)
+        )
+
+    def write(read: Callable[[], list[Entry]], reclaimed: bool = False) -> int:
+        """Read a batch and write it; its number of entries (0: nothing was left)."""
+        batch_started = time.perf_counter()
+        entries = read()
+        if not entries:
+            return 0
+        result = _write_entries(state, engine, entries)
+        buffer.ack(entries, result.dead_rows)
+        batch = result.summary
+        batch.seconds = time.perf_counter() - batch_started
+        if reclaimed:
+            batch.reclaimed = len(entries)
+        with lock:
+            total.add(batch)
+            if on_batch is not None:
+                on_batch(batch)
+        return len(entries)
+
     cursor = "0-0"
 
     def reclaim() -> list[Entry]:
@@ -684,30 +1144,23 @@ def flush(
                 break
         return entries
 
-    sources.append(reclaim)
-    sources.append(lambda: buffer.read_new(consumer, count))
+    def read_new() -> list[Entry]:
+        return buffer.read_new(consumer, count)
+
+    def drain() -> None:
+        while not stopping() and write(read_new):
+            pass
+
     try:
-        for index, source in enumerate(sources):
-            while True:
-                if stop is not None and stop.is_set():
-                    break
-                if max_seconds is not None and time.perf_counter() - started > max_seconds:
-                    break
-                batch_started = time.perf_counter()
-                entries = source()
-                if not entries:
-                    break
-                result = write_entries(state, entries)
-                buffer.ack(entries, result.dead_rows)
-                batch = result.summary
-                batch.seconds = time.perf_counter() - batch_started
-                if index == 1:
-                    batch.reclaimed = len(entries)
-                total.add(batch)
-                if on_batch is not None:
-                    on_batch(batch)
-                if index == 1 and cursor == "0-0":
-                    break
+        while not stopping() and write(lambda: buffer.read_own(consumer, count)):
+            pass
+        while not stopping() and write(reclaim, reclaimed=True) and cursor != "0-0":
+            pass
+        first = 0 if stopping() else write(read_new)
+        if first == count and WRITERS > 1 and engine.dialect.name == "postgresql":
+            _in_parallel(drain, WRITERS, abort)
+        elif first:
+            drain()
     finally:
         total.seconds = time.perf_counter() - started  # the batches' and the reads in between
     try:
@@ -715,6 +1168,37 @@ def flush(
     except RedisError as exc:  # housekeeping only: the next pass does it
         log.warning("analytics buffer: consumer cleanup failed: %s", exc)
     return total
+
+
+def _in_parallel(work: Callable[[], None], n: int, abort: threading.Event) -> None:
+    """Run ``work`` in ``n`` threads (this one included); the first error is raised.
+
+    A failing thread sets ``abort``, so that the others stop after their batch.
+    """
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+            abort.set()
+
+    helpers = [
+        threading.Thread(target=run, name=f"analytics-flush-{i}", daemon=True) for i in range(1, n)
+    ]
+    for helper in helpers:
+        helper.start()
+    try:
+        work()
+    except BaseException:
+        abort.set()
+        raise
+    finally:
+        for helper in helpers:
+            helper.join()
+    if errors:
+        raise errors[0]
 
 
 def flush_loop(
@@ -776,13 +1260,22 @@ class _Group:
 
     columns: tuple[str, ...]
     encoded_columns: bytes
-    #: (entry id, its rows as stored: JSON arrays separated by newlines).
+    #: (entry id, its rows as stored: lines separated by newlines).
     entries: list[tuple[str, bytes]] = field(default_factory=list)
     rows: int = 0
+    #: The rows are COPY text that PostgreSQL reads as it is (else: decoded in Python).
+    copy_text: bool = False
 
 
 def write_entries(state: AnalyticsState, entries: Sequence[Entry]) -> BatchResult:
     """Write the rows of ``entries`` in one transaction (row by row on a data error)."""
+    return _write_entries(state, state.engine(), entries)
+
+
+def _write_entries(
+    state: AnalyticsState, engine: sa.Engine, entries: Sequence[Entry]
+) -> BatchResult:
+    """:func:`write_entries` with the engine given (parallel writers have no app context)."""
     buffer = get_buffer(state)
     summary = FlushResult(entries=len(entries), batches=1)
     dead: list[DeadRow] = []
@@ -797,11 +1290,11 @@ def write_entries(state: AnalyticsState, entries: Sequence[Entry]) -> BatchResul
             except (ValueError, TypeError) as exc:
                 dead.append(_unreadable(entry.id, columns, raw, exc))
                 continue
-            group = groups[columns] = _Group(names, columns)
+            copy_text = not _is_json_header(columns) and buffer.codec.native(names)
+            group = groups[columns] = _Group(names, columns, copy_text=copy_text)
         group.entries.append((entry.id, raw))
         group.rows += raw.count(b"\n") + 1
     summary.rows = sum(g.rows for g in groups.values())
-    engine = state.engine()
     refused = 0
     try:
         with engine.begin() as conn:
@@ -815,7 +1308,7 @@ def write_entries(state: AnalyticsState, entries: Sequence[Entry]) -> BatchResul
         dead[:] = [d for d in dead if d.whole_entry]
         inserted = 0
         for group in groups.values():
-            n, rows_refused = _write_one_by_one(state, group, dead)
+            n, rows_refused = _write_one_by_one(state, engine, group, dead)
             inserted += n
             refused += rows_refused
     summary.inserted = inserted
@@ -833,10 +1326,10 @@ def _write_group(
     conn: sa.Connection, state: AnalyticsState, group: _Group, serial: int, dead: list[DeadRow]
 ) -> int:
     table: sa.Table = state.models.Event.__table__
-    if _can_copy(conn, table, group.columns):
-        exprs = _json_columns(table, group.columns, conn.dialect)
-        if exprs is not None:
-            return _copy_json(conn, table, group, exprs, f"fa_flush_{serial}")
+    if group.copy_text and _can_copy(conn, table, group.columns) and _utf8(conn):
+        # PostgreSQL reads the stored lines as they are: no per-row Python.
+        data = b"\n".join(raw for _, raw in group.entries) + b"\n"
+        return _copy(conn, table, group.columns, lambda copy: copy.write(data), serial)
     rows = []
     for entry_id, raw in group.entries:
         try:
@@ -846,6 +1339,16 @@ def _write_group(
     return _insert(conn, state, group.columns, rows, serial)
 
 
+def _utf8(conn: sa.Connection) -> bool:
+    """Whether the connection's client encoding is UTF-8, the stored lines' encoding.
+
+    Else (a database in LATIN1, say, whose clients default to it) the lines are decoded
+    and psycopg encodes the values, as it does on the direct path.
+    """
+    driver: Any = conn.connection.driver_connection
+    return bool(driver.info.encoding == "utf-8")
+
+
 def _refused(exc: sa.exc.StatementError) -> bool:
     """Whether the database (or a bind processor) refused the *data*, not the connection."""
     if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
@@ -853,10 +1356,11 @@ def _refused(exc: sa.exc.StatementError) -> bool:
     return not isinstance(exc, sa.exc.DBAPIError)  # e.g. a bind processor's TypeError
 
 
-def _write_one_by_one(state: AnalyticsState, group: _Group, dead: list[DeadRow]) -> tuple[int, int]:
+def _write_one_by_one(
+    state: AnalyticsState, engine: sa.Engine, group: _Group, dead: list[DeadRow]
+) -> tuple[int, int]:
     """Each row of ``group`` in a transaction of its own; refused rows join ``dead``."""
     inserted = refused = 0
-    engine = state.engine()
     codec = get_buffer(state).codec
     unreadable = {d.entry_id for d in dead if d.whole_entry}
     for entry_id, raw in group.entries:
@@ -894,13 +1398,57 @@ def _insert(
         return 0
     table: sa.Table = state.models.Event.__table__
     if _can_copy(conn, table, columns):
-        return _copy_rows(conn, table, columns, rows, f"fa_flush_{serial}")
+        return _copy_rows(conn, table, columns, rows, serial)
+    dialect = conn.dialect
+    if dialect.positional and not any(
+        c.default is not None for c in table.columns if c.name not in columns
+    ):
+        return _executemany(conn, table, columns, rows)
     # As the direct path: SQLAlchemy fills in Python-side column defaults row by row.
-    stmt = insert_ignore(table, conn.dialect.name, ["event_id"]).execution_options(
+    stmt = insert_ignore(table, dialect.name, ["event_id"]).execution_options(
         preserve_rowcount=True  # SQLAlchemy drops an INSERT's row count unless asked
     )
     result = conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
     return max(int(result.rowcount), 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_sql(
+    table: sa.Table, dialect: sa.Dialect, columns: tuple[str, ...]
+) -> tuple[str, list[int], list[tuple[int, Callable[[Any], Any]]]]:
+    """SQL of :func:`_executemany`, the order of its parameters (indexes into
+    ``columns``), and the bind processors of ``columns`` (by index)."""
+    stmt = insert_ignore(table, dialect.name, ["event_id"])
+    compiled = stmt.values({name: sa.bindparam(name) for name in columns}).compile(dialect=dialect)
+    assert compiled.positiontup is not None  # a positional dialect
+    order = [columns.index(name) for name in compiled.positiontup]
+    processors: list[tuple[int, Callable[[Any], Any]]] = [
+        (i, p)
+        for i, name in enumerate(columns)
+        if (p := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
+    ]
+    return compiled.string, order, processors
+
+
+def _executemany(
+    conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], rows: list[list[Any]]
+) -> int:
+    """One ``executemany`` of the insert on the DBAPI cursor (SQLite, no Python-side
+    default to compute): the values go through the columns' bind processors as with
+    SQLAlchemy's own ``executemany``, without its work per row and value."""
+    statement, order, processors = _insert_sql(table, conn.dialect, columns)
+    values: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    for i, process in processors:
+        values[i] = list(map(process, values[i]))
+    params = list(zip(*(values[i] for i in order), strict=True))
+    counts: list[int] = []
+
+    def load(cur: Any) -> None:
+        cur.executemany(statement, params)
+        counts.append(int(cur.rowcount))
+
+    _on_driver(conn, statement, load)
+    return max(counts[0], 0)
 
 
 def _can_copy(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...]) -> bool:
@@ -922,7 +1470,7 @@ def _can_copy(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...]) ->
 def _insert_from(
     conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], source: Any
 ) -> int:
-    """``INSERT INTO event (columns) SELECT ... ON CONFLICT (event_id) DO NOTHING``.
+    """``INSERT INTO event (columns) SELECT ... ON CONFLICT DO NOTHING``.
 
     ``from_select`` adds the columns' scalar and SQL defaults for the ones not named, as
     the direct path's INSERT does; the rows of one batch are inserted in scan order, so
@@ -939,66 +1487,61 @@ def _insert_from(
 # -- PostgreSQL: COPY -------------------------------------------------------------------------
 
 
-def _json_columns(
-    table: sa.Table, columns: tuple[str, ...], dialect: sa.Dialect
-) -> list[str] | None:
-    """SQL reading each column from a buffered JSON row ``j`` (jsonb) / ``rj`` (json).
-
-    None when a column's type needs Python to convert its value (enums, UUIDs, bytes,
-    intervals, type decorators...): those batches take :func:`_copy_rows`.
-    Strings are left as text, so a value too long for its ``VARCHAR(n)`` is refused by
-    the INSERT exactly as the direct path's is (an explicit cast would truncate it).
-    """
-    from sqlalchemy.dialects import postgresql
-
-    exprs = []
-    for i, name in enumerate(columns):
-        kind = table.c[name].type
-        if isinstance(kind, sa.types.TypeDecorator | sa.Enum | sa.Interval):
-            return None
-        if isinstance(kind, postgresql.JSONB):
-            expr = f"(j->{i})"
-        elif isinstance(kind, sa.JSON):
-            # The json text itself (key order kept); None is JSON null unless none_as_null.
-            expr = f"(rj->{i})"
-        elif isinstance(kind, sa.String):
-            expr = f"(j->>{i})"
-        elif isinstance(kind, sa.Boolean | sa.Integer | sa.Float):
-            expr = f"(j->>{i})::{kind.compile(dialect=dialect)}"
-        elif isinstance(kind, sa.Numeric):
-            expr = f"COALESCE(j->{i}->>'d', j->>{i})::numeric"
-        elif isinstance(kind, sa.DateTime | sa.Date | sa.Time):
-            expr = f"(j->>{i})::{kind.compile(dialect=dialect)}"
-        else:
-            return None
-        if isinstance(kind, sa.JSON) and kind.none_as_null:
-            expr = f"NULLIF({expr}::text, 'null')::{kind.compile(dialect=dialect)}"
-        exprs.append(expr)
-    return exprs
-
-
-def _copy_json(
-    conn: sa.Connection, table: sa.Table, group: _Group, exprs: list[str], tmp: str
+def _copy(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    write: Callable[[Any], None],
+    serial: int,
 ) -> int:
-    """COPY the buffered JSON rows as they are; PostgreSQL converts them in one INSERT.
+    """COPY rows (``write(copy)`` sends them) into the event table; returns rows stored.
 
-    No per-row Python: each stored row is one CSV field (the rows are ASCII JSON without
-    control characters, so delimiter \x02 and quote \x01 never occur in them), and
-    ``INSERT ... SELECT`` reads the columns out of ``jsonb``, parsed once per row
-    (``OFFSET 0`` keeps the planner from parsing it once per column).
+    Optimistic: straight into ``analytics_event``, in a savepoint. Duplicates are rare
+    (a retry that went direct while Redis was down, a batch written again after its
+    flusher died between the commit and the acknowledgement, a client resending), and
+    the unique ``event_id`` catches them: then the savepoint is rolled back and the
+    batch goes through a temporary table and ``INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING``, which skips stored ids and keeps the first row of an id repeated in the
+    batch. On a partitioned ``analytics_event`` (docs/scaling.md) the dedupe trigger
+    skips such rows itself and the COPY's count excludes them. Columns left out that
+    have a Python-side default need that ``INSERT`` too (COPY knows the table's own
+    defaults only).
     """
-    copy_sql = f"COPY {tmp} (r) FROM STDIN WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
+    prep = conn.dialect.identifier_preparer
+    column_list = ", ".join(prep.quote(c) for c in columns)
+    target = prep.format_table(table)
+    if not any(c.default is not None for c in table.columns if c.name not in columns):
+        statement = f"COPY {target} ({column_list}) FROM STDIN"
 
-    def load(cur: Any) -> None:
-        cur.execute(f"CREATE TEMPORARY TABLE {tmp} (r text) ON COMMIT DROP")
-        with cur.copy(copy_sql) as copy:
-            copy.write(b"\n".join(raw for _, raw in group.entries) + b"\n")
+        def load(cur: Any) -> None:
+            with cur.copy(statement) as copy:
+                write(copy)
+            counts.append(int(cur.rowcount))
 
-    _on_driver(conn, copy_sql, load)
-    json_text = ", r::json AS rj" if any("rj->" in e for e in exprs) else ""
-    rows = sa.text(f"(SELECT r::jsonb AS j{json_text} FROM {tmp} OFFSET 0) AS buffered")
-    source: Any = sa.select(*(sa.literal_column(e) for e in exprs)).select_from(rows)
-    return _insert_from(conn, table, group.columns, source)
+        counts: list[int] = []
+        try:
+            with conn.begin_nested():
+                _on_driver(conn, statement, load)
+            return counts[0]
+        except sa.exc.IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
+            log.debug("analytics buffer: a batch holds stored event ids: %s", exc.orig)
+    tmp = f"fa_flush_{serial}"
+    statement = f"COPY {tmp} ({column_list}) FROM STDIN"
+
+    def load_tmp(cur: Any) -> None:
+        # The event table's column types, no constraints: COPY never fails on a duplicate.
+        cur.execute(
+            f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS "
+            f"SELECT {column_list} FROM {target} WITH NO DATA"
+        )
+        with cur.copy(statement) as copy:
+            write(copy)
+
+    _on_driver(conn, statement, load_tmp)
+    source = sa.table(tmp, *(sa.column(c) for c in columns))
+    return _insert_from(conn, table, columns, sa.select(*source.c))
 
 
 def _copy_rows(
@@ -1006,15 +1549,11 @@ def _copy_rows(
     table: sa.Table,
     columns: tuple[str, ...],
     rows: list[list[Any]],
-    tmp: str,
+    serial: int,
 ) -> int:
-    """COPY Python rows into a temporary table, then one INSERT ... SELECT ON CONFLICT.
-
-    The temporary table has the event table's column types (``CREATE TABLE AS ... WITH NO
-    DATA``) and no constraints, so COPY never fails on a duplicate; the ``INSERT`` skips
-    event ids already stored, and within the batch keeps the first row of an id. Values
-    go through the columns' bind processors, as in the direct path.
-    """
+    """COPY Python rows (values go through the columns' bind processors, as in the
+    direct path): the rows of column types PostgreSQL cannot read from text as stored,
+    entries of the first format, and rows written one by one."""
     dialect = conn.dialect
     processors = [
         (i, p)
@@ -1029,35 +1568,25 @@ def _copy_rows(
                 row[i] = process(row[i])
             processed.append(row)
         rows = processed
-    prep = dialect.identifier_preparer
-    column_list = ", ".join(prep.quote(c) for c in columns)
-    copy_sql = f"COPY {tmp} ({column_list}) FROM STDIN"
 
-    def load(cur: Any) -> None:
-        cur.execute(
-            f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS "
-            f"SELECT {column_list} FROM {prep.format_table(table)} WITH NO DATA"
-        )
-        with cur.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row(row)
+    def write(copy: Any) -> None:
+        for row in rows:
+            copy.write_row(row)
 
-    _on_driver(conn, copy_sql, load)
-    source = sa.table(tmp, *(sa.column(c) for c in columns))
-    return _insert_from(conn, table, columns, sa.select(*source.c))
+    return _copy(conn, table, columns, write, serial)
 
 
 def _on_driver(conn: sa.Connection, statement: str, load: Callable[[Any], None]) -> None:
-    """Run ``load(cursor)`` on the psycopg connection (for COPY).
+    """Run ``load(cursor)`` on the DBAPI connection (psycopg's COPY, an executemany).
 
-    COPY is psycopg's own API, outside SQLAlchemy: its errors are wrapped here the way
-    SQLAlchemy wraps them (DataError, OperationalError...), and a dead connection is
-    invalidated so the pool does not hand it out again.
+    Outside SQLAlchemy: the driver's errors are wrapped here the way SQLAlchemy wraps
+    them (DataError, OperationalError...), and a dead connection is invalidated so the
+    pool does not hand it out again.
     """
     driver: Any = conn.connection.driver_connection
     dbapi: Any = conn.dialect.loaded_dbapi
     try:
-        with driver.cursor() as cur:
+        with contextlib.closing(driver.cursor()) as cur:
             load(cur)
     except dbapi.Error as exc:
         if conn.dialect.is_disconnect(exc, driver, None):

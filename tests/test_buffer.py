@@ -10,12 +10,14 @@ import contextlib
 import datetime as dt
 import decimal
 import enum
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -203,8 +205,12 @@ class Color(enum.Enum):
     BLUE = "b"
 
 
-def typed_event_model(db: Any) -> Any:
-    """A subclassed event model with a custom column of every common type."""
+def typed_event_model(db: Any, *, enum_column: bool = True) -> Any:
+    """A subclassed event model with a custom column of every common type.
+
+    Without ``enum_column``, every column is of a type PostgreSQL reads from the stored
+    COPY text as it is (an enum's values go through SQLAlchemy in Python).
+    """
 
     class TypedEvent(EventMixin, db.Model):  # type: ignore[name-defined, misc]
         plan = db.Column(db.String(32))
@@ -217,7 +223,8 @@ def typed_event_model(db: Any) -> Any:
         token = db.Column(db.Uuid())
         blob = db.Column(db.LargeBinary())
         wait = db.Column(db.Interval())
-        color = db.Column(db.Enum(Color))
+        if enum_column:
+            color = db.Column(db.Enum(Color))
         extra = db.Column(db.JSON())
         tier = db.Column(db.String(8), nullable=False, default="free")
 
@@ -299,6 +306,93 @@ def test_codec_refuses_what_it_cannot_represent_and_foreign_entries():
         codec.decode(b'["event_id"]', b'["x",1]')
 
 
+def native_event_model(db: Any) -> Any:
+    """Custom columns of every type PostgreSQL reads from COPY text as stored."""
+    return typed_event_model(db, enum_column=False)
+
+
+def native_rows(n: int, prefix: str) -> list[dict[str, Any]]:
+    rows = typed_rows(n, prefix)
+    for row in rows:
+        del row["color"]
+    return rows
+
+
+def test_rows_are_copy_text_lines_that_read_back_as_they_went_in():
+    codec = buffer.RowCodec(native_event_model(_Db()).__table__)
+    rows = native_rows(30, "copy")
+    header, lines = codec.encode(rows)
+    names = header.decode().split("\t")
+    assert names == sorted(names)
+    assert "tier" in names  # a column with a scalar default is always written
+    assert codec.native(names)
+    for row, line in zip(rows, lines, strict=True):
+        fields = line.decode().split("\t")
+        assert len(fields) == len(names)  # tabs, newlines and CRs of values are escaped
+        assert b"\n" not in line
+        assert b"\r" not in line
+        by_name = dict(zip(names, fields, strict=True))
+        assert by_name["screen_width"] == (
+            "\\N" if row["screen_width"] is None else str(row["screen_width"])
+        )
+        assert by_name["props"] == ("null" if row["props"] is None else by_name["props"])
+    _, decoded = codec.decode(header, b"\n".join(lines))
+    for row, values in zip(rows, decoded, strict=True):
+        expected = {k: row.get(k, "free" if k == "tier" else None) for k in names}
+        assert dict(zip(names, values, strict=True)) == expected
+    # The string "\N" is not NULL, a NULL is not the string "None".
+    header, lines = codec.encode([{"event_id": "\\N", "plan": None, "path": "None"}])
+    assert lines == [b"\\\\N\tNone\t\\N\tfree"]
+    names, (back,) = codec.decode(header, lines[0])
+    assert back == ["\\N", "None", None, "free"]
+    assert names == ("event_id", "path", "plan", "tier")
+
+
+@pytest.mark.parametrize("model", [typed_event_model, native_event_model])
+def test_rows_are_written_alike_row_by_row_and_column_by_column(model):
+    codec = buffer.RowCodec(model(_Db()).__table__)
+    rows = typed_rows(2 * buffer.COLUMN_WISE_FROM, "ways")
+    if model is native_event_model:
+        rows = native_rows(2 * buffer.COLUMN_WISE_FROM, "ways")
+    rows[3] = {k: v for k, v in rows[3].items() if k not in ("plan", "props")}  # keys lacking
+    clean = [{**row, "path": "/plain", "plan": "p", "props": {}, "blob": None} for row in rows]
+    for batch in (rows, clean, rows[:4] + clean[4:]):
+        column_wise = codec.encode(batch)
+        row_wise = [codec.encode(batch[i : i + 1]) for i in range(len(batch))]
+        if all(h == column_wise[0] for h, _ in row_wise):
+            assert [line for _, (line,) in row_wise] == column_wise[1]
+        few = codec.encode(batch[: buffer.COLUMN_WISE_FROM - 1])  # row by row, same columns
+        assert few[0] == column_wise[0]
+        assert few[1] == column_wise[1][: buffer.COLUMN_WISE_FROM - 1]
+        assert codec.decode(column_wise[0], b"\n".join(column_wise[1]))[1] == [
+            [
+                row.get(k, "free" if k == "tier" else None)
+                for k in column_wise[0].decode().split("\t")
+            ]
+            for row in batch
+        ]
+
+
+def test_codec_writes_directly_what_copy_text_cannot_carry_exactly():
+    codec = buffer.RowCodec(native_event_model(_Db()).__table__)
+    with pytest.raises(TypeError, match="screen_width"):
+        codec.encode([{"event_id": "x", "screen_width": True}])  # a bool is not an int here
+    with pytest.raises(TypeError, match="path"):
+        codec.encode([{"event_id": "x", "path": 3}])
+    with pytest.raises(ValueError, match="nan"):
+        codec.encode([{"event_id": "x", "ratio": float("nan")}])
+    with pytest.raises(TypeError):
+        codec.encode([{"event_id": "x", "amount": 0.1}])  # float -> numeric differs by path
+    with pytest.raises(UnicodeEncodeError):
+        codec.encode([{"event_id": "x", "path": "\ud800"}])  # no UTF-8 for a lone surrogate
+    # Subclasses of str and int are written as their plain values.
+    color = enum.StrEnum("Tone", {"DARK": "dark"})
+    level = enum.IntEnum("Level", {"HIGH": 3})
+    header, lines = codec.encode([{"event_id": color.DARK, "screen_width": level.HIGH}])
+    assert lines == [b"dark\t3\tfree"]
+    assert header == b"event_id\tscreen_width\ttier"
+
+
 class _Db:
     """Just enough of Flask-SQLAlchemy's ``db`` to declare a model outside an app."""
 
@@ -325,6 +419,20 @@ def table_rows(app: Flask) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(sa.select(table).order_by(table.c.id)).mappings()]
 
 
+def same_rows_stored(
+    app: Flask, direct: list[dict[str, Any]], buffered: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Check that each buffered row was stored as its direct twin; the rows by event id."""
+    by_id = {r["event_id"]: r for r in table_rows(app)}
+    for d, b in zip(direct, buffered, strict=True):
+        stored_direct = dict(by_id[d["event_id"]])
+        stored_buffered = dict(by_id[b["event_id"]])
+        for stored in (stored_direct, stored_buffered):
+            del stored["id"], stored["event_id"]
+        assert stored_buffered == stored_direct
+    return by_id
+
+
 @pytest.mark.redis
 @pytest.mark.filterwarnings("ignore:Dialect sqlite\\+pysqlite does \\*not\\* support Decimal")
 def test_buffered_rows_equal_directly_written_rows(buffered_app):
@@ -339,14 +447,7 @@ def test_buffered_rows_equal_directly_written_rows(buffered_app):
         assert count_rows(app) == 30
         result = buffer.flush(state)
     assert (result.entries, result.rows, result.inserted, result.duplicates) == (5, 30, 30, 0)
-    rows = table_rows(app)
-    by_id = {r["event_id"]: r for r in rows}
-    for d, b in zip(direct, buffered, strict=True):
-        stored_direct = dict(by_id[d["event_id"]])
-        stored_buffered = dict(by_id[b["event_id"]])
-        for stored in (stored_direct, stored_buffered):
-            del stored["id"], stored["event_id"]
-        assert stored_buffered == stored_direct
+    by_id = same_rows_stored(app, direct, buffered)
     # And what was stored is what was sent (the database's own normalization aside).
     sample = by_id[buffered[1]["event_id"]]
     assert sample["created_at"] == buffered[1]["created_at"]
@@ -355,6 +456,134 @@ def test_buffered_rows_equal_directly_written_rows(buffered_app):
     assert sample["color"] is Color.BLUE
     assert by_id[buffered[0]["event_id"]]["tier"] == "free"  # the column default
     assert by_id[buffered[2]["event_id"]]["props"] == buffered[2]["props"]
+
+
+@pytest.mark.redis
+@pytest.mark.filterwarnings("ignore:Dialect sqlite\\+pysqlite does \\*not\\* support Decimal")
+def test_copy_text_rows_equal_directly_written_rows(buffered_app, monkeypatch):
+    """No column needs Python: PostgreSQL reads the stored lines themselves."""
+    app = buffered_app(event_model=native_event_model)
+    state = state_of(app)
+    direct = native_rows(30, "direct")
+    buffered = native_rows(30, "buffered")
+    decoded = []
+    decode = buffer.RowCodec.decode
+    monkeypatch.setattr(
+        buffer.RowCodec, "decode", lambda self, *a: decoded.append(1) or decode(self, *a)
+    )
+    with app.app_context():
+        pipeline.write(state, direct)
+        for start in range(0, 30, 7):
+            assert state.buffer.append(buffered[start : start + 7]) is not None
+        result = buffer.flush(state)
+    assert (result.entries, result.rows, result.inserted, result.duplicates) == (5, 30, 30, 0)
+    postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    assert len(decoded) == (0 if postgres else 5)  # PostgreSQL: the lines as stored
+    by_id = same_rows_stored(app, direct, buffered)
+    for b in buffered:
+        assert by_id[b["event_id"]]["path"] == b["path"]  # tabs, newlines, backslashes, \N
+    sample = by_id[buffered[1]["event_id"]]
+    assert (sample["blob"], sample["wait"]) == (buffered[1]["blob"], buffered[1]["wait"])
+    assert by_id[buffered[2]["event_id"]]["props"] == buffered[2]["props"]
+
+
+#: analytics_event partitioned by month with the event-id dedupe trigger, as in
+#: docs/scaling.md (the columns of the live table; one month and a default partition).
+PARTITIONED = """
+CREATE TABLE fa_partitioned (LIKE analytics_event INCLUDING DEFAULTS)
+    PARTITION BY RANGE (created_at);
+ALTER SEQUENCE analytics_event_id_seq OWNED BY fa_partitioned.id;
+DROP TABLE analytics_event;
+ALTER TABLE fa_partitioned RENAME TO analytics_event;
+ALTER TABLE analytics_event ADD PRIMARY KEY (id, created_at);
+CREATE INDEX ix_analytics_event_created_at ON analytics_event (created_at);
+CREATE TABLE analytics_event_2026_01 PARTITION OF analytics_event
+    FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+CREATE TABLE analytics_event_default PARTITION OF analytics_event DEFAULT;
+CREATE TABLE analytics_event_id (
+    event_id varchar(36) PRIMARY KEY,
+    created_at timestamp NOT NULL
+);
+CREATE FUNCTION analytics_event_dedupe() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO analytics_event_id (event_id, created_at)
+    VALUES (NEW.event_id, NEW.created_at)
+    ON CONFLICT (event_id) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER analytics_event_dedupe BEFORE INSERT ON analytics_event
+    FOR EACH ROW EXECUTE FUNCTION analytics_event_dedupe();
+"""
+
+
+@pytest.mark.redis
+def test_flush_into_a_partitioned_event_table_with_the_dedupe_trigger(buffered_app):
+    app = buffered_app(ANALYTICS_BUFFER_BATCH=4)
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("partitioning is PostgreSQL's")
+    analytics = app.extensions["analytics_test"]
+    with app.app_context(), analytics.db.engine.begin() as conn:
+        conn.exec_driver_sql(PARTITIONED)
+    try:
+        stored_first = str(uuid.uuid4())
+        with app.app_context():
+            assert analytics.track("pageview", url="http://localhost/", event_id=stored_first)
+        sent = fill(app, 30)  # several batches, written in parallel
+        same = str(uuid.uuid4())
+        post(app, [event(event_id=stored_first), event(event_id=same, url="http://localhost/a")])
+        post(app, event(event_id=same, url="http://localhost/b"))
+        result = flush(app)
+        assert (result.rows, result.inserted, result.duplicates) == (
+            len(sent) + 3, len(sent) + 1, 2)  # fmt: skip
+        ids = event_ids(app)
+        assert sorted(ids) == sorted([*sent, stored_first, same])
+        assert {r["event_id"]: r["path"] for r in table_rows(app)}[same] == "/a"
+        with app.app_context(), analytics.db.engine.connect() as conn:
+            in_partition = conn.exec_driver_sql("SELECT count(*) FROM analytics_event_default")
+            assert in_partition.scalar() == len(ids)  # today's events: the default partition
+    finally:
+        with app.app_context(), analytics.db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE analytics_event, analytics_event_id")
+            conn.exec_driver_sql("DROP FUNCTION analytics_event_dedupe()")
+
+
+@pytest.mark.redis
+def test_copy_text_is_decoded_for_a_client_encoding_other_than_utf8(buffered_app, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("client encodings are PostgreSQL's")
+    app = buffered_app(
+        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c client_encoding=LATIN1"}}
+    )
+    post(app, event(name="café-µ"))
+    assert flush(app).inserted == 1
+    assert [r["name"] for r in table_rows(app)] == ["café-µ"]
+
+
+@pytest.mark.redis
+def test_entries_of_the_json_format_are_still_flushed(buffered_app, stream):
+    """Entries appended by the previous version (JSON rows) before an upgrade."""
+    app = buffered_app()
+    state = state_of(app)
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    columns = ["created_at", "event_id", "hostname", "name", "path", "props", "visitor_id"]
+    rows = [
+        json.dumps(["2026-01-15T12:00:00.000001", i, "example.com", "pageview", "/tab\there",
+                    {"k": "é"}, -(2**63)], separators=(",", ":"))
+        for i in ids
+    ]  # fmt: skip
+    state.buffer.redis.xadd(
+        stream, {"v": "1", "c": json.dumps(columns), "r": "\n".join(rows)}
+    )  # fmt: skip
+    post(app, event())  # and one of the current format
+    result = flush(app)
+    assert (result.entries, result.rows, result.inserted) == (2, 4, 4)
+    stored = {r["event_id"]: r for r in table_rows(app)}
+    assert stored[ids[0]]["path"] == "/tab\there"
+    assert stored[ids[0]]["props"] == {"k": "é"}
+    assert stored[ids[0]]["created_at"] == dt.datetime(2026, 1, 15, 12, 0, 0, 1)
 
 
 # -- the endpoint ------------------------------------------------------------------------------
@@ -433,6 +662,27 @@ def test_same_event_id_through_the_buffer_and_the_direct_path_is_one_row(buffere
 
 
 @pytest.mark.redis
+def test_a_batch_holding_a_stored_event_id_is_written_without_it(buffered_app):
+    """PostgreSQL: the COPY fails on the stored id, the batch is written the safe way."""
+    app = buffered_app(ANALYTICS_BUFFER_BATCH=100)
+    analytics = app.extensions["analytics_test"]
+    sent = fill(app, 30)
+    stored_first = [sent[5], sent[-1]]  # in the middle and at the very end of the batch
+    with app.app_context():
+        for event_id in stored_first:
+            assert analytics.track("pageview", url="http://localhost/", event_id=event_id)
+    result = flush(app)
+    assert (result.rows, result.inserted, result.duplicates) == (len(sent), len(sent) - 2, 2)
+    ids = event_ids(app)
+    assert len(ids) == len(sent)
+    assert sorted(ids) == sorted(sent)
+    # And the next batch goes straight in again.
+    more = fill(app, 5)
+    assert flush(app).inserted == len(more)
+    assert count_rows(app) == len(sent) + len(more)
+
+
+@pytest.mark.redis
 def test_duplicates_within_one_flush_keep_the_first_row(buffered_app):
     app = buffered_app()
     same = str(uuid.uuid4())
@@ -485,6 +735,58 @@ def test_pending_entries_wait_for_the_claim_idle_time(buffered_app, make_app):
     # The dead consumer that owns nothing any more is cleaned up only when long idle.
     consumers = ghost.redis.xinfo_consumers(ghost.stream, buffer.GROUP)
     assert [c["name"] for c in consumers] == [b"ghost"]
+
+
+@pytest.mark.redis
+def test_a_backlog_is_written_by_parallel_writers_on_postgresql(buffered_app, monkeypatch):
+    app = buffered_app(ANALYTICS_BUFFER_BATCH=5)
+    sent = fill(app, 60)
+    threads = set()
+    write_entries = buffer._write_entries
+
+    def recording(*args: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.01)  # long enough for the other writer to take a batch
+        return write_entries(*args)
+
+    monkeypatch.setattr(buffer, "_write_entries", recording)
+    seen = []
+    result = flush(app, on_batch=seen.append)
+    postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    assert len(threads) == (buffer.WRITERS if postgres else 1)
+    assert (result.entries, result.rows, result.inserted, result.batches) == (
+        60, len(sent), len(sent), 12)  # fmt: skip
+    assert sum(b.rows for b in seen) == len(sent)
+    assert sorted(event_ids(app)) == sorted(sent)
+    assert stream_length(app) == 0
+    assert pending(app) == 0
+
+
+@pytest.mark.redis
+def test_a_failing_parallel_writer_stops_the_pass_and_loses_nothing(buffered_app, monkeypatch):
+    app = buffered_app(ANALYTICS_BUFFER_BATCH=5)
+    sent = fill(app, 60)
+    write_entries = buffer._write_entries
+    calls = []
+
+    def failing(*args: Any) -> Any:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 4:
+            raise sa.exc.OperationalError("COPY", {}, Exception("server closed the connection"))
+        return write_entries(*args)
+
+    monkeypatch.setattr(buffer, "_write_entries", failing)
+    consumer = "test-consumer"
+    with pytest.raises(sa.exc.OperationalError):
+        flush(app, consumer=consumer)
+    assert 0 < count_rows(app) < len(sent)
+    assert pending(app) > 0  # the failed batch waits for this consumer's next pass
+    monkeypatch.setattr(buffer, "_write_entries", write_entries)
+    flush(app, consumer=consumer)
+    ids = event_ids(app)
+    assert len(ids) == len(sent)
+    assert sorted(ids) == sorted(sent)
+    assert (stream_length(app), pending(app)) == (0, 0)
 
 
 class Flusher:
