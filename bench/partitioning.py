@@ -6,11 +6,12 @@ On a throwaway PostgreSQL database: loads ``--days`` days of traffic up to now
 (bench/aggregate.py's generator; days older than 45 go to the archive), then prints
 EXPLAIN ANALYZE of what reads raw events: one local day's source rows and session walk
 (the aggregation), and the realtime panel's queries (captured as the dashboard runs
-them). Then it applies docs/scaling.md's SQL blocks as they are (``-- recipe: ...``),
-prints the same plans on the partitioned tables, and checks that the app still works:
-same daily numbers, direct and buffered writes deduplicated across partitions (with the
-``ON CONFLICT DO NOTHING`` change described there, patched in here), a month archived by
-partition. It also times a buffered flush before and after (the trigger's cost).
+them). Then it partitions the tables with the package's own migration
+(``flask_analytics.partitioning.migrate``, what ``flask analytics partitions migrate``
+runs), prints the same plans on the partitioned tables, and checks that the app still
+works: same daily numbers, direct and buffered writes deduplicated across partitions, a
+month archived by partition (``partitioning.archive_month``). It also times a buffered
+flush before and after (the trigger's cost).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import sys
 import time
 import uuid
@@ -33,24 +33,17 @@ import sqlalchemy as sa  # noqa: E402
 from bench.aggregate import generate, load  # noqa: E402
 from bench.flush import fill, make_app, stream_name  # noqa: E402
 from bench.ingest import database  # noqa: E402
-from flask_analytics import buffer, dialects  # noqa: E402
-from flask_analytics.aggregate import aggregate_day, day_bounds, sessions_select, source_events  # noqa: E402
+from flask_analytics import buffer, partitioning  # noqa: E402
+from flask_analytics.aggregate import (  # noqa: E402
+    aggregate_day,
+    aggregate_range,
+    day_bounds,
+    sessions_select,
+    source_events,
+)
 from flask_analytics.extension import utcnow  # noqa: E402
 from flask_analytics.ingest import pipeline  # noqa: E402
 from flask_analytics.stats import Stats  # noqa: E402
-
-DOC = ROOT / "docs" / "scaling.md"
-
-
-def recipes() -> dict[str, str]:
-    """The ``sql`` blocks of docs/scaling.md, by the name in their first line."""
-    blocks = re.findall(r"```sql\n(.*?)```", DOC.read_text(), flags=re.S)
-    found: dict[str, str] = {}
-    for block in blocks:
-        for part in re.split(r"(?m)^-- recipe: ", block)[1:]:
-            name, _, body = part.partition("\n")
-            found[name.strip()] = body
-    return found
 
 
 def explain(conn: sa.Connection, title: str, statement: str, params: Any) -> None:
@@ -122,8 +115,7 @@ def main() -> None:
     parser.add_argument("--events-per-day", type=int, default=20_000)
     parser.add_argument("--flush-rows", type=int, default=50_000)
     args = parser.parse_args()
-    blocks = recipes()
-    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; recipes: {', '.join(blocks)}")
+    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     with database("postgresql") as url, stream_name() as stream:
         app, analytics = make_app(url, stream, ANALYTICS_TIMEZONE="UTC")
         with app.app_context():
@@ -157,23 +149,10 @@ def main() -> None:
             before = {d: summary_of(app, analytics, d) for d in (recent_day, old_day)}
             plain_rate = timed_flush(app, analytics, args.flush_rows, (1001, 1003))
 
-            # The code change of docs/scaling.md: no conflict target on PostgreSQL.
-            def insert_ignore(table: sa.Table, dialect: str, columns: Any) -> Any:
-                from sqlalchemy.dialects import postgresql
-
-                return postgresql.insert(table).on_conflict_do_nothing()
-
-            dialects.insert_ignore = pipeline.insert_ignore = buffer.insert_ignore = insert_ignore  # type: ignore[assignment]
             began = time.perf_counter()
-            raw: Any = engine.raw_connection()
-            try:
-                # As psql would run them: autocommit (the migration has its own BEGIN).
-                raw.driver_connection.autocommit = True
-                for name in ("migrate", "after-migrate", "archive-month", "purge-month"):
-                    raw.driver_connection.execute(blocks[name])
-            finally:
-                raw.close()
-            print(f"\nmigrated in {time.perf_counter() - began:.1f} s")
+            migration = partitioning.migrate(analytics.state())  # VACUUM (ANALYZE) included
+            print(f"\nmigrated in {time.perf_counter() - began:.1f} s (monthly partitions "
+                  f"{migration.first_month:%Y-%m} to {migration.last_month:%Y-%m})")  # fmt: skip
             engine.dispose()
             with engine.connect() as conn:
                 parts = conn.exec_driver_sql(
@@ -203,21 +182,25 @@ def main() -> None:
             print(f"buffered flushes of {args.flush_rows:,} rows: {plain_rate} rows/s "
                   f"unpartitioned, {part_rate} rows/s partitioned (trigger)")  # fmt: skip
 
-            # The oldest month still in analytics_event moves to the archive whole.
+            # The oldest month still in analytics_event moves to the archive whole, once
+            # every day of it is aggregated (retention 0: the bench does not wait for it).
             month = (today - dt.timedelta(days=40)).replace(day=1)
-            with engine.begin() as conn:
+            state = analytics.state()
+            aggregate_range(state, month, partitioning.add_months(month, 1) - dt.timedelta(days=1))
+            with engine.connect() as conn:
                 oid = conn.exec_driver_sql(
                     "SELECT to_regclass(%(p)s)::oid", {"p": f"analytics_event_{month:%Y_%m}"}
                 ).scalar()
-                began = time.perf_counter()
-                moved = conn.exec_driver_sql(
-                    "SELECT analytics_archive_month(%(m)s)", {"m": month}
-                ).scalar()
-                took = time.perf_counter() - began
+            began = time.perf_counter()
+            result = partitioning.archive_month(state, month, older_than_days=0)
+            took = time.perf_counter() - began
+            moved = result.events
+            with engine.connect() as conn:
                 now_oid = conn.exec_driver_sql(
                     "SELECT to_regclass(%(p)s)::oid",
                     {"p": f"analytics_event_archive_{month:%Y_%m}"},
                 ).scalar()
+            assert result.moved_partition
             how = "the partition itself (no row copied)" if oid == now_oid else "rows copied"
             print(f"archived {month:%Y-%m}: {moved:,} events in {took * 1000:.0f} ms, {how}")
             again = summary_of(app, analytics, recent_day)

@@ -295,6 +295,19 @@ class PurgeResult:
         return sum(n for _, n in self.days)
 
 
+def archive_retention(state: AnalyticsState, older_than_days: int | None) -> int:
+    """Days archived events are kept: ``older_than_days``, else the setting; ``ConfigError``
+    when neither gives one (None keeps the archive forever)."""
+    if older_than_days is None:
+        older_than_days = state.settings.archive_retention_days
+    if older_than_days is None:
+        raise ConfigError(
+            "ANALYTICS_ARCHIVE_RETENTION_DAYS is None, which keeps archived events forever: "
+            "set it to a number of days (or pass older_than_days) to purge."
+        )
+    return older_than_days
+
+
 def purge(
     state: AnalyticsState,
     *,
@@ -307,14 +320,7 @@ def purge(
     Raw events and daily rows are never touched. Raises ``ConfigError`` when neither
     ``older_than_days`` nor the setting gives a retention (None keeps the archive forever).
     """
-    if older_than_days is None:
-        older_than_days = state.settings.archive_retention_days
-    if older_than_days is None:
-        raise ConfigError(
-            "ANALYTICS_ARCHIVE_RETENTION_DAYS is None, which keeps archived events forever: "
-            "set it to a number of days (or pass older_than_days) to purge."
-        )
-    cutoff = cutoff_day(state, older_than_days)
+    cutoff = cutoff_day(state, archive_retention(state, older_than_days))
     result = PurgeResult(cutoff=cutoff, dry_run=dry_run)
     tz = state.settings.timezone
     table: sa.Table = state.models.EventArchive.__table__
@@ -327,12 +333,19 @@ def purge(
     result.days = [(day, n) for day, _, _, n in plan]
     if dry_run:
         return result
+    from . import partitioning
+
+    forget_ids = partitioning.is_partitioned(state)
     for _, start, end, _ in plan:
         # One transaction per day: a day's archive is complete or gone, never half.
         with engine.begin() as conn:
             deleted = conn.execute(
                 sa.delete(table).where(table.c.created_at >= start, table.c.created_at < end)
             ).rowcount
+            if forget_ids:
+                # Partitioned tables keep event ids in a table of their own: purged
+                # events' ids go with them, as the unique index entries do otherwise.
+                partitioning.forget_event_ids(conn, start, end)
         result.deleted += int(deleted or 0)
         if progress is not None:
             progress(int(deleted or 0))

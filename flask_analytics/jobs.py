@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from croniter import croniter
 from flask import Flask, current_app, has_app_context
 from redis import Redis
@@ -146,6 +147,18 @@ def flush_job() -> dict[str, Any]:
 
     result = flush(current_state(), max_seconds=FLUSH_SECONDS)
     return dataclasses.asdict(result)
+
+
+def add_partitions_job(months_ahead: int | None = None) -> dict[str, Any]:
+    """Create monthly partitions ahead; does nothing unless the event table is partitioned."""
+    from . import partitioning
+
+    state = current_state()
+    if not partitioning.is_partitioned(state):
+        return {"partitioned": False, "created": []}
+    ahead = partitioning.DEFAULT_MONTHS_AHEAD if months_ahead is None else months_ahead
+    result = partitioning.add_partitions(state, months_ahead=ahead)
+    return {"partitioned": True, "created": result.created}
 
 
 def expire_salts_job() -> dict[str, Any]:
@@ -476,6 +489,33 @@ FLUSH_SCHEDULE = Scheduled(
 )
 
 
+#: Added when ``analytics_event`` is partitioned by month (``flask analytics partitions
+#: migrate``): partitions exist before their month starts, so the default stays empty.
+PARTITIONS_SCHEDULE = Scheduled(
+    "add-partitions",
+    f"{__name__}.add_partitions_job",
+    (),
+    "0 1 15 * *",
+    "create the monthly partitions 3 months ahead, monthly (15th, 01:00)",
+)
+
+
+def partitions_scheduled(state: AnalyticsState) -> bool:
+    """Whether the schedule needs :data:`PARTITIONS_SCHEDULE`: the event table is
+    partitioned. Read in the app context (``build_scheduler`` pushes one); without one
+    the database cannot be reached, and the answer is no."""
+    if not has_app_context():
+        return False
+    from . import partitioning
+
+    try:
+        return partitioning.is_partitioned(state)
+    except sa.exc.SQLAlchemyError:
+        # Database unreachable when the scheduler starts: on PostgreSQL schedule it anyway,
+        # the job does nothing on unpartitioned tables.
+        return state.engine().dialect.name == "postgresql"
+
+
 def schedule(state: AnalyticsState) -> list[Scheduled]:
     """The periodic jobs of this app, with their cron expressions (site time zone)."""
     jobs = list(SCHEDULE)
@@ -483,6 +523,8 @@ def schedule(state: AnalyticsState) -> list[Scheduled]:
         jobs.append(PURGE_SCHEDULE)
     if state.settings.ingest_buffer == "redis":
         jobs.append(FLUSH_SCHEDULE)
+    if partitions_scheduled(state):
+        jobs.append(PARTITIONS_SCHEDULE)
     return jobs
 
 
@@ -587,7 +629,9 @@ def build_scheduler(app: Flask, *, connection: Redis | None = None) -> SiteCronS
         connection=connection,
         name=f"{prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
     )
-    for entry in schedule(state):
+    with app.app_context():  # schedule() reads whether the event table is partitioned
+        entries = schedule(state)
+    for entry in entries:
         scheduler.add(SiteCronJob(state, entry, prefix))
     return scheduler
 
