@@ -31,7 +31,7 @@ from flask_analytics.dashboard import (
 )
 from flask_analytics.stats import DIMENSIONS, INTERNAL_EVENTS, DateRange
 
-from .conftest import custom_event_model
+from .conftest import custom_event_model, moments_ago
 from .test_stats import (
     TIMEZONE,
     Seeded,
@@ -390,7 +390,7 @@ def test_api_breakdown_limit(paris_app: Flask, seeded: Seeded) -> None:
 def test_csv_export_defuses_formulas(paris_app: Flask) -> None:
     analytics: Analytics = paris_app.extensions["analytics_test"]
     state = paris_app.extensions["analytics"]
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=1)
+    now = moments_ago(paris_app, 60)
     rows = [
         make_row(now, 1, utm_source="=cmd|' /C calc'!A0", source="-2+3"),
         make_row(now, 1, name="@SUM(A1)"),
@@ -573,7 +573,7 @@ def test_host_base_template_wraps_the_dashboard(make_app: Any) -> None:
     )
     app.jinja_env.loader = jinja2.ChoiceLoader([host, app.jinja_env.loader])  # type: ignore[list-item]
     analytics: Analytics = app.extensions["analytics_test"]
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=1)
+    now = moments_ago(app, 60)
     with app.app_context():
         insert(analytics, [make_row(now, 1, country="FR")])
     client = app.test_client()
@@ -597,7 +597,7 @@ def test_todays_numbers_are_reused_for_the_live_ttl(make_app: Any, ttl: int, fre
     analytics: Analytics = app.extensions["analytics_test"]
     allow(analytics)
     client = app.test_client()
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=5)
+    now = moments_ago(app, 5)
     with app.app_context():
         insert(analytics, [make_row(now, 1)])
         assert today_visitors(client) == 1
@@ -632,7 +632,7 @@ def test_custom_dimension_panel_api_and_csv_match_raw_events(make_app: Any) -> N
     analytics.dimension("plan", label="Plan")
     allow(analytics)
     state = app.extensions["analytics"]
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=1)
+    now = moments_ago(app, 60)
     today = state.local_date(now)
     yesterday = dt.datetime.combine(today - dt.timedelta(days=1), dt.time(12))
     plans = ["pro", "free", "pro", None, "<b>team</b>", "pro"]

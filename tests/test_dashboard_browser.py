@@ -6,7 +6,6 @@ Debian's chromium through Playwright (skipped with the reason when either is mis
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from flask import Flask
 from flask_analytics import Analytics
 from flask_analytics.extension import utcnow
 
+from .conftest import moments_ago
 from .test_stats import XSS_IMG, XSS_SCRIPT, insert, make_row, seed
 
 pytestmark = pytest.mark.browser
@@ -41,10 +41,9 @@ def dashboard(app: Flask, analytics: Analytics) -> Flask:
     """The app with an open dashboard and a week of hostile-looking traffic."""
     analytics.dashboard_access(lambda: True)
     seed(app, analytics, visitors=40, past_days=35)
-    now = utcnow()
     hostile = [
         make_row(
-            now - dt.timedelta(minutes=2),
+            moments_ago(app, 120),
             77,
             path=f"/p/{XSS_IMG}",
             referrer_host=XSS_SCRIPT,
@@ -57,7 +56,7 @@ def dashboard(app: Flask, analytics: Analytics) -> Flask:
             os=XSS_IMG,
         ),
         make_row(
-            now - dt.timedelta(minutes=1),
+            moments_ago(app, 60),
             77,
             name=XSS_SCRIPT,
             path=f"/p/{XSS_IMG}",
