@@ -55,12 +55,16 @@ group, never a sum over rows that could share a visitor):
   value goes to the largest lower bound <= it): sessions, total_duration_s, pageviews.
 - event: per non-pageview name: visitors, events.
 
-Locking: one aggregation of a date at a time. PostgreSQL takes a transaction-scoped
-advisory lock keyed by the date; SQLite has one writer and the transaction's first
-statement is a ``DELETE``, which takes the write lock before anything is read (the
-effect of ``BEGIN IMMEDIATE``). A second run waits and then recomputes, so concurrent
-runs give the rows of one. On SQLite the whole aggregation holds the database's write
-lock: other writers wait (5 s by default in the sqlite3 driver) meanwhile.
+Locking: one aggregation of a date writes at a time, and a run's rows are computed from
+one consistent view of the day's events. The rows are first computed into temporary
+tables, then swapped in (delete the day's rows, insert the computed ones) in one
+transaction. PostgreSQL does both in one transaction holding an advisory lock keyed by
+the date. SQLite computes in a read transaction (WAL: one snapshot, no lock that stops
+other writers: the collect endpoint keeps writing while a big day is computed; temporary
+tables live outside the database file) and takes the database's write lock only for the
+swap, whose first statement is a ``DELETE``. Concurrent runs of a date on SQLite each
+swap in a complete computation, one after the other: never interleaved, never double
+counted; the last swap stands.
 """
 
 from __future__ import annotations
@@ -325,6 +329,25 @@ def _sessions_table(event_table: sa.Table) -> sa.Table:
     )
 
 
+def _staging_table(table: sa.Table) -> sa.Table:
+    """A temporary table with ``table``'s columns but ``id``, for a run's computed rows."""
+    return sa.Table(
+        f"analytics_tmp_{table.name}",
+        sa.MetaData(),
+        *(sa.Column(c.name, c.type) for c in table.c if c.name != "id"),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+def _copy(conn: sa.Connection, source: sa.Table, target: sa.Table) -> int:
+    """Insert every row of ``source`` into ``target`` (same columns); rows inserted."""
+    names = [c.name for c in source.c]
+    insert = sa.insert(target).from_select(names, sa.select(*source.c))
+    # Without preserve_rowcount, INSERT rowcounts are not kept on every driver.
+    return int(conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount)
+
+
 def _total(expr: Any) -> Any:
     # PostgreSQL sums bigints as numeric: cast back so readers get ints, not Decimals.
     return sa.cast(sa.func.coalesce(sa.func.sum(expr), 0), sa.BigInteger())
@@ -517,59 +540,82 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
     # A subquery, not a CTE: sqlite3 reports no rowcount for a statement starting "WITH".
     src = source_events(models, start, end).subquery("src")
     tmp = _sessions_table(models.Event.__table__)
+    staged = {
+        name: _staging_table(model.__table__)
+        for name, model in {**models.daily, "DailyDimension": models.DailyDimension}.items()
+    }
     with engine.connect() as conn:
         previous_timeout = dialects.sqlite_busy_timeout(conn, SQLITE_LOCK_WAIT_MS)
+        # SQLite: compute in a read transaction, swap in a write transaction (see the
+        # module docstring); PostgreSQL: both in one transaction under the day's lock.
+        compute = conn.begin()
         try:
-            with conn.begin():
-                lock_day(conn, day)
-                dialects.tune_bulk_transaction(conn, WORK_MEM_MB)
-                # On SQLite this first write is what takes the lock: keep it first.
-                existing = 0
-                for model in models.daily.values():
-                    table: sa.Table = model.__table__
-                    existing += conn.execute(sa.delete(table).where(table.c.date == day)).rowcount
-                started_at = utcnow()
-                tmp.create(conn)
-                session_rows = sessions_select(
-                    src,
-                    state.settings.session_timeout,
-                    dialect,
-                    models=models,
-                    bounds=(start, end),
+            lock_day(conn, day)
+            dialects.tune_bulk_transaction(conn, WORK_MEM_MB)
+            started_at = utcnow()
+            tmp.create(conn)
+            session_rows = sessions_select(
+                src,
+                state.settings.session_timeout,
+                dialect,
+                models=models,
+                bounds=(start, end),
+            )
+            conn.execute(
+                sa.insert(tmp).from_select(
+                    [col.name for col in session_rows.selected_columns], session_rows
                 )
-                conn.execute(
-                    sa.insert(tmp).from_select(
-                        [col.name for col in session_rows.selected_columns], session_rows
-                    )
-                )
-                source = int(conn.scalar(sa.select(_total(tmp.c.events))) or 0)
-                if existing and not source and not force:
-                    raise AggregationRefused(
-                        f"Refusing to re-aggregate {day.isoformat()}: it has daily rows but "
-                        "no raw or archived events are left (purged?), so recomputing would "
-                        "erase its numbers. Pass force=True to wipe them anyway."
-                    )
-                rows: dict[str, int] = {}
-                for name, select in _in_table_order(models, table_selects(day, src, tmp)).items():
-                    table = models.daily[name].__table__
+            )
+            source = int(conn.scalar(sa.select(_total(tmp.c.events))) or 0)
+            selects = _in_table_order(models, table_selects(day, src, tmp))
+            dimension_rows = dimensions.selects(state, day)
+            for name, table in staged.items():
+                table.create(conn)
+                for select in [selects[name]] if name in selects else dimension_rows:
                     columns = [col.name for col in select.selected_columns]
-                    insert = sa.insert(table).from_select(columns, select)
-                    # Without preserve_rowcount, INSERT rowcounts are not kept on every driver.
-                    result = conn.execute(insert.execution_options(preserve_rowcount=True))
-                    rows[name] = result.rowcount
-                tmp.drop(conn)
-                dimension_rows = dimensions.aggregate(conn, state, day)
-                if state.ext.dimensions:
-                    rows["DailyDimension"] = dimension_rows
-                finished_at = utcnow()
-                conn.execute(
-                    sa.insert(models.AggregationRun.__table__).values(
-                        date=day,
-                        started_at=started_at,
-                        finished_at=finished_at,
-                        source_events=source,
-                    )
+                    conn.execute(sa.insert(table).from_select(columns, select))
+            tmp.drop(conn)
+            if dialect == "sqlite":
+                compute.commit()  # ends the read transaction; temporary tables stay
+                compute = conn.begin()
+            # The swap. On SQLite this first write is what takes the lock: keep it first.
+            existing = 0
+            for model in models.daily.values():
+                table = model.__table__
+                existing += conn.execute(sa.delete(table).where(table.c.date == day)).rowcount
+            if existing and not source and not force:
+                raise AggregationRefused(
+                    f"Refusing to re-aggregate {day.isoformat()}: it has daily rows but "
+                    "no raw or archived events are left (purged?), so recomputing would "
+                    "erase its numbers. Pass force=True to wipe them anyway."
                 )
+            rows: dict[str, int] = {}
+            for name, model in models.daily.items():
+                rows[name] = _copy(conn, staged[name], model.__table__)
+            dimension_table = models.DailyDimension.__table__
+            conn.execute(sa.delete(dimension_table).where(dimension_table.c.date == day))
+            copied = _copy(conn, staged["DailyDimension"], dimension_table)
+            dimensions.run_hooks(conn, state, day)
+            if state.ext.dimensions:
+                rows["DailyDimension"] = copied
+            for table in staged.values():
+                table.drop(conn)
+            finished_at = utcnow()
+            conn.execute(
+                sa.insert(models.AggregationRun.__table__).values(
+                    date=day,
+                    started_at=started_at,
+                    finished_at=finished_at,
+                    source_events=source,
+                )
+            )
+            compute.commit()
+        except BaseException:
+            compute.rollback()
+            if dialect == "sqlite":  # temporary tables outlive SQLite transactions
+                for table in (tmp, *staged.values()):
+                    table.drop(conn, checkfirst=True)
+            raise
         finally:
             dialects.sqlite_busy_timeout(conn, previous_timeout)
     return AggregationResult(

@@ -92,24 +92,26 @@ def dimension_selects(
     return selects[0] if len(selects) == 1 else sa.union_all(*selects).subquery().select()
 
 
-def aggregate(conn: sa.Connection, state: AnalyticsState, day: dt.date) -> int:
-    """Rebuild ``day``'s dimension rows and run the host's aggregations; rows written."""
+def selects(state: AnalyticsState, day: dt.date) -> list[sa.Select[Any]]:
+    """The ``analytics_daily_dimension`` rows of ``day``, one select per declared dimension."""
     from .aggregate import day_bounds
 
-    table: sa.Table = state.models.DailyDimension.__table__
-    conn.execute(sa.delete(table).where(table.c.date == day))
     dims: Sequence[Dimension] = state.ext.dimensions
-    hooks: Sequence[DailyAggregation] = state.ext.daily_aggregations
-    if not dims and not hooks:
-        return 0
+    if not dims:
+        return []
     start, end = day_bounds(state.settings.timezone, day)
     events = day_events(state.models, start, end).subquery("day_events")
-    written = 0
-    for dim in dims:
-        select = dimension_select(day, dim.name, events)
-        columns = [col.name for col in select.selected_columns]
-        insert = sa.insert(table).from_select(columns, select)
-        written += conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
+    return [dimension_select(day, dim.name, events) for dim in dims]
+
+
+def run_hooks(conn: sa.Connection, state: AnalyticsState, day: dt.date) -> None:
+    """Run the host's ``@analytics.daily_aggregation`` functions for ``day`` on ``conn``."""
+    from .aggregate import day_bounds
+
+    hooks: Sequence[DailyAggregation] = state.ext.daily_aggregations
+    if not hooks:
+        return
+    start, end = day_bounds(state.settings.timezone, day)
+    events = day_events(state.models, start, end).subquery("day_events")
     for hook in hooks:
         hook(conn, day, events)
-    return written
