@@ -153,6 +153,8 @@ def flush(suite: Suite) -> None:
 
 
 AGG_RATIO = re.compile(r"ratio aggregate/scan \(medians\): wall ([\d.]+), CPU ([\d.]+)")
+AGG_WRITER = re.compile(r"writer beside aggregate_day \(([\d.]+) s\): \d+ single-event inserts, "
+                        r"longest (\d+) ms")
 AGG_MEMORY = re.compile(
     r"aggregating\s+([\d,]+) events in a fresh process: RSS (\d+) MiB before, peak (\d+) MiB"
     r".*?\(\+([\d.]+) MiB\); Python heap peak ([\d.]+) MiB"
@@ -166,9 +168,12 @@ def aggregate(suite: Suite) -> None:
                                   "--db", "both"])  # fmt: skip
     ratios: dict[str, str] = {}
     memory: dict[str, str] = {}
+    writer: dict[str, str] = {}
     for db, part in _by_heading(out, {"SQLite": "sqlite", "PostgreSQL": "postgresql"}).items():
         if m := AGG_RATIO.search(part):
             ratios[db] = f"{m.group(1)} ({m.group(2)})"
+        if m := AGG_WRITER.search(part):
+            writer[db] = f"{m.group(2)} ms ({m.group(1)} s run)"
         found = AGG_MEMORY.findall(part)
         if len(found) == 2:
             memory[db] = f"+{found[0][3]} / +{found[1][3]} MiB"
@@ -176,6 +181,8 @@ def aggregate(suite: Suite) -> None:
               ratios, "≤ 4 SQLite, ≤ 3 PostgreSQL (at 1M)")  # fmt: skip
     suite.add("aggregate", f"peak RSS growth, 10,000 vs {a.aggregate_events:,} events", memory,
               "flat")  # fmt: skip
+    suite.add("aggregate", "longest single-event insert beside aggregate_day (run's time)",
+              writer)  # fmt: skip
 
 
 def _by_heading(output: str, names: dict[str, str]) -> dict[str, str]:

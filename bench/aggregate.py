@@ -220,6 +220,38 @@ def scan(engine: sa.Engine, table: sa.Table, day: dt.date) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def writes_beside(
+    engine: sa.Engine, table: sa.Table, run: Any, every: float = 0.02
+) -> tuple[list[float], float]:
+    """What a collect-style writer waits while ``run()`` aggregates: one event inserted
+    and committed every ``every`` seconds on a connection of its own (the app's busy
+    timeout on SQLite), on another day. Returns each insert's seconds and run()'s."""
+    waits: list[float] = []
+    done = threading.Event()
+    rows = generate(10**9, SMALL_DAY - dt.timedelta(days=1), seed=3)
+
+    def write() -> None:
+        with engine.connect() as conn:
+            while not done.is_set():
+                row = dict(zip(COLUMNS, next(rows), strict=True))
+                began = time.perf_counter()
+                conn.execute(sa.insert(table), row)
+                conn.commit()
+                waits.append(time.perf_counter() - began)
+                done.wait(every)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        began = time.perf_counter()
+        run()
+        took = time.perf_counter() - began
+    finally:
+        done.set()
+        writer.join()
+    return waits, took
+
+
 def _rss_kib() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
@@ -321,6 +353,11 @@ def bench(url: str, label: str, events: int, repeat: int, visitor_index: bool) -
         wall_ratio = statistics.median(aggs) / statistics.median(scans)
         cpu_ratio = statistics.median(aggs_cpu) / statistics.median(scans_cpu)
         print(f"ratio aggregate/scan (medians): wall {wall_ratio:.2f}, CPU {cpu_ratio:.2f}")
+        waits, took = writes_beside(engine, table, lambda: aggregate_day(state, BIG_DAY))
+        print(
+            f"writer beside aggregate_day ({took:.2f} s): {len(waits)} single-event inserts, "
+            f"longest {max(waits) * 1000:.0f} ms, median {statistics.median(waits) * 1000:.1f} ms"
+        )
         engine.dispose()
 
     for day in (SMALL_DAY, BIG_DAY):
