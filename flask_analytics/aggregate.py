@@ -58,8 +58,9 @@ group, never a sum over rows that could share a visitor):
 Locking: one aggregation of a date writes at a time, and a run's rows are computed from
 one consistent view of the day's events. The rows are first computed into temporary
 tables, then swapped in (delete the day's rows, insert the computed ones) in one
-transaction. PostgreSQL does both in one transaction holding an advisory lock keyed by
-the date. SQLite computes in a read transaction (WAL: one snapshot, no lock that stops
+transaction. PostgreSQL does both in one REPEATABLE READ transaction (one snapshot for
+every statement), begun once the run holds an advisory lock keyed by the date. SQLite
+computes in a read transaction (WAL: one snapshot, no lock that stops
 other writers: the collect endpoint keeps writing while a big day is computed; temporary
 tables live outside the database file) and takes the database's write lock only for the
 swap, whose first statement is a ``DELETE``. Concurrent runs of a date on SQLite each
@@ -544,13 +545,17 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
         name: _staging_table(model.__table__)
         for name, model in {**models.daily, "DailyDimension": models.DailyDimension}.items()
     }
-    with engine.connect() as conn:
+    with (
+        engine.connect() as conn,
+        dialects.held_lock(conn, _LOCK_NAMESPACE, day.toordinal()),
+    ):
         previous_timeout = dialects.sqlite_busy_timeout(conn, SQLITE_LOCK_WAIT_MS)
         # SQLite: compute in a read transaction, swap in a write transaction (see the
-        # module docstring); PostgreSQL: both in one transaction under the day's lock.
+        # module docstring); PostgreSQL: both in one REPEATABLE READ transaction, begun
+        # once the day's lock is held, so every statement reads the same events.
+        dialects.snapshot_isolation(conn)
         compute = conn.begin()
         try:
-            lock_day(conn, day)
             dialects.tune_bulk_transaction(conn, WORK_MEM_MB)
             started_at = utcnow()
             tmp.create(conn)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,6 +57,48 @@ def lock_for_transaction(conn: sa.Connection, namespace: int, key: int) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(namespace, key)))
     elif dialect != "sqlite":
         raise NotImplementedError(f"flask-analytics does not support the {dialect!r} database yet.")
+
+
+@contextmanager
+def held_lock(conn: sa.Connection, namespace: int, key: int) -> Iterator[None]:
+    """Hold the lock of ``(namespace, key)`` on ``conn`` across several transactions.
+
+    PostgreSQL: a session-level advisory lock (the same lock space as
+    :func:`lock_for_transaction`'s), taken and committed before the caller's
+    transactions begin, so that their snapshots are taken once the lock is held;
+    released at the end (a broken connection is discarded, which releases it too).
+    SQLite: nothing (see :func:`lock_for_transaction`).
+    """
+    dialect = conn.dialect.name
+    if dialect != "postgresql":
+        if dialect != "sqlite":
+            raise NotImplementedError(
+                f"flask-analytics does not support the {dialect!r} database yet."
+            )
+        yield
+        return
+    conn.execute(sa.select(sa.func.pg_advisory_lock(namespace, key)))
+    conn.commit()
+    try:
+        yield
+    finally:
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            conn.execute(sa.select(sa.func.pg_advisory_unlock(namespace, key)))
+            conn.commit()
+        except sa.exc.DBAPIError:
+            conn.invalidate()  # the server session ends, and its locks with it
+
+
+def snapshot_isolation(conn: sa.Connection) -> None:
+    """Make ``conn``'s next transactions read one snapshot taken at their first statement.
+
+    PostgreSQL: REPEATABLE READ (until the connection goes back to the pool). SQLite
+    (WAL) gives every transaction one snapshot already.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="REPEATABLE READ")
 
 
 def sqlite_busy_timeout(conn: sa.Connection, milliseconds: int | None) -> int | None:
