@@ -143,8 +143,9 @@ class AggregationResult:
     source_events: int
     #: Rows written per daily table, keyed like ``state.models.daily`` ("DailySummary"...).
     rows: Mapping[str, int]
-    #: When the run held the day's lock (its reads start there) and when it had written
-    #: everything (its commit follows); both naive UTC, as recorded in the run row.
+    #: When the run's reads began (the snapshot its rows are computed from; on
+    #: PostgreSQL once it held the day's lock) and when it had written everything (its
+    #: commit follows); both naive UTC, as recorded in the run row.
     started_at: dt.datetime
     finished_at: dt.datetime
 
@@ -527,7 +528,8 @@ def lock_day(conn: sa.Connection, day: dt.date) -> None:
 
 
 def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -> AggregationResult:
-    """Recompute every daily table of local ``day`` in one transaction (idempotent).
+    """Recompute every daily table of local ``day`` (idempotent): computed from one
+    snapshot of its events, swapped in by one transaction (see the module docstring).
 
     Raises :class:`AggregationRefused` when the day has daily rows but no raw or archived
     events left, unless ``force`` (then its rows are wiped).
