@@ -574,11 +574,14 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
                 )
             )
             source = int(conn.scalar(sa.select(_total(tmp.c.events))) or 0)
-            selects = _in_table_order(models, table_selects(day, src, tmp))
-            dimension_rows = dimensions.selects(state, day)
+            batches = {
+                name: [select]
+                for name, select in _in_table_order(models, table_selects(day, src, tmp)).items()
+            }
+            batches["DailyDimension"] = dimensions.selects(state, day)
             for name, table in staged.items():
                 table.create(conn)
-                for select in [selects[name]] if name in selects else dimension_rows:
+                for select in batches[name]:
                     columns = [col.name for col in select.selected_columns]
                     conn.execute(sa.insert(table).from_select(columns, select))
             tmp.drop(conn)

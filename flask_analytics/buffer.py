@@ -78,10 +78,10 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
-from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from .dialects import insert_ignore
 from .errors import AnalyticsError
+from .ingest.insert import scalar_default
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -482,13 +482,6 @@ def _unescape_one(match: re.Match[str]) -> str:
     return _UNESCAPED.get(char, char)
 
 
-def _scalar_default(column: sa.Column[Any]) -> Any:
-    default = column.default
-    if isinstance(default, ScalarElementColumnDefault):
-        return default.arg
-    return None
-
-
 @dataclass(frozen=True)
 class _Step:
     """How one column of a column list is written."""
@@ -523,7 +516,7 @@ class RowCodec:
         self.columns = {c.name: c for c in table.columns if c.name != "id"}
         self.codecs = {name: column_codec(c) for name, c in self.columns.items()}
         self.text_codecs = {name: text_codec(c) for name, c in self.columns.items()}
-        self.defaults = {name: _scalar_default(c) for name, c in self.columns.items()}
+        self.defaults = {name: scalar_default(c) for name, c in self.columns.items()}
         #: Columns with a Python-side scalar default are always written (the default
         #: filled in), so that COPY, which knows only the table's own defaults, can
         #: write the rows as they are.

@@ -62,6 +62,13 @@ def day_events(models: Models, start: dt.datetime, end: dt.datetime) -> sa.Compo
     return sa.union_all(*parts)
 
 
+def _events_of(state: AnalyticsState, day: dt.date) -> sa.CompoundSelect[Any]:
+    """:func:`day_events` of local ``day``."""
+    from .aggregate import day_bounds
+
+    return day_events(state.models, *day_bounds(state.settings.timezone, day))
+
+
 def dimension_select(day: dt.date, name: str, events: sa.FromClause) -> sa.Select[Any]:
     """The ``analytics_daily_dimension`` rows of one dimension for ``day``."""
     e = events.c
@@ -81,37 +88,28 @@ def dimension_selects(
     state: AnalyticsState, day: dt.date, *, cte_suffix: str = ""
 ) -> sa.Select[Any] | None:
     """Live rows of every declared dimension for ``day`` (None without dimensions)."""
-    from .aggregate import day_bounds
-
     dims: Sequence[Dimension] = state.ext.dimensions
     if not dims:
         return None
-    start, end = day_bounds(state.settings.timezone, day)
-    events = day_events(state.models, start, end).cte(f"dim_src{cte_suffix}")
+    events = _events_of(state, day).cte(f"dim_src{cte_suffix}")
     selects = [dimension_select(day, d.name, events) for d in dims]
     return selects[0] if len(selects) == 1 else sa.union_all(*selects).subquery().select()
 
 
 def selects(state: AnalyticsState, day: dt.date) -> list[sa.Select[Any]]:
     """The ``analytics_daily_dimension`` rows of ``day``, one select per declared dimension."""
-    from .aggregate import day_bounds
-
     dims: Sequence[Dimension] = state.ext.dimensions
     if not dims:
         return []
-    start, end = day_bounds(state.settings.timezone, day)
-    events = day_events(state.models, start, end).subquery("day_events")
+    events = _events_of(state, day).subquery("day_events")
     return [dimension_select(day, dim.name, events) for dim in dims]
 
 
 def run_hooks(conn: sa.Connection, state: AnalyticsState, day: dt.date) -> None:
     """Run the host's ``@analytics.daily_aggregation`` functions for ``day`` on ``conn``."""
-    from .aggregate import day_bounds
-
     hooks: Sequence[DailyAggregation] = state.ext.daily_aggregations
     if not hooks:
         return
-    start, end = day_bounds(state.settings.timezone, day)
-    events = day_events(state.models, start, end).subquery("day_events")
+    events = _events_of(state, day).subquery("day_events")
     for hook in hooks:
         hook(conn, day, events)
