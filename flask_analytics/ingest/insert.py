@@ -65,6 +65,7 @@ class EventInserter:
         }
         self._writable = frozenset(c.key for c in table.c if c.key != "id")
         self._sql: dict[tuple[tuple[str, ...], int], str] = {}
+        self._steps: dict[tuple[str, ...], list[tuple[str, Callable[[Any], Any] | None, Any]]] = {}
         preparer = dialect.identifier_preparer
         self._quoted_table = preparer.format_table(table)
         self._quote = preparer.quote
@@ -109,8 +110,13 @@ class EventInserter:
         return sql
 
     def params(self, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        defaults = self.defaults
-        steps = [(name, self.processors[name], defaults.get(name)) for name in columns]
+        steps = self._steps.get(columns)
+        if steps is None:
+            if len(self._steps) > 256:  # column sets vary little; stay bounded
+                self._steps.clear()
+            steps = self._steps[columns] = [
+                (name, self.processors[name], self.defaults.get(name)) for name in columns
+            ]
         params: list[Any] = []
         append = params.append
         for row in rows:
