@@ -265,7 +265,7 @@ class SaltStore:
             with self._lock:
                 try:
                     self._sync(engine)
-                except Exception:  # a background thread: report, retry at the next interval
+                except sa.exc.SQLAlchemyError:  # a background thread: report, retry later
                     log.exception("analytics: copying salts to the database failed")
 
         threading.Thread(target=run, name="analytics-salt-sync", daemon=True).start()
