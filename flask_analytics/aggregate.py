@@ -585,9 +585,7 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
                     columns = [col.name for col in select.selected_columns]
                     conn.execute(sa.insert(table).from_select(columns, select))
             tmp.drop(conn)
-            if dialect == "sqlite":
-                compute.commit()  # ends the read transaction; temporary tables stay
-                compute = conn.begin()
+            compute = dialects.begin_swap(conn, compute)
             # The swap. On SQLite this first write is what takes the lock: keep it first.
             existing = 0
             for model in models.daily.values():
@@ -622,7 +620,7 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
             compute.commit()
         except BaseException:
             compute.rollback()
-            if dialect == "sqlite":  # temporary tables outlive SQLite transactions
+            if not dialects.TEMP_TABLES_END_WITH_TRANSACTION.get(dialect, False):
                 for table in (tmp, *staged.values()):
                     table.drop(conn, checkfirst=True)
             raise

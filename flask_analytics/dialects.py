@@ -101,6 +101,24 @@ def snapshot_isolation(conn: sa.Connection) -> None:
         conn.execution_options(isolation_level="REPEATABLE READ")
 
 
+#: Whether a transaction's temporary tables go with its rollback (PostgreSQL's DDL is
+#: transactional; SQLite's temporary tables outlive the transaction that made them).
+TEMP_TABLES_END_WITH_TRANSACTION = {"postgresql": True, "sqlite": False}
+
+
+def begin_swap(conn: sa.Connection, compute: sa.RootTransaction) -> sa.RootTransaction:
+    """The transaction that writes what ``compute`` read and computed.
+
+    SQLite: ``compute`` is committed (a read transaction: it only wrote temporary
+    tables, which stay) and a new transaction begins, whose first write takes the
+    database's write lock. PostgreSQL: ``compute`` itself (one snapshot, one commit).
+    """
+    if conn.dialect.name != "sqlite":
+        return compute
+    compute.commit()
+    return conn.begin()
+
+
 def sqlite_busy_timeout(conn: sa.Connection, milliseconds: int | None) -> int | None:
     """Set SQLite's busy timeout on this connection; returns the previous one (None elsewhere).
 
