@@ -209,4 +209,8 @@ def page_fixture(context: Any) -> Iterator[Any]:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
+    # A test's route handlers must not outlive it: closing the context sends the page's
+    # unload beacon, whose handler would run (and fail on the closed context) during the
+    # next test's setup.
+    page.unroute_all(behavior="ignoreErrors")
     assert not errors, f"uncaught errors in the page: {errors}"
