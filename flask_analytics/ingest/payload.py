@@ -47,6 +47,8 @@ SCREEN_MAX = 100_000
 
 #: Control characters (C0, DEL, C1) are never part of a legitimate name or URL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: A UUID as the tracker sends it (``crypto.randomUUID()``): already in canonical form.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(slots=True)
@@ -131,6 +133,8 @@ def check_name(value: Any, where: str) -> str:
 
 def check_event_id(value: Any, where: str) -> str:
     text = check_text(value, where, 64)
+    if _CANONICAL_UUID.fullmatch(text):
+        return text  # what str(uuid.UUID(text)) gives, ten times cheaper
     try:
         return str(uuid.UUID(text))
     except ValueError as exc:

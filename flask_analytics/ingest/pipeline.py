@@ -9,7 +9,6 @@ Redis buffer that ``flask_analytics.buffer.flush`` writes in bulk.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import fnmatch
 import functools
@@ -60,6 +59,20 @@ class RequestInfo:
     request: Any = None
     #: What steps computed once for the whole request (shared by its events' copies).
     memo: dict[str, Any] = field(default_factory=dict)
+
+    def copy(self) -> RequestInfo:
+        """A copy for one event (steps may change it), sharing the request's ``memo``;
+        spelled out since ``dataclasses.replace`` costs several times more per event."""
+        return RequestInfo(
+            self.ip,
+            self.user_agent,
+            self.dnt,
+            self.country_header,
+            self.request_host,
+            self.from_browser,
+            self.request,
+            self.memo,
+        )
 
 
 @dataclass(slots=True)
@@ -186,7 +199,6 @@ def run_enrichers(state: AnalyticsState, c: Candidate) -> DropReason | None:
     return None
 
 
-#: The steps every event goes through, in order.
 def drop_referrer_spam(state: AnalyticsState, c: Candidate) -> DropReason | None:
     """Referrer spam: the referrer's host, or a domain above it, is on the spam list."""
     host = c.row.get("referrer_host")
@@ -199,6 +211,7 @@ def drop_referrer_spam(state: AnalyticsState, c: Candidate) -> DropReason | None
     return None
 
 
+#: The steps every event goes through, in order.
 STEPS: tuple[Step, ...] = (
     drop_disallowed_host,
     drop_bots,
@@ -250,7 +263,7 @@ def process(
             result.dropped[DropReason.DUPLICATE.value] += 1
             continue
         seen.add(ev.event_id)
-        c = Candidate(incoming=ev, info=dataclasses.replace(info))
+        c = Candidate(incoming=ev, info=info.copy())
         c.row = base_row(ev)
         reason = None
         for step in state.steps:
