@@ -5,7 +5,9 @@
 
 For each database and each ingest mode it starts gunicorn (2 workers; --threads N for
 gthread) on a fresh database and measures, in one run: the bare endpoint's requests/s,
-one-event collect requests/s, and batches of 20 (events/s, counted from the rows actually
+(direct mode) the bare endpoint plus one autocommitted INSERT into analytics_event (the
+floor of any endpoint that stores a request before answering), one-event collect
+requests/s, and batches of 20 (events/s, counted from the rows actually
 stored). With ``--buffer redis`` (ANALYTICS_INGEST_BUFFER = "redis") a `flask analytics
 flush --loop` process runs beside gunicorn, on the same machine, and events/s are end to
 end: rows stored in the database over the time from the first request until the buffer
@@ -292,6 +294,16 @@ def run(kind: str, mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 # other work, a ratio to a bare figure measured minutes apart means little.
                 bares = [wrk(base, "/bare", 1, args.duration, args.connections)["rps"]]
                 cases = []
+                if not buffered:
+                    # The floor for storing each request: bare endpoint + one INSERT.
+                    floor = wrk(base, "/bare-insert", 1, args.duration, args.connections)
+                    bares.append(wrk(base, "/bare", 1, args.duration, args.connections)["rps"])
+                    cases.append({
+                        "db": kind, "mode": mode, "case": "bare-insert", "batch": 1,
+                        "rps": floor["rps"], "eps": floor["rps"],
+                        "ratio": floor["rps"] / ((bares[-2] + bares[-1]) / 2),
+                        "non2xx": floor["non2xx"], "bare_rps": (bares[-2] + bares[-1]) / 2,
+                    })  # fmt: skip
                 for batch in (1, 20):
                     before = count_events(url)
                     started = time.monotonic()
@@ -354,10 +366,11 @@ def main() -> None:
         for mode in args.buffer.split(","):
             for r in run(kind, mode, args):
                 everything.append(r)
-                label = (
-                    "bare Flask endpoint"
-                    if r["case"] == "bare"
-                    else ("collect, 1 event" if r["batch"] == 1 else "collect, batch of 20")
+                label = {
+                    "bare": "bare Flask endpoint",
+                    "bare-insert": "bare + one INSERT",
+                }.get(r["case"]) or (
+                    "collect, 1 event" if r["batch"] == 1 else "collect, batch of 20"
                 )
                 events = "" if r["case"] == "bare" else f"{r['eps']:.0f}"
                 print(f"{kind:<11}{mode:<8}{label:<22}{r['rps']:>10.0f}{events:>11}"

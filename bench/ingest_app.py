@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
@@ -38,4 +39,51 @@ def create_app() -> Flask:
         request.get_json(force=True, silent=True)
         return jsonify(stored=1, dropped={}), 202
 
+    @app.post("/bare-insert")
+    def bare_insert() -> ResponseReturnValue:
+        # The floor of any endpoint that stores each request before answering: the bare
+        # endpoint plus one autocommitted INSERT of a minimal row (same table, same
+        # indexes) on the raw DBAPI connection. No validation, pipeline or SQLAlchemy.
+        import datetime as dt
+
+        from flask import request
+
+        request.get_json(force=True, silent=True)
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        row = (
+            # Its own ids: the collect cases after it send the same ids as this one.
+            str(uuid.uuid4()),
+            now if db.engine.dialect.name == "postgresql" else now.isoformat(" "),
+            "pageview",
+            "127.0.0.1",
+            "/",
+            1,
+        )
+        pooled = db.engine.raw_connection()
+        try:
+            if db.engine.dialect.name == "postgresql":
+                conn = pooled.driver_connection
+                conn.autocommit = True  # type: ignore[union-attr]
+                try:
+                    conn.execute(BARE_INSERT_PG, row, prepare=True)  # type: ignore[union-attr]
+                finally:
+                    conn.autocommit = False  # type: ignore[union-attr]
+            else:
+                pooled.cursor().execute(BARE_INSERT_SQLITE, row)
+                pooled.commit()
+        finally:
+            pooled.close()
+        return jsonify(stored=1, dropped={}), 202
+
     return app
+
+
+_BARE_COLUMNS = "event_id, created_at, name, hostname, path, visitor_id"
+BARE_INSERT_PG = (
+    f"INSERT INTO analytics_event ({_BARE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT DO NOTHING"
+)
+BARE_INSERT_SQLITE = (
+    f"INSERT INTO analytics_event ({_BARE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING"
+)
