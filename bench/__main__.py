@@ -161,6 +161,9 @@ def flush(suite: Suite) -> None:
 AGG_RATIO = re.compile(r"ratio aggregate/scan \(medians\): wall ([\d.]+), CPU ([\d.]+)")
 AGG_WRITER = re.compile(r"writer beside aggregate_day \(([\d.]+) s\): \d+ single-event inserts, "
                         r"longest (\d+) ms")
+AGG_FLOOR = re.compile(r"COUNT\(DISTINCT visitor_id\) over the day's pageviews .*?: ([\d.]+) s, "
+                       r"([\d.]+) x the scan")
+AGG_SESSIONS = re.compile(r"([\d.]+) s\s+([\d.]+) x\s+analytics_tmp_session\n")
 AGG_MEMORY = re.compile(
     r"aggregating\s+([\d,]+) events in a fresh process: RSS (\d+) MiB before, peak (\d+) MiB"
     r".*?\(\+([\d.]+) MiB\); Python heap peak ([\d.]+) MiB"
@@ -175,9 +178,15 @@ def aggregate(suite: Suite) -> None:
     ratios: dict[str, str] = {}
     memory: dict[str, str] = {}
     writer: dict[str, str] = {}
+    floor: dict[str, str] = {}
+    sessions: dict[str, str] = {}
     for db, part in _by_heading(out, {"SQLite": "sqlite", "PostgreSQL": "postgresql"}).items():
         if m := AGG_RATIO.search(part):
             ratios[db] = f"{m.group(1)} ({m.group(2)})"
+        if m := AGG_FLOOR.search(part):
+            floor[db] = f"{m.group(2)}"
+        if m := AGG_SESSIONS.search(part):
+            sessions[db] = f"{m.group(2)}"
         if m := AGG_WRITER.search(part):
             writer[db] = f"{m.group(2)} ms ({m.group(1)} s run)"
         found = AGG_MEMORY.findall(part)
@@ -185,6 +194,8 @@ def aggregate(suite: Suite) -> None:
             memory[db] = f"+{found[0][3]} / +{found[1][3]} MiB"
     suite.add("aggregate", f"aggregate_day / one scan, {a.aggregate_events:,} events: wall (CPU)",
               ratios, "≤ 4 SQLite, ≤ 3 PostgreSQL (at 1M)")  # fmt: skip
+    suite.add("aggregate", "of which the session walk (one statement) / one scan", sessions)
+    suite.add("aggregate", "per-page distinct visitors alone (one GROUP BY) / one scan", floor)
     suite.add("aggregate", f"peak RSS growth, 10,000 vs {a.aggregate_events:,} events", memory,
               "flat")  # fmt: skip
     suite.add("aggregate", "longest single-event insert beside aggregate_day (run's time)",

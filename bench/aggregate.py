@@ -220,6 +220,43 @@ def scan(engine: sa.Engine, table: sa.Table, day: dt.date) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def per_page_visitors(engine: sa.Engine, table: sa.Table, day: dt.date) -> int:
+    """One statement any exact aggregation needs: distinct visitors of each page (the
+    page table's ``visitors``), over the day's pageviews. Returns the number of pages."""
+    start, end = day_bounds(ZoneInfo("UTC"), day)
+    query = (
+        sa.select(table.c.path, sa.func.count(sa.distinct(table.c.visitor_id)))
+        .where(table.c.created_at >= start, table.c.created_at < end, table.c.name == "pageview")
+        .group_by(table.c.path)
+    )
+    with engine.connect() as conn:
+        return len(conn.execute(query).all())
+
+
+def statement_times(engine: sa.Engine, run: Any) -> list[tuple[float, str]]:
+    """Seconds of each statement ``run()`` executes on ``engine``, longest first, each
+    labelled by the table it inserts into (else its first words)."""
+    times: list[tuple[float, str]] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info["bench_began"] = time.perf_counter()
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        took = time.perf_counter() - conn.info.pop("bench_began")
+        words = statement.split()
+        label = words[2] if words[:2] == ["INSERT", "INTO"] else " ".join(words[:3])
+        times.append((took, label))
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+    return sorted(times, reverse=True)
+
+
 def writes_beside(
     engine: sa.Engine, table: sa.Table, run: Any, every: float = 0.02
 ) -> tuple[list[float], float]:
@@ -364,6 +401,16 @@ def bench(url: str, label: str, events: int, repeat: int, visitor_index: bool) -
         wall_ratio = statistics.median(aggs) / statistics.median(scans)
         cpu_ratio = statistics.median(aggs_cpu) / statistics.median(scans_cpu)
         print(f"ratio aggregate/scan (medians): wall {wall_ratio:.2f}, CPU {cpu_ratio:.2f}")
+        scan_median = statistics.median(scans)
+        pages = [timed(lambda: per_page_visitors(engine, table, BIG_DAY)) for _ in range(repeat)]
+        print(
+            "one GROUP BY path, COUNT(DISTINCT visitor_id) over the day's pageviews (a "
+            f"statement any exact aggregation needs): {statistics.median(pages):.2f} s, "
+            f"{statistics.median(pages) / scan_median:.2f} x the scan"
+        )
+        print("where aggregate_day's time goes (one run; seconds, x the scan):")
+        for took, label in statement_times(engine, lambda: aggregate_day(state, BIG_DAY))[:8]:
+            print(f"  {took:7.3f} s {took / scan_median:6.2f} x  {label}")
         waits, took = writes_beside(engine, table, lambda: aggregate_day(state, BIG_DAY))
         print(
             f"writer beside aggregate_day ({took:.2f} s): {len(waits)} single-event inserts, "
