@@ -6,6 +6,14 @@ rebuilds them with ``INSERT ... SELECT`` statements over the day's raw events, r
 The database does all the work; Python never sees an event. The same statement builders
 give :func:`daily_selects`, the live version the dashboard runs for days not aggregated yet.
 
+Purged days are refused (:class:`AggregationRefused`) unless ``force``: a day that has
+daily rows but no raw or archived events left (recomputing would erase its numbers), or
+only part of them, i.e. fewer than its latest finished run (``analytics_aggregation_run``
+``source_events``) read (``DayState.status`` "purged": recomputing would silently lower
+its numbers). With ``force`` the first is wiped and the second recomputed from the events
+left. More events than the last run read (late events) is no purge: recomputed as usual.
+The check runs in the swap transaction, under the day's lock (see Locking below).
+
 Definitions (DESIGN.md "Definitions", made exact where it leaves a choice):
 
 - Day: the events whose ``created_at`` (naive UTC) falls in ``[local midnight of D, local
@@ -65,7 +73,9 @@ other writers: the collect endpoint keeps writing while a big day is computed; t
 tables live outside the database file) and takes the database's write lock only for the
 swap, whose first statement is a ``DELETE``. Concurrent runs of a date on SQLite each
 swap in a complete computation, one after the other: never interleaved, never double
-counted; the last swap stands.
+counted; the last swap stands. (Its snapshot may hold fewer events than one that swapped
+in meanwhile: the purge check counts the day's events again under the write lock, so
+only a real purge is refused.)
 """
 
 from __future__ import annotations
@@ -80,6 +90,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from . import dialects, dimensions
+from .archive import latest_run
 from .errors import AnalyticsError
 from .models import PATH_MAX
 
@@ -131,7 +142,8 @@ _LOCK_NAMESPACE = zlib.crc32(b"analytics_daily") - 2**31
 
 
 class AggregationRefused(AnalyticsError):
-    """A day has daily rows but no raw or archived events left: recomputing would erase it."""
+    """A day has daily rows but its events were purged: none left (recomputing would erase
+    its numbers) or fewer than its latest run read (recomputing would lower them)."""
 
 
 @dataclass(frozen=True)
@@ -527,12 +539,50 @@ def lock_day(conn: sa.Connection, day: dt.date) -> None:
     dialects.lock_for_transaction(conn, _LOCK_NAMESPACE, day.toordinal())
 
 
+def _refuse_purged(
+    conn: sa.Connection, models: Models, day: dt.date, src: sa.FromClause, source: int
+) -> None:
+    """Raise :class:`AggregationRefused` when the day's events were purged, wholly or in
+    part: none left (``source`` is 0), or fewer than its latest finished run read.
+
+    Runs in the swap transaction, after its deletes: on PostgreSQL in the run's snapshot
+    (taken under the day's lock), on SQLite under the write lock, so no other run of the
+    day can commit in between and the run row read is the latest one.
+    """
+    iso = day.isoformat()
+    if not source:
+        raise AggregationRefused(
+            f"Refusing to re-aggregate {iso}: it has daily rows but no raw or archived "
+            "events are left (purged?), so recomputing would erase its numbers. "
+            "Pass force=True to wipe them anyway."
+        )
+    run = latest_run(conn, models.AggregationRun.__table__, day)
+    read = None if run is None else run[0]
+    if read is None or read <= source:
+        return  # never aggregated, or the same events plus late ones
+    # What the day holds now. On PostgreSQL that is ``source`` (one snapshot). SQLite
+    # computed in an earlier read transaction, and a concurrent run of the day that read
+    # newer events may have swapped in since: that is no purge, so this run's rows are
+    # swapped in (the last swap stands) and the next run counts the newer events.
+    left = int(conn.scalar(sa.select(sa.func.count()).select_from(src)) or 0)
+    if left >= read:
+        return
+    raise AggregationRefused(
+        f"Refusing to re-aggregate {iso}: its last aggregation read {read:,} events but "
+        f"only {left:,} raw or archived events are left (partly purged?), so recomputing "
+        "would lower its numbers. Pass force=True to recompute it from the events left."
+    )
+
+
 def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -> AggregationResult:
     """Recompute every daily table of local ``day`` (idempotent): computed from one
     snapshot of its events, swapped in by one transaction (see the module docstring).
 
-    Raises :class:`AggregationRefused` when the day has daily rows but no raw or archived
-    events left, unless ``force`` (then its rows are wiped).
+    Raises :class:`AggregationRefused`, unless ``force``, when the day has daily rows but
+    its events were purged: none are left (``force`` wipes its rows), or fewer than its
+    latest finished run read (partly purged: ``force`` recomputes it from those left).
+    A day never aggregated, or with more events than its last run read (late events), is
+    recomputed as usual.
     """
     from .extension import utcnow
 
@@ -591,12 +641,8 @@ def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -
             for model in models.daily.values():
                 table = model.__table__
                 existing += conn.execute(sa.delete(table).where(table.c.date == day)).rowcount
-            if existing and not source and not force:
-                raise AggregationRefused(
-                    f"Refusing to re-aggregate {day.isoformat()}: it has daily rows but "
-                    "no raw or archived events are left (purged?), so recomputing would "
-                    "erase its numbers. Pass force=True to wipe them anyway."
-                )
+            if existing and not force:
+                _refuse_purged(conn, models, day, src, source)
             rows: dict[str, int] = {}
             for name, model in models.daily.items():
                 rows[name] = _copy(conn, staged[name], model.__table__)

@@ -16,7 +16,9 @@ duplicate event ids are rejected at ingest), so an equal count means the run saw
 
 ``purge`` deletes archived events of local days older than
 ``ANALYTICS_ARCHIVE_RETENTION_DAYS``, one whole day per transaction, so a day's archive is
-either complete or gone: aggregation never recomputes a day from half of its events.
+either complete or gone: aggregation never recomputes a day from half of its events (and
+``aggregate_day`` refuses, unless forced, a day left with fewer events than its latest
+run read: status "purged").
 Daily rows are never touched: purged days keep their numbers.
 
 Every boundary is a local midnight of ``ANALYTICS_TIMEZONE``, converted to UTC.
@@ -130,22 +132,34 @@ def _count(conn: sa.Connection, table: sa.Table, start: dt.datetime, end: dt.dat
     return int(conn.scalar(query) or 0)
 
 
-def _day_state(
-    state: AnalyticsState, conn: sa.Connection, day: dt.date, start: dt.datetime, end: dt.datetime
-) -> DayState:
-    models = state.models
-    runs: sa.Table = models.AggregationRun.__table__
-    run = conn.execute(
+def latest_run(
+    conn: sa.Connection, runs: sa.Table, day: dt.date
+) -> tuple[int | None, dt.datetime] | None:
+    """``(source_events, finished_at)`` of the latest finished aggregation run of local
+    ``day`` (``runs`` is ``analytics_aggregation_run``), read through ``conn``; None when
+    the day was never aggregated."""
+    row = conn.execute(
         sa.select(runs.c.source_events, runs.c.finished_at)
         .where(runs.c.date == day, runs.c.finished_at.is_not(None))
         .order_by(runs.c.finished_at.desc(), runs.c.id.desc())
         .limit(1)
     ).first()
+    if row is None:
+        return None
+    events, finished_at = row
+    return (None if events is None else int(events)), finished_at
+
+
+def _day_state(
+    state: AnalyticsState, conn: sa.Connection, day: dt.date, start: dt.datetime, end: dt.datetime
+) -> DayState:
+    models = state.models
+    run = latest_run(conn, models.AggregationRun.__table__, day)
     return DayState(
         day=day,
         raw_events=_count(conn, models.Event.__table__, start, end),
         archived_events=_count(conn, models.EventArchive.__table__, start, end),
-        run_events=None if run is None or run[0] is None else int(run[0]),
+        run_events=None if run is None else run[0],
         aggregated_at=None if run is None else run[1],
     )
 

@@ -116,7 +116,9 @@ def _n(count: int, word: str) -> str:
 
 @analytics_cli.command("aggregate")
 @click.argument("day", required=False, default="yesterday", type=DAY)
-@click.option("--force", is_flag=True, help="Recompute even a day whose events were purged.")
+@click.option(
+    "--force", is_flag=True, help="Recompute even a day whose events were purged, wholly or partly."
+)
 @click.option("--sync", is_flag=True, help=SYNC_HELP)
 def aggregate_command(day: str, force: bool, sync: bool) -> None:
     """Aggregate one local day: DATE (YYYY-MM-DD), today or yesterday (default)."""
@@ -137,7 +139,9 @@ def aggregate_command(day: str, force: bool, sync: bool) -> None:
 @click.option(
     "--to", "end", default="yesterday", show_default=True, type=DAY, help="Last local day."
 )
-@click.option("--force", is_flag=True, help="Recompute even days whose events were purged.")
+@click.option(
+    "--force", is_flag=True, help="Recompute even days whose events were purged, wholly or partly."
+)
 @click.option("--sync", is_flag=True, help=SYNC_HELP)
 def backfill_command(start: str, end: str, force: bool, sync: bool) -> None:
     """Aggregate every local day from --from to --to inclusive."""
@@ -172,10 +176,22 @@ def _aggregate_days(
             f"({len(days) - created:,} already queued or running)."
         )
         return
-    with click.progressbar(length=len(days), label="Aggregating") as bar:
-        aggregation.aggregate_range(
-            state, first, last, force=force, progress=lambda _day: bar.update(1)
-        )
+    done = 0
+    try:
+        with click.progressbar(length=len(days), label="Aggregating") as counter:
+
+            def advance(_day: dt.date) -> None:
+                nonlocal done
+                done += 1
+                counter.update(1)
+
+            aggregation.aggregate_range(state, first, last, force=force, progress=advance)
+    except aggregation.AggregationRefused as exc:
+        # A purged day (wholly or partly) stops the range: say where, and what is done.
+        raise aggregation.AggregationRefused(
+            f"{exc} Stopped at {days[done]}: {_n(done, 'day')} before it aggregated, "
+            f"{_n(len(days) - done - 1, 'day')} after it not."
+        ) from exc
     click.echo(f"Aggregated {_n(len(days), 'day')}: {first} to {last}.")
 
 

@@ -104,7 +104,11 @@ def current_state() -> AnalyticsState:
 
 
 def aggregate_job(day: str, force: bool = False) -> dict[str, Any]:
-    """Aggregate one local day (ISO date, or "today"/"yesterday" in the site time zone)."""
+    """Aggregate one local day (ISO date, or "today"/"yesterday" in the site time zone).
+
+    A day whose events were purged, wholly or partly, fails the job with
+    ``AggregationRefused`` (its message names the counts) unless ``force``.
+    """
     state = current_state()
     target = parse_day(day, state.today())
     aggregation.aggregate_day(state, target, force=force)

@@ -30,6 +30,7 @@ from flask_analytics.aggregate import (
     source_events,
     table_selects,
 )
+from flask_analytics.archive import day_state
 from flask_analytics.extension import utcnow
 
 from . import reference
@@ -503,6 +504,74 @@ def test_purged_day_is_refused_unless_forced(app, analytics):
     assert run_events == [11, 0, 0]  # the refused run left no run row
 
 
+def run_counts(analytics: Analytics) -> list[int]:
+    """``source_events`` of every aggregation run, oldest first."""
+    runs = analytics.AggregationRun.__table__
+    with analytics.db.engine.connect() as conn:
+        return list(conn.execute(sa.select(runs.c.source_events).order_by(runs.c.id)).scalars())
+
+
+@pytest.mark.parametrize("purged_from", ["archive", "raw"])
+def test_partly_purged_day_is_refused_unless_forced(app, analytics, purged_from):
+    """Fewer events than the last run read: recomputing would lower the day's numbers."""
+    with app.app_context():
+        insert_events(analytics, hand_day())
+        analytics.aggregate(DAY)
+        before = daily_rows(analytics)
+        # Half the day archived (5 events before noon), the rest raw; then three events of
+        # one table deleted behind the aggregation's back.
+        assert move_to_archive(analytics, at("00:00:00"), at("12:00:00")) == 5
+        table = (analytics.EventArchive if purged_from == "archive" else analytics.Event).__table__
+        in_day = sa.and_(
+            table.c.created_at >= at("00:00:00"),
+            table.c.created_at < at("00:00:00") + dt.timedelta(1),
+        )
+        with analytics.db.engine.begin() as conn:
+            ids = (
+                conn.execute(sa.select(table.c.id).where(in_day).order_by(table.c.id).limit(3))
+                .scalars()
+                .all()
+            )
+            assert conn.execute(sa.delete(table).where(table.c.id.in_(ids))).rowcount == 3
+        with pytest.raises(AggregationRefused) as refused:
+            analytics.aggregate(DAY)
+        kept = daily_rows(analytics)
+        runs_after_refusal = run_counts(analytics)
+        forced = analytics.aggregate(DAY, force=True)
+        recomputed = daily_rows(analytics, DAY)
+        expected = reference_daily(stored_events(analytics), DAY, "UTC", 1800)
+        again = analytics.aggregate(DAY)  # as many events as the forced run read: no refusal
+        runs_at_end = run_counts(analytics)
+    message = str(refused.value)
+    assert "2026-01-15" in message
+    assert "read 11 events" in message
+    assert "only 8 raw or archived events are left" in message
+    assert "Pass force=True" in message
+    assert isinstance(refused.value, AnalyticsError)
+    assert_matches_reference(kept, before)  # the refused run rolled back entirely
+    assert runs_after_refusal == [11]  # ... and left no run row
+    assert forced.source_events == again.source_events == 8
+    assert_matches_reference(recomputed, expected)  # the events left, nothing else
+    assert recomputed["DailySummary"] != before["DailySummary"]
+    assert runs_at_end == [11, 8, 8]
+
+
+def test_day_with_more_events_than_its_last_run_is_recomputed_without_force(app, analytics):
+    """Late events (the count grew since the last run) are no purge."""
+    with app.app_context():
+        insert_events(analytics, hand_day())
+        first = analytics.aggregate(DAY)
+        insert_events(analytics, [event(at("18:00:00"), 9), event(at("18:05:00"), 9)])
+        second = analytics.aggregate(DAY)
+        got = daily_rows(analytics, DAY)
+        expected = reference_daily(stored_events(analytics), DAY, "UTC", 1800)
+        runs = run_counts(analytics)
+    assert (first.source_events, second.source_events) == (11, 13)
+    assert_matches_reference(got, expected)
+    assert got["DailySummary"][0]["visitors"] == 5
+    assert runs == [11, 13]
+
+
 # -- concurrency -------------------------------------------------------------------------
 
 
@@ -635,8 +704,42 @@ def test_writers_go_on_while_a_day_is_computed(app, analytics):
         with analytics.db.engine.begin() as conn:
             table = analytics.Event.__table__
             conn.execute(sa.delete(table).where(table.c.event_id == late["event_id"]))
-        aggregate_day(state, DAY)
+        # One event fewer than the last run read: forced, the refusal is tested above.
+        aggregate_day(state, DAY, force=True)
         assert daily_rows(analytics) == computed
+
+
+def test_a_run_older_than_one_that_swapped_in_meanwhile_is_no_purge(app, analytics):
+    """SQLite: a run computing from 11 events while another run of the day reads 12 and
+    swaps first is not refused as "partly purged": the events are all there."""
+    with app.app_context():
+        insert_events(analytics, hand_day())
+        engine = analytics.db.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL runs of a day hold its lock from snapshot to swap")
+    state = analytics.state(app)
+    late = dict(hand_day()[0], event_id=str(uuid.uuid4()))
+    newer: list[AggregationResult] = []
+
+    def while_computing(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if newer or not statement.startswith("INSERT INTO analytics_tmp_analytics_daily_"):
+            return
+        newer.append(None)  # type: ignore[arg-type]  # no recursion from the inner run
+        with engine.begin() as other:
+            other.execute(sa.insert(analytics.Event.__table__), late)
+        newer[0] = aggregate_day(state, DAY)
+
+    sa.event.listen(engine, "before_cursor_execute", while_computing)
+    try:
+        with app.app_context():
+            older = aggregate_day(state, DAY)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", while_computing)
+    assert (newer[0].source_events, older.source_events) == (12, 11)
+    with app.app_context():
+        assert run_counts(analytics) == [12, 11]  # the last swap stands
+        assert day_state(analytics.state(app), DAY).status == "stale"
+        assert aggregate_day(state, DAY).source_events == 12
 
 
 # -- event models --------------------------------------------------------------------------

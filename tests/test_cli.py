@@ -356,3 +356,64 @@ def test_refused_purged_day_names_the_force_flag(app, analytics, make_event):
     assert forced.exit_code == 0, forced.output
     with app.app_context():
         assert analytics.db.session.query(analytics.DailySummary).count() == 0
+
+
+def delete_visitor(app: Flask, day: dt.date, visitor_id: int) -> None:
+    """Delete one visitor's raw events of ``day`` (UTC) directly, as a partial purge."""
+    analytics = app.extensions["analytics_test"]
+    table = analytics.Event.__table__
+    start = dt.datetime.combine(day, dt.time())
+    with app.app_context(), analytics.db.engine.begin() as conn:
+        conn.execute(
+            sa.delete(table).where(
+                table.c.visitor_id == visitor_id,
+                table.c.created_at >= start,
+                table.c.created_at < start + dt.timedelta(days=1),
+            )
+        )
+
+
+def test_refused_partly_purged_day_names_the_force_flag(app):
+    """Fewer events left than the last run read: refused, rows kept; --force recomputes."""
+    add_visits(app)
+    assert invoke(app, "aggregate", "2026-01-15").exit_code == 0
+    before = daily_rows(app)
+    delete_visitor(app, DAY, 3)  # one pageview of five events
+    refused = invoke(app, "aggregate", "2026-01-15")
+    output = " ".join(refused.output.split())
+    assert refused.exit_code == 1
+    assert "Refusing to re-aggregate 2026-01-15" in output
+    assert "read 5 events but only 4 raw or archived events are left" in output
+    assert "Pass --force" in output
+    assert "force=True" not in output
+    assert "Traceback" not in output
+    assert daily_rows(app) == before
+    assert runs(app) == [(DAY, 5)]
+    forced = invoke(app, "aggregate", "2026-01-15", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "Aggregated 2026-01-15: 4 events." in forced.output
+    assert summary(app) == (2, 2, 3, 1)
+    assert runs(app) == [(DAY, 5), (DAY, 4)]
+
+
+def test_backfill_stops_clearly_at_a_partly_purged_day(app, monkeypatch):
+    """backfill aggregates up to the refused day, then fails with a message, no traceback."""
+    pin_today(monkeypatch, app)
+    days = [DAY - dt.timedelta(days=back) for back in (3, 2, 1)]
+    for day in days:
+        add_visits(app, day)
+    assert invoke(app, "backfill", "--from", "2026-01-12", "--to", "2026-01-14").exit_code == 0
+    delete_visitor(app, days[1], 3)
+    add_visits(app, DAY - dt.timedelta(days=4))  # a day before it, never aggregated
+    result = invoke(app, "backfill", "--from", "2026-01-11", "--to", "2026-01-14")
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "Refusing to re-aggregate 2026-01-13" in output
+    assert "Pass --force" in output
+    assert "Stopped at 2026-01-13: 2 days before it aggregated, 1 day after it not." in output
+    assert "Traceback" not in output
+    assert summary(app, days[1]) == (3, 3, 4, 1)  # kept
+    forced = invoke(app, "backfill", "--from", "2026-01-11", "--to", "2026-01-14", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert summary(app, days[1]) == (2, 2, 3, 1)
+    assert [n for day, n in runs(app) if day == days[1]] == [5, 4]

@@ -252,6 +252,48 @@ def test_jobs_outside_an_app_context_say_how_to_run_them():
         jobs.aggregate_job("2026-01-15")
 
 
+def test_stale_job_leaves_partly_purged_days_alone_and_the_day_job_refuses_them(app, monkeypatch):
+    """aggregate-stale recomputes late and new days, never one with fewer events than its
+    last run read; the aggregate job of that day fails with the refusal unless forced."""
+    from flask_analytics.aggregate import AggregationRefused, aggregate_day
+
+    state = state_of(app)
+    monkeypatch.setattr(state, "today", lambda: DAY)
+    late, purged, new = (DAY - dt.timedelta(days=back) for back in (3, 2, 1))
+    for day in (late, purged, new):
+        add_visits(app, day)
+    table = app.extensions["analytics_test"].Event.__table__
+    with app.app_context():
+        aggregate_day(state, late)
+        aggregate_day(state, purged)
+        add_visits(app, late)  # five late events
+        with state.engine().begin() as conn:  # visitor 3's pageview of ``purged`` deleted
+            start = dt.datetime.combine(purged, dt.time())
+            in_day = sa.and_(
+                table.c.created_at >= start, table.c.created_at < start + dt.timedelta(1)
+            )
+            conn.execute(sa.delete(table).where(in_day, table.c.visitor_id == 3))
+        assert [(d.day, d.status) for d in jobs.stale_days(state)] == [
+            (late, "stale"),
+            (new, "never aggregated"),
+        ]
+        before = daily_rows(app)
+        assert jobs.aggregate_stale_job() == {"days": [late.isoformat(), new.isoformat()]}
+        assert summary(app, late) == (3, 3, 8, 2)  # same times: same sessions
+        assert summary(app, new) == (3, 3, 4, 1)
+        assert summary(app, purged) == (3, 3, 4, 1)  # left alone
+        with pytest.raises(AggregationRefused, match="read 5 events but only 4"):
+            jobs.aggregate_job(purged.isoformat())
+        assert [r for r in daily_rows(app)["DailySummary"] if r[0] == purged] == [
+            r for r in before["DailySummary"] if r[0] == purged
+        ]
+        assert jobs.aggregate_job(purged.isoformat(), True) == {
+            "date": purged.isoformat(),
+            "events": 4,
+        }
+        assert summary(app, purged) == (2, 2, 3, 1)
+
+
 def bare_state(**config: Any) -> Any:
     """The analytics state of a throwaway in-memory app (for code that needs no data)."""
     app = Flask(f"bare-{uuid.uuid4().hex[:6]}")
