@@ -193,7 +193,8 @@ def seed(
     """``past_days`` past days (all aggregated but the oldest) and today (live).
 
     Daily visitors vary around ``visitors``. Today's events stop ten minutes ago, except
-    a few in the last two minutes (realtime).
+    a few in the last two minutes (realtime), never before today's local midnight: just
+    after midnight they are at midnight, so today is never empty.
     """
     rnd = random.Random(seed_value)
     state = app.extensions["analytics"]
@@ -211,9 +212,9 @@ def seed(
     if cutoff > start:
         rows += day_events(rnd, start, cutoff, visitors)
     for i in range(3):
-        moment = now - dt.timedelta(seconds=30 + 20 * i)
+        moment = max(start, now - dt.timedelta(seconds=30 + 20 * i))
         rows.append(make_row(moment, 9_000 + i, path="/live", source="Google", country="FR"))
-    rows.append(make_row(now - dt.timedelta(seconds=45), 9_000, path="/pricing"))
+    rows.append(make_row(max(start, now - dt.timedelta(seconds=45)), 9_000, path="/pricing"))
     with app.app_context():
         insert(analytics, rows)
         for day in past[1:]:
