@@ -5,8 +5,9 @@
 
 For each database and each ingest mode it starts gunicorn (2 workers; --threads N for
 gthread) on a fresh database and measures, in one run: the bare endpoint's requests/s,
-(direct mode) the bare endpoint plus one autocommitted INSERT into analytics_event (the
-floor of any endpoint that stores a request before answering), one-event collect
+the bare endpoint plus one autocommitted INSERT into analytics_event (direct mode) or one
+Redis XADD (buffered mode): the floor of any endpoint that stores, or hands over, each
+request before answering; one-event collect
 requests/s, and batches of 20 (events/s, counted from the rows actually
 stored). With ``--buffer redis`` (ANALYTICS_INGEST_BUFFER = "redis") a `flask analytics
 flush --loop` process runs beside gunicorn, on the same machine, and events/s are end to
@@ -294,16 +295,17 @@ def run(kind: str, mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 # other work, a ratio to a bare figure measured minutes apart means little.
                 bares = [wrk(base, "/bare", 1, args.duration, args.connections)["rps"]]
                 cases = []
-                if not buffered:
-                    # The floor for storing each request: bare endpoint + one INSERT.
-                    floor = wrk(base, "/bare-insert", 1, args.duration, args.connections)
-                    bares.append(wrk(base, "/bare", 1, args.duration, args.connections)["rps"])
-                    cases.append({
-                        "db": kind, "mode": mode, "case": "bare-insert", "batch": 1,
-                        "rps": floor["rps"], "eps": floor["rps"],
-                        "ratio": floor["rps"] / ((bares[-2] + bares[-1]) / 2),
-                        "non2xx": floor["non2xx"], "bare_rps": (bares[-2] + bares[-1]) / 2,
-                    })  # fmt: skip
+                # The floor for storing each request: bare endpoint + one INSERT (or,
+                # buffered, one XADD to Redis).
+                floor_path = "/bare-xadd" if buffered else "/bare-insert"
+                floor = wrk(base, floor_path, 1, args.duration, args.connections)
+                bares.append(wrk(base, "/bare", 1, args.duration, args.connections)["rps"])
+                cases.append({
+                    "db": kind, "mode": mode, "case": floor_path[1:], "batch": 1,
+                    "rps": floor["rps"], "eps": floor["rps"],
+                    "ratio": floor["rps"] / ((bares[-2] + bares[-1]) / 2),
+                    "non2xx": floor["non2xx"], "bare_rps": (bares[-2] + bares[-1]) / 2,
+                })  # fmt: skip
                 for batch in (1, 20):
                     before = count_events(url)
                     started = time.monotonic()
@@ -369,6 +371,7 @@ def main() -> None:
                 label = {
                     "bare": "bare Flask endpoint",
                     "bare-insert": "bare + one INSERT",
+                    "bare-xadd": "bare + one XADD",
                 }.get(r["case"]) or (
                     "collect, 1 event" if r["batch"] == 1 else "collect, batch of 20"
                 )

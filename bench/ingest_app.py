@@ -1,4 +1,5 @@
-"""The app the ingest benchmark serves with gunicorn: analytics plus a bare endpoint."""
+"""The app the ingest benchmark serves with gunicorn: analytics, a bare endpoint, and the
+bare endpoint plus one INSERT (or, buffered, one Redis XADD): the floor of storing a request."""
 
 from __future__ import annotations
 
@@ -30,6 +31,23 @@ def create_app() -> Flask:
         )
     db = SQLAlchemy(app)
     Analytics(app, db=db)
+    buffered = os.environ.get("BENCH_INGEST_BUFFER") == "redis"
+    if buffered:
+        from redis import Redis
+
+        scratch = Redis.from_url(app.config["ANALYTICS_BUFFER_REDIS_URL"])
+        scratch_stream = os.environ["BENCH_BUFFER_STREAM"] + "-floor"
+
+        @app.post("/bare-xadd")
+        def bare_xadd() -> ResponseReturnValue:
+            # The floor of any endpoint that hands each request to Redis before
+            # answering: the bare endpoint plus one XADD of its body (capped stream).
+            from flask import request
+
+            body = request.get_data()
+            request.get_json(force=True, silent=True)
+            scratch.xadd(scratch_stream, {"b": body}, maxlen=10_000, approximate=True)
+            return jsonify(stored=1, dropped={}), 202
 
     @app.post("/bare")
     def bare() -> ResponseReturnValue:
