@@ -161,10 +161,14 @@ def flush(suite: Suite) -> None:
 
 
 AGG_RATIO = re.compile(r"ratio aggregate/scan \(medians\): wall ([\d.]+), CPU ([\d.]+)")
-AGG_WRITER = re.compile(r"writer beside aggregate_day \(([\d.]+) s\): \d+ single-event inserts, "
-                        r"longest (\d+) ms")
-AGG_FLOOR = re.compile(r"COUNT\(DISTINCT visitor_id\) over the day's pageviews .*?: ([\d.]+) s, "
-                       r"([\d.]+) x the scan")
+AGG_WRITER = re.compile(
+    r"writer beside aggregate_day \(([\d.]+) s\): \d+ single-event inserts, "
+    r"longest (\d+) ms"
+)
+AGG_FLOOR = re.compile(
+    r"COUNT\(DISTINCT visitor_id\) over the day's pageviews .*?: ([\d.]+) s, "
+    r"([\d.]+) x the scan"
+)
 AGG_SESSIONS = re.compile(r"([\d.]+) s\s+([\d.]+) x\s+analytics_tmp_session\n")
 AGG_MEMORY = re.compile(
     r"aggregating\s+([\d,]+) events in a fresh process: RSS (\d+) MiB before, peak (\d+) MiB"
