@@ -92,6 +92,8 @@ def _first_run(app: Flask) -> None:
 
     state = analytics.state()
     app.logger.warning("Empty database: recording %s days of demo traffic...", days)
-    demo.generate(state, days=days, seed=1, hostname="localhost", visits_per_day=100)
-    today = state.today()
-    analytics.aggregate_range(today - dt.timedelta(days=days - 1), today - dt.timedelta(days=1))
+    recorded = demo.generate(state, days=days, seed=1, hostname="localhost", visits_per_day=100)
+    # Every finished day, from the first one recorded ("today" may have moved on since).
+    yesterday = state.today() - dt.timedelta(days=1)
+    if recorded.first_day <= yesterday:
+        analytics.aggregate_range(recorded.first_day, yesterday)

@@ -214,8 +214,8 @@ def demo_data_command(days: int, seed: int, hostname: str, sync: bool) -> None:
             f"Recorded {_n(result.events, 'event')} in {_n(result.visits, 'visit')} "
             f"over {_n(result.days, 'day')}."
         )
-        today = state.today()
-        _aggregate_days(state, today - dt.timedelta(days=days - 1), today, sync)
+        # From the first day recorded: "today" may have moved on while recording.
+        _aggregate_days(state, result.first_day, max(result.last_day, state.today()), sync)
 
 
 # -- archive and purge ----------------------------------------------------------------------

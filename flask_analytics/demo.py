@@ -98,6 +98,10 @@ WEEKDAYS = (1.0, 1.05, 1.05, 1.0, 0.9, 0.55, 0.6)
 class DemoResult:
     """What a demo run recorded."""
 
+    #: First and last local day recorded: what to aggregate (the clock may pass local
+    #: midnight while a long run records, so "today" afterwards may be the next day).
+    first_day: dt.date
+    last_day: dt.date
     days: int = 0
     visits: int = 0
     events: int = 0
@@ -125,14 +129,15 @@ def generate(
     """Record ``days`` local days of demo traffic ending now; returns what was recorded.
 
     Timestamps never pass ``now`` (naive UTC, default the current time), so today is
-    partial like a real today. Aggregating the days is left to the caller.
+    partial like a real today. Aggregating the days (``first_day`` to ``last_day`` of the
+    result) is left to the caller.
     """
     if days < 1:
         raise ValueError("days must be at least 1")
     tz = state.settings.timezone
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     today = now.replace(tzinfo=dt.timezone.utc).astimezone(tz).date()
-    result = DemoResult()
+    result = DemoResult(first_day=today - dt.timedelta(days=days - 1), last_day=today)
     for offset in range(days - 1, -1, -1):
         day = today - dt.timedelta(days=offset)
         # One generator per day: a day's traffic does not depend on how many days run.

@@ -316,6 +316,30 @@ def test_demo_data_records_and_aggregates_the_days(app):
     assert {day for day, _ in runs(app)} == {yesterday, state.today()}
 
 
+def test_demo_data_aggregates_every_recorded_day_when_midnight_passes_meanwhile(app, monkeypatch):
+    """A long recording can end on the next local day: the oldest day recorded is
+    aggregated all the same (the days come from what was recorded, not from "today")."""
+    from flask_analytics import demo
+
+    recorded: list[demo.DemoResult] = []
+    real_generate = demo.generate
+
+    def generate_until_midnight(*args: Any, **kwargs: Any) -> demo.DemoResult:
+        result = real_generate(*args, **kwargs)
+        recorded.append(result)
+        pin_today(monkeypatch, app, result.last_day + dt.timedelta(days=1))
+        return result
+
+    monkeypatch.setattr(demo, "generate", generate_until_midnight)
+    result = invoke(app, "demo-data", "--days", "2", "--seed", "7", "--sync")
+    assert result.exit_code == 0, result.output
+    (done,) = recorded
+    assert done.last_day - done.first_day == dt.timedelta(days=1)
+    aggregated = {day for day, _ in runs(app)}
+    assert {done.first_day, done.last_day} <= aggregated
+    assert summary(app, done.first_day)[2] > 0  # type: ignore[index]
+
+
 @pytest.mark.redis
 def test_scheduler_command_lists_the_jobs_and_starts_rq_cron(redis_app, monkeypatch):
     started: list[Any] = []

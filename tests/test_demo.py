@@ -38,6 +38,8 @@ def test_demo_data_is_realistic_and_goes_through_the_pipeline(make_app):
     ext = app.extensions["analytics_test"]
     result = run(app)
     assert result.days == 3
+    # NOW is 17:30 in Berlin: the three local days end on NOW's date.
+    assert (result.first_day, result.last_day) == (dt.date(2026, 6, 8), dt.date(2026, 6, 10))
     assert result.dropped["bot"] > 0  # crawlers were sent and dropped
     with app.app_context():
         s = ext.db.session
