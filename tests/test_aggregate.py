@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import datetime as dt
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -666,6 +667,26 @@ def test_a_run_waits_for_the_day_lock(app, analytics):
         assert daily_rows(analytics)["DailySummary"] != []
 
 
+@contextlib.contextmanager
+def once_while_computing(engine: sa.Engine, action: Callable[[], None]) -> Iterator[None]:
+    """Run ``action()`` once, when a run inside the block first writes a computed daily
+    row to its temporary tables (the day's events are read, nothing is swapped in yet)."""
+    done: list[bool] = []
+
+    def hook(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if done or not statement.startswith("INSERT INTO analytics_tmp_analytics_daily_"):
+            return
+        done.append(True)  # before action(): a run inside it does not trigger it again
+        action()
+
+    sa.event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", hook)
+    assert done, "the run never wrote a computed row"
+
+
 def test_writers_go_on_while_a_day_is_computed(app, analytics):
     """An event written while a run computes the day's rows is stored at once (SQLite
     holds its write lock only for the swap), not counted by that run, counted by the next."""
@@ -676,9 +697,7 @@ def test_writers_go_on_while_a_day_is_computed(app, analytics):
     late = dict(hand_day()[0], event_id=str(uuid.uuid4()))
     written: list[bool] = []
 
-    def while_computing(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if written or not statement.startswith("INSERT INTO analytics_tmp_analytics_daily_"):
-            return
+    def write_late_event() -> None:
         with engine.connect() as other:
             if engine.dialect.name == "sqlite":
                 other.exec_driver_sql("PRAGMA busy_timeout = 0")  # locked: fail, never wait
@@ -689,12 +708,8 @@ def test_writers_go_on_while_a_day_is_computed(app, analytics):
                 other.commit()
         written.append(True)
 
-    sa.event.listen(engine, "before_cursor_execute", while_computing)
-    try:
-        with app.app_context():
-            first = aggregate_day(state, DAY)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", while_computing)
+    with app.app_context(), once_while_computing(engine, write_late_event):
+        first = aggregate_day(state, DAY)
     assert written == [True]
     assert first.source_events == 11
     with app.app_context():
@@ -721,20 +736,13 @@ def test_a_run_older_than_one_that_swapped_in_meanwhile_is_no_purge(app, analyti
     late = dict(hand_day()[0], event_id=str(uuid.uuid4()))
     newer: list[AggregationResult] = []
 
-    def while_computing(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if newer or not statement.startswith("INSERT INTO analytics_tmp_analytics_daily_"):
-            return
-        newer.append(None)  # type: ignore[arg-type]  # no recursion from the inner run
+    def write_late_event_and_aggregate() -> None:
         with engine.begin() as other:
             other.execute(sa.insert(analytics.Event.__table__), late)
-        newer[0] = aggregate_day(state, DAY)
+        newer.append(aggregate_day(state, DAY))
 
-    sa.event.listen(engine, "before_cursor_execute", while_computing)
-    try:
-        with app.app_context():
-            older = aggregate_day(state, DAY)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", while_computing)
+    with app.app_context(), once_while_computing(engine, write_late_event_and_aggregate):
+        older = aggregate_day(state, DAY)
     assert (newer[0].source_events, older.source_events) == (12, 11)
     with app.app_context():
         assert run_counts(analytics) == [12, 11]  # the last swap stands
