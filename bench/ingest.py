@@ -4,12 +4,11 @@
                            [--buffer direct,redis] [--json]
 
 For each database and each ingest mode it starts gunicorn (2 workers; --threads N for
-gthread) on a fresh database and measures, in one run: the bare endpoint's requests/s,
+gthread) on a fresh database and measures, in one run: the bare endpoint's requests/s;
 the bare endpoint plus one autocommitted INSERT into analytics_event (direct mode) or one
-Redis XADD (buffered mode): the floor of any endpoint that stores, or hands over, each
-request before answering; one-event collect
-requests/s, and batches of 20 (events/s, counted from the rows actually
-stored). With ``--buffer redis`` (ANALYTICS_INGEST_BUFFER = "redis") a `flask analytics
+Redis XADD (buffered mode), the floor of any endpoint that stores, or hands over, each
+request before answering; one-event collect requests/s; and batches of 20 (events/s,
+counted from the rows actually stored). With ``--buffer redis`` (ANALYTICS_INGEST_BUFFER = "redis") a `flask analytics
 flush --loop` process runs beside gunicorn, on the same machine, and events/s are end to
 end: rows stored in the database over the time from the first request until the buffer
 is empty again. It also measures the pipeline's CPU time per event with a warm

@@ -215,7 +215,7 @@ def demo_data_command(days: int, seed: int, hostname: str, sync: bool) -> None:
             f"over {_n(result.days, 'day')}."
         )
         # From the first day recorded: "today" may have moved on while recording.
-        _aggregate_days(state, result.first_day, max(result.last_day, state.today()), sync)
+        _aggregate_days(state, result.first_day, state.today(), sync)
 
 
 # -- archive and purge ----------------------------------------------------------------------

@@ -397,20 +397,26 @@ def delete_visitor(app: Flask, day: dt.date, visitor_id: int) -> None:
         )
 
 
+def refusal(result: Any) -> str:
+    """The output of a refused command, white space folded, after checking that it is a
+    clean error naming --force (no traceback, no Python spelling)."""
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "Pass --force" in output
+    assert "force=True" not in output
+    assert "Traceback" not in output
+    return output
+
+
 def test_refused_partly_purged_day_names_the_force_flag(app):
     """Fewer events left than the last run read: refused, rows kept; --force recomputes."""
     add_visits(app)
     assert invoke(app, "aggregate", "2026-01-15").exit_code == 0
     before = daily_rows(app)
     delete_visitor(app, DAY, 3)  # one pageview of five events
-    refused = invoke(app, "aggregate", "2026-01-15")
-    output = " ".join(refused.output.split())
-    assert refused.exit_code == 1
+    output = refusal(invoke(app, "aggregate", "2026-01-15"))
     assert "Refusing to re-aggregate 2026-01-15" in output
     assert "read 5 events but only 4 raw or archived events are left" in output
-    assert "Pass --force" in output
-    assert "force=True" not in output
-    assert "Traceback" not in output
     assert daily_rows(app) == before
     assert runs(app) == [(DAY, 5)]
     forced = invoke(app, "aggregate", "2026-01-15", "--force")
@@ -429,13 +435,9 @@ def test_backfill_stops_clearly_at_a_partly_purged_day(app, monkeypatch):
     assert invoke(app, "backfill", "--from", "2026-01-12", "--to", "2026-01-14").exit_code == 0
     delete_visitor(app, days[1], 3)
     add_visits(app, DAY - dt.timedelta(days=4))  # a day before it, never aggregated
-    result = invoke(app, "backfill", "--from", "2026-01-11", "--to", "2026-01-14")
-    output = " ".join(result.output.split())
-    assert result.exit_code == 1
+    output = refusal(invoke(app, "backfill", "--from", "2026-01-11", "--to", "2026-01-14"))
     assert "Refusing to re-aggregate 2026-01-13" in output
-    assert "Pass --force" in output
     assert "Stopped at 2026-01-13: 2 days before it aggregated, 1 day after it not." in output
-    assert "Traceback" not in output
     assert summary(app, days[1]) == (3, 3, 4, 1)  # kept
     forced = invoke(app, "backfill", "--from", "2026-01-11", "--to", "2026-01-14", "--force")
     assert forced.exit_code == 0, forced.output
