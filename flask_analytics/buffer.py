@@ -1078,8 +1078,11 @@ def flush(
     stop: threading.Event | None = None,
     on_batch: Callable[[FlushResult], None] | None = None,
 ) -> FlushResult:
-    """Move buffered rows to the database until the stream has nothing left to read.
+    """Move buffered rows to the database until a read finds less than a full batch.
 
+    A short read means the stream held nothing more at that moment; rows appended since
+    wait for the next pass (``flush_loop`` starts one within the flush interval, or as
+    soon as the threshold is reached), so a steady trickle is written in full batches.
     Order: this consumer's own unacknowledged entries (a previous write failed), entries
     other consumers left pending too long (they died), then new ones. Each batch of
     ``ANALYTICS_BUFFER_BATCH`` entries is one database transaction, acknowledged after
@@ -1141,7 +1144,10 @@ def flush(
         return buffer.read_new(consumer, count)
 
     def drain() -> None:
-        while not stopping() and write(read_new):
+        # Until a read comes back short: the stream was empty then. Reading on would,
+        # under a steady trickle of requests, write a tiny batch per loop (a commit and
+        # an acknowledgement for every few rows) and never return to flush_loop's wait.
+        while not stopping() and write(read_new) == count:
             pass
 
     try:
@@ -1150,10 +1156,11 @@ def flush(
         while not stopping() and write(reclaim, reclaimed=True) and cursor != "0-0":
             pass
         first = 0 if stopping() else write(read_new)
-        if first == count and WRITERS > 1 and engine.dialect.name == "postgresql":
-            _in_parallel(drain, WRITERS, abort)
-        elif first:
-            drain()
+        if first == count:
+            if WRITERS > 1 and engine.dialect.name == "postgresql":
+                _in_parallel(drain, WRITERS, abort)
+            else:
+                drain()
     finally:
         total.seconds = time.perf_counter() - started  # the batches' and the reads in between
     try:

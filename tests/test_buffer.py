@@ -763,6 +763,39 @@ def test_a_backlog_is_written_by_parallel_writers_on_postgresql(buffered_app, mo
 
 
 @pytest.mark.redis
+def test_a_steady_trickle_is_written_in_full_batches_and_the_pass_ends(buffered_app):
+    # A request arrives after every batch written. The pass ends at its first short read
+    # (the stream was empty then) and leaves the newcomers to the next pass, instead of
+    # writing one tiny batch (a commit, an acknowledgement) per newcomer for as long as
+    # requests keep coming.
+    app = buffered_app(ANALYTICS_BUFFER_BATCH=10)
+    sent = fill(app, 25)  # 25 entries: two full batches, then a short one
+    seen: list[buffer.FlushResult] = []
+
+    def another_request(batch: buffer.FlushResult) -> None:
+        seen.append(batch)
+        if len(seen) > 20:
+            raise AssertionError("the pass keeps writing the trickle batch by batch")
+        sent.extend(fill(app, 1))
+
+    flush(app, on_batch=another_request)
+    postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    writers = buffer.WRITERS if postgres else 1
+    sizes = [b.entries for b in seen]
+    short = [n for n in sizes if n < 10]
+    assert 1 <= len(short) <= writers, sizes  # each writer stops at its first short read
+    assert sizes[0] == 10
+    assert sum(sizes) >= 25
+    left = stream_length(app)
+    assert left == 25 + len(seen) - sum(sizes)  # each batch brought one more request
+    assert 1 <= left <= writers
+    assert count_rows(app) + left == len(sent)  # one event per newcomer
+    flush(app)  # the next pass writes them
+    assert sorted(event_ids(app)) == sorted(sent)
+    assert stream_length(app) == pending(app) == 0
+
+
+@pytest.mark.redis
 def test_a_failing_parallel_writer_stops_the_pass_and_loses_nothing(buffered_app, monkeypatch):
     app = buffered_app(ANALYTICS_BUFFER_BATCH=5)
     sent = fill(app, 60)
