@@ -173,6 +173,26 @@ return removed
 """
 
 
+#: Moves up to ARGV[1] dead-lettered rows (KEYS[1]) back into the stream (KEYS[2]), oldest
+#: first, each as an entry of its own; entries missing a field stay where they are.
+#: Atomic: a row is in exactly one of the two streams whatever happens. Returns the count.
+REQUEUE_SCRIPT = """
+local moved = 0
+for _, item in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[1])) do
+  local f = {}
+  for i = 1, #item[2], 2 do
+    f[item[2][i]] = item[2][i + 1]
+  end
+  if f['v'] and f['c'] and f['r'] then
+    redis.call('XADD', KEYS[2], '*', 'v', f['v'], 'c', f['c'], 'r', f['r'])
+    redis.call('XDEL', KEYS[1], item[1])
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
+
 class BufferUnavailable(AnalyticsError):
     """The ingest buffer is not configured, or its Redis cannot be reached."""
 
@@ -796,6 +816,7 @@ class RedisBuffer:
         )
         self._append = self.redis.register_script(APPEND_SCRIPT)
         self._cleanup = self.redis.register_script(CLEANUP_SCRIPT)
+        self._requeue = self.redis.register_script(REQUEUE_SCRIPT)
         #: Until when (monotonic) the endpoint writes directly without trying Redis. One
         #: float, replaced whole: no lock needed between request threads.
         self._skip_until = 0.0
@@ -934,6 +955,20 @@ class RedisBuffer:
             pipe.xack(self.stream, GROUP, *ids)
             pipe.xdel(self.stream, *ids)
         pipe.execute()
+
+    def requeue_dead(self, chunk: int = 1000) -> int:
+        """Move every dead-lettered row back into the stream; returns how many moved.
+
+        For after the cause is fixed (a column widened, a constraint or an enrich hook
+        corrected): the next flush writes them, and a row still refused goes back to the
+        dead-letter stream. Event ids stay unique, so nothing is stored twice.
+        """
+        moved = 0
+        while True:
+            n = int(self._requeue(keys=[self.dead_stream, self.stream], args=[chunk]))
+            moved += n
+            if n < chunk:
+                return moved
 
     def cleanup(self, consumer: str) -> int:
         """Remove ``consumer`` if it owns nothing, and long-idle empty consumers."""

@@ -366,8 +366,14 @@ def _redis_errors(state: AnalyticsState) -> Iterator[None]:
     default=None,
     help="Seconds between flushes with --loop (default: ANALYTICS_BUFFER_FLUSH_INTERVAL).",
 )
+@click.option(
+    "--requeue-dead",
+    is_flag=True,
+    help="First move the rows the database refused (the :dead stream) back into the "
+    "buffer, once their cause is fixed; a row still refused goes back there.",
+)
 @click.option("--sync", is_flag=True, help=SYNC_HELP)
-def flush_command(loop: bool, interval: float | None, sync: bool) -> None:
+def flush_command(loop: bool, interval: float | None, requeue_dead: bool, sync: bool) -> None:
     """Write the events buffered in Redis (ANALYTICS_INGEST_BUFFER = "redis") in bulk."""
     import signal
     import threading
@@ -381,6 +387,9 @@ def flush_command(loop: bool, interval: float | None, sync: bool) -> None:
     from . import buffer
 
     with _errors(), _redis_errors(state):
+        if requeue_dead:
+            moved = state.buffer.requeue_dead()
+            click.echo(f"Moved {_n(moved, 'refused row')} back into the buffer.")
         if not loop:
             if dispatch.uses_queue(state, sync):
                 _report(_jobs().enqueue_flush(state))
@@ -505,6 +514,11 @@ def _buffer_status(state: AnalyticsState) -> None:
         f"({info.pending:,} being written by {_n(info.consumers, 'flusher')}), "
         f"{_n(info.dead, 'row')} refused by the database in {info.stream}:dead."
     )
+    if info.dead:
+        click.echo(
+            "  Read them with XRANGE; once the cause is fixed, `flask analytics flush "
+            "--requeue-dead` writes them."
+        )
 
 
 # -- monthly partitions (PostgreSQL) ------------------------------------------------------------

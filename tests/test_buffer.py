@@ -1071,6 +1071,85 @@ def test_refused_rows_go_to_the_dead_letter_stream_and_the_rest_is_stored(buffer
     assert "/null" not in paths
 
 
+@contextlib.contextmanager
+def refusing_path(app: Flask, path: str) -> Iterator[Callable[[], None]]:
+    """A trigger on the event table that refuses rows of ``path`` as a constraint would;
+    yields the function that drops it (the fix)."""
+    analytics = app.extensions["analytics_test"]
+    with app.app_context():
+        engine = analytics.db.engine
+    name = f"fa_test_refuse_{uuid.uuid4().hex[:8]}"
+    table = analytics.Event.__tablename__
+    if engine.dialect.name == "postgresql":
+        create = [
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.path = '{path}' THEN RAISE EXCEPTION 'refused by {name}' "
+            "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$",
+            f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW "
+            f"EXECUTE FUNCTION {name}()",
+        ]
+        drop = [f"DROP TRIGGER IF EXISTS {name} ON {table}", f"DROP FUNCTION IF EXISTS {name}()"]
+    else:
+        create = [
+            f"CREATE TRIGGER {name} BEFORE INSERT ON {table} WHEN NEW.path = '{path}' "
+            f"BEGIN SELECT RAISE(ABORT, 'refused by {name}'); END"
+        ]
+        drop = [f"DROP TRIGGER IF EXISTS {name}"]
+
+    def fix() -> None:
+        with engine.begin() as conn:
+            for statement in drop:
+                conn.exec_driver_sql(statement)
+
+    with engine.begin() as conn:
+        for statement in create:
+            conn.exec_driver_sql(statement)
+    try:
+        yield fix
+    finally:
+        fix()
+
+
+@pytest.mark.redis
+def test_refused_rows_are_requeued_once_their_cause_is_fixed(buffered_app, stream):
+    app = buffered_app()
+    runner = app.test_cli_runner()
+    good = [event(url=f"http://localhost/ok{i}") for i in range(4)]
+    refused = [event(url="http://localhost/refused") for _ in range(2)]
+    with refusing_path(app, "/refused") as fix:
+        post(app, [good[0], refused[0], good[1]])
+        post(app, [refused[1], good[2]])
+        post(app, good[3])
+        first = flush(app)
+        assert (first.rows, first.inserted, first.dead) == (6, 4, 2)
+        dead_stream = f"{stream}:dead"
+        redis = state_of(app).buffer.redis
+        assert redis.xlen(dead_stream) == 2
+        status = runner.invoke(args=["analytics", "status"])
+        assert "2 rows refused by the database" in status.output
+        assert "--requeue-dead" in status.output
+        # Requeued while the cause is still there: refused again, nothing lost or stored.
+        result = runner.invoke(args=["analytics", "flush", "--requeue-dead", "--sync"])
+        assert result.exit_code == 0, result.output
+        assert "Moved 2 refused rows back into the buffer." in result.output
+        assert "2 refused by the database" in result.output
+        assert redis.xlen(dead_stream) == 2
+        assert count_rows(app) == 4
+        fix()
+        result = runner.invoke(args=["analytics", "flush", "--requeue-dead", "--sync"])
+        assert result.exit_code == 0, result.output
+        assert "Moved 2 refused rows back into the buffer." in result.output
+        assert "2 events from 2 buffered requests: 2 stored, 0 duplicate" in result.output
+    assert redis.xlen(dead_stream) == 0
+    assert stream_length(app) == pending(app) == 0
+    ids = event_ids(app)
+    assert sorted(ids) == sorted(b["event_id"] for b in good + refused)  # each once
+    # Nothing left to move: a second requeue is a no-op.
+    result = runner.invoke(args=["analytics", "flush", "--requeue-dead", "--sync"])
+    assert "Moved 0 refused rows back into the buffer." in result.output
+    assert count_rows(app) == 6
+
+
 # -- jobs, scheduler, CLI -------------------------------------------------------------------
 
 
