@@ -79,7 +79,10 @@ def test_custom_events_keep_only_valid_props(site: Site, page):
         """() => {
         fa.track("signup", {plan: "pro", seats: 3, ratio: 0.5, trial: true,
                             missing: null, nested: {a: 1}, list: [1], nan: NaN,
-                            long: "x".repeat(2001), fine: "y".repeat(2000)});
+                            long: "x".repeat(2001), fine: "y".repeat(2000),
+                            // the server refuses numbers beyond 2**53 (with the batch)
+                            edge: 2 ** 53, low: -(2 ** 53), big: 2 ** 53 + 2, huge: 1e300,
+                            inf: -Infinity});
         fa.track("plain");
         fa.track();  // no name: nothing
         // A value JSON cannot carry is left out, like the others above; a throwing getter
@@ -97,6 +100,7 @@ def test_custom_events_keep_only_valid_props(site: Site, page):
     [signup] = named(events, "signup")
     assert signup["props"] == {
         "plan": "pro", "seats": 3, "ratio": 0.5, "trial": True, "fine": "y" * 2000,
+        "edge": 2**53, "low": -(2**53),
     }  # fmt: skip
     assert signup["path"] == "/page/one"
     [plain] = named(events, "plain")

@@ -46,9 +46,11 @@
  *                deepest scroll (0-100), sent when the page is hidden or left (also by a
  *                history navigation) once it was visible ≥ 3 s: a glance stays a bounce.
  *   web_vitals   {lcp, inp, cls, ttfb} of the page load, once, when first hidden.
- *   custom       window.fa.track(name, props); props keep strings ≤ 2000 chars, finite
- *                numbers and booleans. Calls made before this deferred script ran are
- *                kept by a stub in <head> and replayed:
+ *   custom       window.fa.track(name, props); props keep strings ≤ 2000 chars, numbers
+ *                within ±2**53 and booleans (at most 30 keys of ≤ 300 chars: the
+ *                server refuses more, and this script does not check). Calls made
+ *                before this deferred script ran are kept by a stub in <head> and
+ *                replayed:
  *   <script>window.fa=window.fa||{q:[],track:function(){this.q.push(arguments)}}</script>
  *
  * Custom fields: values of the host's custom event columns, sent as top-level keys of
@@ -86,14 +88,16 @@
   const on = (target, type, f, capture) => target.addEventListener(type, guard(f), capture);
   const stub = w.fa || {};
   /** Copies into `to` the values of `from` the server accepts: strings ≤ 2000 chars,
-   * finite numbers, booleans (a 400 would refuse the whole batch; a BigInt or a cycle
-   * would break JSON). Other values (null...) copy as `none`, never given: undefined,
-   * which JSON leaves out, so fa.set({k: null}) unsets k. No coercion (typeof,
-   * Number.isFinite): a BigInt, Symbol or null-prototype object must not throw halfway. */
+   * numbers within ±2**53 (v * v ≤ 2**106: also false for NaN and ±Infinity), booleans
+   * (a 400 would refuse the whole batch; a BigInt or a cycle would break JSON). Other
+   * values (null...) copy as `none`, never given: undefined, which JSON leaves out, so
+   * fa.set({k: null}) unsets k. No coercion (typeof first): a BigInt, Symbol or
+   * null-prototype object must not throw halfway. Not checked, for want of bytes: the
+   * server's 30 keys per props object and 300 characters per key. */
   const clean = (from, to = {}, none) => {
     for (const k in from) {
       const v = from[k];
-      to[k] = (typeof v == "string" ? !v[2e3] : v === !!v || Number.isFinite(v)) ? v : none;
+      to[k] = (typeof v == "string" ? !v[2e3] : typeof v == "number" ? v * v <= 2 ** 106 : v === !!v) ? v : none;
     }
     return to;
   };
