@@ -173,12 +173,14 @@ return removed
 """
 
 
-#: Moves up to ARGV[1] dead-lettered rows (KEYS[1]) back into the stream (KEYS[2]), oldest
-#: first, each as an entry of its own; entries missing a field stay where they are.
-#: Atomic: a row is in exactly one of the two streams whatever happens. Returns the count.
+#: Moves the dead-lettered rows (KEYS[1]) after id ARGV[2] ("-": from the start), up to
+#: ARGV[1] of them, back into the stream (KEYS[2]), oldest first, each as an entry of its
+#: own; an entry missing a field stays where it is. Atomic: a row is in exactly one of
+#: the two streams whatever happens. Returns {rows moved, entries scanned, last id}.
 REQUEUE_SCRIPT = """
-local moved = 0
-for _, item in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[1])) do
+local moved, last = 0, false
+local items = redis.call('XRANGE', KEYS[1], ARGV[2], '+', 'COUNT', ARGV[1])
+for _, item in ipairs(items) do
   local f = {}
   for i = 1, #item[2], 2 do
     f[item[2][i]] = item[2][i + 1]
@@ -188,8 +190,9 @@ for _, item in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[1]))
     redis.call('XDEL', KEYS[1], item[1])
     moved = moved + 1
   end
+  last = item[1]
 end
-return moved
+return {moved, #items, last}
 """
 
 
@@ -963,12 +966,15 @@ class RedisBuffer:
         corrected): the next flush writes them, and a row still refused goes back to the
         dead-letter stream. Event ids stay unique, so nothing is stored twice.
         """
-        moved = 0
+        moved, start = 0, "-"
         while True:
-            n = int(self._requeue(keys=[self.dead_stream, self.stream], args=[chunk]))
-            moved += n
-            if n < chunk:
+            n, scanned, last = self._requeue(
+                keys=[self.dead_stream, self.stream], args=[chunk, start]
+            )
+            moved += int(n)
+            if int(scanned) < chunk:
                 return moved
+            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
 
     def cleanup(self, consumer: str) -> int:
         """Remove ``consumer`` if it owns nothing, and long-idle empty consumers."""

@@ -1150,6 +1150,25 @@ def test_refused_rows_are_requeued_once_their_cause_is_fixed(buffered_app, strea
     assert count_rows(app) == 6
 
 
+@pytest.mark.redis
+def test_requeue_moves_every_readable_dead_row_in_chunks_and_leaves_malformed_ones(
+    buffered_app, stream
+):
+    app = buffered_app()
+    buf = state_of(app).buffer
+    redis = buf.redis
+    redis.xadd(buf.dead_stream, {"c": b"event_id", "error": b"no rows field"})  # malformed
+    for i in range(5):
+        redis.xadd(buf.dead_stream, {"v": buffer.FORMAT, "c": b"event_id", "r": f"r{i}".encode(),
+                                     "entry": b"0-1", "error": b"refused"})  # fmt: skip
+    assert buf.requeue_dead(chunk=2) == 5
+    assert [f[b"r"] for _, f in redis.xrange(buf.stream)] == [f"r{i}".encode() for i in range(5)]
+    assert all(set(f) == {b"v", b"c", b"r"} for _, f in redis.xrange(buf.stream))
+    [(_, left)] = redis.xrange(buf.dead_stream)
+    assert left[b"error"] == b"no rows field"
+    assert buf.requeue_dead(chunk=2) == 0
+
+
 # -- jobs, scheduler, CLI -------------------------------------------------------------------
 
 
