@@ -97,7 +97,9 @@
   const clean = (from, to = {}, none) => {
     for (const k in from) {
       const v = from[k];
-      to[k] = (typeof v == "string" ? !v[2e3] : typeof v == "number" ? v * v <= 2 ** 106 : v === !!v) ? v : none;
+      to[k] = (typeof v == "string" ? !v[2e3]
+        : typeof v == "number" ? v * v <= 2 ** 106
+        : v === !!v) ? v : none;
     }
     return to;
   };
