@@ -398,7 +398,7 @@ def test_csv_export_defuses_formulas(paris_app: Flask) -> None:
     ]
     with paris_app.app_context():
         insert(analytics, rows)
-    today = state.today().isoformat()
+    today = state.local_date(now).isoformat()  # the rows' day, even if midnight just passed
     client = paris_app.test_client()
 
     def cells(dimension: str) -> list[str]:
