@@ -203,12 +203,15 @@ def test_forbidden_forms_cover_prefixes_and_embedded_addresses() -> None:
 
 @pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "America/Adak"])
 def test_salts_older_than_48_hours_are_deleted_and_forgotten(
-    make_app: Callable[..., Flask], zone: str
+    make_app: Callable[..., Flask], zone: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = make_app(ANALYTICS_TIMEZONE=zone)
     analytics: Analytics = app.extensions["analytics_test"]
     state = analytics.state(app)
-    today = state.today()
+    now = dt.datetime.now(state.settings.timezone)
+    today = now.date()
+    # One clock for the whole test: local midnight passing mid-test must not move "today".
+    monkeypatch.setattr(state.salts, "_today", lambda: today)
     with app.app_context():
         old = {}
         state.salts.salt_for(today)
@@ -224,7 +227,6 @@ def test_salts_older_than_48_hours_are_deleted_and_forgotten(
         assert deleted == 6  # 2..6 days back and the backfilled day
         # Independently of the code's day arithmetic: every salt kept has been in use for
         # less than 48 hours, every deleted one for at least 48.
-        now = dt.datetime.now(state.settings.timezone)
         for day in days:
             start = dt.datetime.combine(day, dt.time(), tzinfo=state.settings.timezone)
             assert now - start < dt.timedelta(hours=48)
