@@ -929,8 +929,7 @@ class RedisBuffer:
         # Redis >= 7 drops ids deleted while pending from the PEL itself (reply[2]).
         next_cursor, claimed = reply[0], reply[1]
         entries = [Entry.of(i, f) for i, f in claimed if f]
-        cursor_text = next_cursor.decode() if isinstance(next_cursor, bytes) else next_cursor
-        return str(cursor_text), entries
+        return _s(next_cursor), entries
 
     def read_new(self, consumer: str, count: int) -> list[Entry]:
         """Entries no consumer has read yet (``>``)."""
@@ -974,7 +973,7 @@ class RedisBuffer:
             moved += int(n)
             if int(scanned) < chunk:
                 return moved
-            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+            start = "(" + _s(last)
 
     def cleanup(self, consumer: str) -> int:
         """Remove ``consumer`` if it owns nothing, and long-idle empty consumers."""
@@ -1019,12 +1018,16 @@ class Entry:
 
     @classmethod
     def of(cls, entry_id: Any, fields: Mapping[Any, Any]) -> Entry:
-        text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        return cls(text, {_b(k): _b(v) for k, v in fields.items()})
+        return cls(_s(entry_id), {_b(k): _b(v) for k, v in fields.items()})
 
 
 def _b(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _s(value: Any) -> str:
+    """A Redis reply value (an id, a cursor) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
