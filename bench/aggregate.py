@@ -43,11 +43,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flask import Flask  # noqa: E402
-from flask_sqlalchemy import SQLAlchemy  # noqa: E402
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 
-from flask_analytics import Analytics  # noqa: E402
-from flask_analytics.aggregate import aggregate_day, day_bounds  # noqa: E402
+from flask_analytics import Analytics
+from flask_analytics.core.clock import day_bounds
+from flask_analytics.lifecycle.aggregate import aggregate_day
 
 BIG_DAY = dt.date(2026, 1, 15)
 SMALL_DAY = dt.date(2026, 1, 14)

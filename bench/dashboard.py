@@ -46,11 +46,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flask import Flask  # noqa: E402
-from flask_sqlalchemy import SQLAlchemy  # noqa: E402
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 
-from flask_analytics import Analytics  # noqa: E402
-from flask_analytics.stats import LiveCache  # noqa: E402
+from flask_analytics import Analytics
+from flask_analytics.reports.stats import LiveCache
+from flask_analytics.state import current_state
 
 SMALL_RAW = 10_000
 #: (label, which range, live cache seconds)
@@ -271,7 +272,7 @@ def summary(times: list[float]) -> str:
 def load(kind: str, url: str, raw: int, args: argparse.Namespace) -> Flask:
     """An app on ``url`` with two years of daily rows and ``raw`` raw events."""
     app, _analytics = make_app(url)
-    state = app.extensions["analytics"]
+    state = current_state(app)
     with app.app_context():
         engine = state.engine()
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -321,7 +322,7 @@ def bench(kind: str, args: argparse.Namespace) -> None:
                   f"min {min(big) / min(small):.2f}")  # fmt: skip
         for app in apps:
             with app.app_context():
-                app.extensions["analytics"].db.engine.dispose()
+                current_state(app).db.engine.dispose()
 
 
 def main() -> None:

@@ -37,13 +37,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa  # noqa: E402
-from flask import Flask  # noqa: E402
-from flask_sqlalchemy import SQLAlchemy  # noqa: E402
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 
-from bench.aggregate import COLUMNS, generate  # noqa: E402
-from bench.ingest import database  # noqa: E402
-from flask_analytics import Analytics, buffer  # noqa: E402
+from bench.aggregate import COLUMNS, generate
+from bench.ingest import database
+from flask_analytics import Analytics, buffer
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 DAY = dt.date(2026, 1, 15)

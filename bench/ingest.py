@@ -209,7 +209,7 @@ def pipeline_cpu_per_event(n: int = 20_000) -> float:
             ]
             info = pipeline.RequestInfo(ip="203.0.113.9", user_agent=UA, request_host="example.com")
             limits = Limits(max_offset_ms=state.settings.max_offset_ms)
-            from flask_analytics.extension import utcnow
+            from flask_analytics.core.clock import utcnow
 
             def run(events: list[dict[str, object]]) -> None:
                 for ev in parse_batch(events, limits, utcnow()):

@@ -7,7 +7,7 @@ On a throwaway PostgreSQL database: loads ``--days`` days of traffic up to now
 EXPLAIN ANALYZE of what reads raw events: one local day's source rows and session walk
 (the aggregation), and the realtime panel's queries (captured as the dashboard runs
 them). Then it partitions the tables with the package's own migration
-(``flask_analytics.partitioning.migrate``, what ``flask analytics partitions migrate``
+(``flask_analytics.lifecycle.partitions.migrate``, what ``flask analytics partitions migrate``
 runs), prints the same plans on the partitioned tables, and checks that the app still
 works: same daily numbers, direct and buffered writes deduplicated across partitions, a
 month archived by partition (``partitioning.archive_month``). It also times a buffered
@@ -28,22 +28,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from bench.aggregate import generate, load  # noqa: E402
-from bench.flush import fill, make_app, stream_name  # noqa: E402
-from bench.ingest import database  # noqa: E402
-from flask_analytics import buffer, partitioning  # noqa: E402
-from flask_analytics.aggregate import (  # noqa: E402
-    aggregate_day,
-    aggregate_range,
+from bench.aggregate import generate, load
+from bench.flush import fill, make_app, stream_name
+from bench.ingest import database
+from flask_analytics import buffer
+from flask_analytics.core.clock import (
     day_bounds,
-    sessions_select,
-    source_events,
+    utcnow,
 )
-from flask_analytics.extension import utcnow  # noqa: E402
-from flask_analytics.ingest import pipeline  # noqa: E402
-from flask_analytics.stats import Stats  # noqa: E402
+from flask_analytics.core.rollups import sessions_select, source_events
+from flask_analytics.ingest import pipeline
+from flask_analytics.lifecycle import partitions as partitioning
+from flask_analytics.lifecycle.aggregate import aggregate_day, aggregate_range
+from flask_analytics.reports.stats import Stats
 
 
 def explain(conn: sa.Connection, title: str, statement: str, params: Any) -> None:

@@ -88,7 +88,7 @@ def _first_run(app: Flask) -> None:
     days = app.config["EXAMPLE_DEMO_DAYS"]
     if not days or db.session.scalar(sa.select(SiteEvent.id).limit(1)) is not None:
         return
-    from flask_analytics import demo
+    from flask_analytics.ingest import demo
 
     state = analytics.state()
     app.logger.warning("Empty database: recording %s days of demo traffic...", days)

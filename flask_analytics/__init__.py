@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .aggregate import AggregationRefused as AggregationRefused
 from .errors import AnalyticsError as AnalyticsError
 from .errors import ConfigError as ConfigError
 from .errors import InvalidEvent as InvalidEvent
 from .extension import Analytics as Analytics
 from .ingest.pipeline import DropReason as DropReason
+from .lifecycle.aggregate import AggregationRefused as AggregationRefused
 from .models import EventMixin as EventMixin
 
 __all__ = [

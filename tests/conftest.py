@@ -23,7 +23,8 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_analytics import Analytics, EventMixin
-from flask_analytics.aggregate import day_bounds
+from flask_analytics.core.clock import day_bounds
+from flask_analytics.state import current_state
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ANALYTICS_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -214,7 +215,7 @@ def make_event(app: Flask, analytics: Analytics) -> Callable[..., Any]:
 def moments_ago(app: Flask, seconds: float) -> dt.datetime:
     """Naive UTC ``seconds`` before now, but never before today's local midnight (the
     app's time zone): a test that runs just after midnight still puts it in "today"."""
-    state = app.extensions["analytics"]
+    state = current_state(app)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     midnight = day_bounds(state.settings.timezone, state.local_date(now))[0]
     return max(now - dt.timedelta(seconds=seconds), midnight)

@@ -18,21 +18,22 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_analytics import Analytics, AnalyticsError
-from flask_analytics.aggregate import (
+from flask_analytics.core.clock import day_bounds, utcnow
+from flask_analytics.core.rollups import (
     DURATION_BUCKETS,
     PAGES_BUCKETS,
-    AggregationRefused,
-    AggregationResult,
-    aggregate_day,
     daily_selects,
-    day_bounds,
-    lock_day,
     sessions_select,
     source_events,
     table_selects,
 )
-from flask_analytics.archive import day_state
-from flask_analytics.extension import utcnow
+from flask_analytics.core.runs import day_state
+from flask_analytics.lifecycle.aggregate import (
+    AggregationRefused,
+    AggregationResult,
+    aggregate_day,
+    lock_day,
+)
 
 from . import reference
 from .conftest import custom_event_model

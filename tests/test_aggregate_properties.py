@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flask_analytics.aggregate import aggregate_day, daily_selects
+from flask_analytics.core.rollups import daily_selects
+from flask_analytics.lifecycle.aggregate import aggregate_day
 
 from .reference import as_multiset, local_date, reference_daily
 from .test_aggregate import event

@@ -13,7 +13,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_analytics import Analytics, ConfigError
-from flask_analytics.archive import archive, day_bounds, day_state, day_states, purge
+from flask_analytics.core.clock import day_bounds
+from flask_analytics.core.runs import day_state, day_states
+from flask_analytics.lifecycle.archive import archive, purge
+from flask_analytics.state import current_state
 
 from .conftest import all_rows
 
@@ -71,7 +74,7 @@ def table_rows(app: Flask, which: str) -> dict[int, dict[str, Any]]:
 
 def fix_today(monkeypatch: pytest.MonkeyPatch, app: Flask, today: dt.date) -> Any:
     """Pin the site's local "today" (retention is relative to it)."""
-    state = app.extensions["analytics"]
+    state = current_state(app)
     monkeypatch.setattr(state, "today", lambda: today)
     return state
 
@@ -256,7 +259,7 @@ def test_day_bounds_follow_dst():
 @pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"older_than_days": -1}])
 def test_bad_arguments_are_refused(ny_app, kwargs):
     with ny_app.app_context(), pytest.raises(ValueError, match=r">= 0|positive"):
-        archive(ny_app.extensions["analytics"], **kwargs)
+        archive(current_state(ny_app), **kwargs)
 
 
 # -- purge --------------------------------------------------------------------------------
@@ -284,7 +287,7 @@ def archived(app: Flask, times: Iterable[dt.datetime], first_id: int) -> list[in
 
 def test_purge_without_archive_retention_refuses(ny_app):
     with ny_app.app_context(), pytest.raises(ConfigError, match="keeps archived events forever"):
-        purge(ny_app.extensions["analytics"])
+        purge(current_state(ny_app))
 
 
 def test_purge_deletes_archived_local_days_only(make_app, monkeypatch):

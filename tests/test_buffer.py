@@ -31,10 +31,12 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
-from flask_analytics import EventMixin, buffer, jobs
+from flask_analytics import EventMixin, buffer
 from flask_analytics.config import DEFAULTS, load_settings
 from flask_analytics.errors import ConfigError
 from flask_analytics.ingest import pipeline
+from flask_analytics.state import current_state
+from flask_analytics.tasks import jobs
 
 from .conftest import DESKTOP_UA, REDIS_URL, redis_or_skip
 
@@ -109,7 +111,7 @@ def event(**overrides: Any) -> dict[str, Any]:
 
 
 def state_of(app: Flask) -> Any:
-    return app.extensions["analytics"]
+    return current_state(app)
 
 
 def count_rows(app: Flask) -> int:
@@ -441,7 +443,7 @@ def test_buffered_rows_equal_directly_written_rows(buffered_app):
     direct = typed_rows(30, "direct")
     buffered = typed_rows(30, "buffered")
     with app.app_context():
-        pipeline.write(state, direct)
+        state.direct_sink.insert(direct)
         for start in range(0, 30, 7):  # several entries (requests)
             assert state.buffer.append(buffered[start : start + 7]) is not None
         assert count_rows(app) == 30
@@ -472,7 +474,7 @@ def test_copy_text_rows_equal_directly_written_rows(buffered_app, monkeypatch):
         buffer.RowCodec, "decode", lambda self, *a: decoded.append(1) or decode(self, *a)
     )
     with app.app_context():
-        pipeline.write(state, direct)
+        state.direct_sink.insert(direct)
         for start in range(0, 30, 7):
             assert state.buffer.append(buffered[start : start + 7]) is not None
         result = buffer.flush(state)

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_analytics import jobs
-from flask_analytics.archive import day_bounds
+from flask_analytics.core.clock import day_bounds
+from flask_analytics.state import current_state
+from flask_analytics.tasks import jobs
 
 from .conftest import REDIS_URL, all_rows
 from .test_archive import add_events, mark_aggregated
@@ -32,7 +33,7 @@ def invoke(app: Flask, *args: str) -> Any:
 
 
 def pin_today(monkeypatch: pytest.MonkeyPatch, app: Flask, today: dt.date = DAY) -> None:
-    monkeypatch.setattr(app.extensions["analytics"], "today", lambda: today)
+    monkeypatch.setattr(current_state(app), "today", lambda: today)
 
 
 def runs(app: Flask) -> list[tuple[dt.date, int]]:
@@ -300,7 +301,7 @@ def test_demo_data_records_and_aggregates_the_days(app):
     result = invoke(app, "demo-data", "--days", "2", "--seed", "7", "--sync")
     assert result.exit_code == 0, result.output
     assert "Aggregated 2 days" in result.output
-    state = app.extensions["analytics"]
+    state = current_state(app)
     analytics = app.extensions["analytics_test"]
     event = analytics.Event.__table__
     yesterday = state.today() - dt.timedelta(days=1)
@@ -319,7 +320,7 @@ def test_demo_data_records_and_aggregates_the_days(app):
 def test_demo_data_aggregates_every_recorded_day_when_midnight_passes_meanwhile(app, monkeypatch):
     """A long recording can end on the next local day: the oldest day recorded is
     aggregated all the same (the days come from what was recorded, not from "today")."""
-    from flask_analytics import demo
+    from flask_analytics.ingest import demo
 
     recorded: list[demo.DemoResult] = []
     real_generate = demo.generate

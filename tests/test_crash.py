@@ -25,8 +25,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_analytics.aggregate import aggregate_range
-from flask_analytics.archive import archive
+from flask_analytics.lifecycle.aggregate import aggregate_range
+from flask_analytics.lifecycle.archive import archive
+from flask_analytics.state import current_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,7 +216,7 @@ def test_sigkill_while_archiving_loses_and_duplicates_nothing(make_app, database
     assert raw.keys() == original.keys() - old_ids
     assert raw | archived == original
     with app.app_context():
-        assert archive(app.extensions["analytics"]).moved == 0
+        assert archive(current_state(app)).moved == 0
 
 
 def daily_by_day(app: Flask) -> dict[dt.date, dict[str, list[tuple[Any, ...]]]]:
@@ -237,7 +238,7 @@ def daily_by_day(app: Flask) -> dict[dt.date, dict[str, list[tuple[Any, ...]]]]:
 def test_sigkill_while_aggregating_leaves_each_day_old_or_new(make_app, database_url, tmp_path):
     app = make_app()
     analytics = app.extensions["analytics_test"]
-    state = app.extensions["analytics"]
+    state = current_state(app)
     days = [dt.date(2025, 3, 1) + dt.timedelta(days=i) for i in range(7)]
     insert(app, events(days, 1_500, seed=3))
     with app.app_context():

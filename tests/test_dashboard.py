@@ -20,7 +20,9 @@ import pytest
 from flask import Flask
 
 from flask_analytics import Analytics
-from flask_analytics.dashboard import (
+from flask_analytics.reports.stats import DIMENSIONS, INTERNAL_EVENTS, DateRange
+from flask_analytics.state import current_state
+from flask_analytics.web.dashboard import (
     CONTENT_SECURITY_POLICY,
     change,
     compact,
@@ -29,7 +31,6 @@ from flask_analytics.dashboard import (
     parse_query,
     preset_range,
 )
-from flask_analytics.stats import DIMENSIONS, INTERNAL_EVENTS, DateRange
 
 from .conftest import custom_event_model, moments_ago
 from .test_stats import (
@@ -389,7 +390,7 @@ def test_api_breakdown_limit(paris_app: Flask, seeded: Seeded) -> None:
 
 def test_csv_export_defuses_formulas(paris_app: Flask) -> None:
     analytics: Analytics = paris_app.extensions["analytics_test"]
-    state = paris_app.extensions["analytics"]
+    state = current_state(paris_app)
     now = moments_ago(paris_app, 60)
     rows = [
         make_row(now, 1, utm_source="=cmd|' /C calc'!A0", source="-2+3"),
@@ -631,7 +632,7 @@ def test_custom_dimension_panel_api_and_csv_match_raw_events(make_app: Any) -> N
     analytics: Analytics = app.extensions["analytics_test"]
     analytics.dimension("plan", label="Plan")
     allow(analytics)
-    state = app.extensions["analytics"]
+    state = current_state(app)
     now = moments_ago(app, 60)
     today = state.local_date(now)
     yesterday = dt.datetime.combine(today - dt.timedelta(days=1), dt.time(12))

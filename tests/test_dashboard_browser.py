@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 
 from flask_analytics import Analytics
-from flask_analytics.extension import utcnow
+from flask_analytics.core.clock import utcnow
 
 from .conftest import moments_ago
 from .test_stats import XSS_IMG, XSS_SCRIPT, insert, make_row, seed

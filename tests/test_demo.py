@@ -6,7 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from flask_analytics import demo
+from flask_analytics.ingest import demo
 
 NOW = dt.datetime(2026, 6, 10, 15, 30)
 

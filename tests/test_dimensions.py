@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 import sqlalchemy as sa
 
-from flask_analytics import dimensions
+from flask_analytics.core import dimensions
 
 from .conftest import custom_event_model
 

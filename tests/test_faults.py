@@ -23,7 +23,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_analytics.extension import utcnow
+from flask_analytics.core.clock import utcnow
+from flask_analytics.state import current_state
 
 from .conftest import DESKTOP_UA, collect_payload
 from .scripts import load_app
@@ -197,7 +198,7 @@ def test_postgres_down_with_the_redis_buffer_answers_202_and_flushes_everything_
 
     url = private_postgres.url
     app = create_tables(url, monkeypatch, LOAD_BUFFER_REDIS_URL=private_redis.url)
-    state = app.extensions["analytics"]
+    state = current_state(app)
     rng = random.Random(SEED)
     events = make_events(FAULT_EVENTS, rng)
     work = batches(events, rng, 1, 20)
@@ -256,7 +257,7 @@ def test_salt_made_in_redis_while_the_database_is_down_is_shared_and_copied_to_i
     env = {"LOAD_BUFFER_REDIS_URL": private_redis.url}
     first = create_tables(private_postgres.url, monkeypatch, **env)  # two "processes"
     second = create_tables(private_postgres.url, monkeypatch, **env)
-    states = [app.extensions["analytics"] for app in (first, second)]
+    states = [current_state(app) for app in (first, second)]
     assert states[0].salts is not states[1].salts
 
     def post(app: Flask) -> int:
@@ -304,7 +305,7 @@ def test_salt_made_in_redis_while_the_database_is_down_is_shared_and_copied_to_i
     assert salt_rows() == [(today, in_redis)]
     for app in (first, second):
         with app.app_context():
-            buffer.flush(app.extensions["analytics"], consumer=f"c-{app.name}-{id(app)}")
+            buffer.flush(current_state(app), consumer=f"c-{app.name}-{id(app)}")
             app.extensions["sqlalchemy"].engine.dispose()
     visitors = [
         v for (v,) in fetch_all(private_postgres.url, "SELECT visitor_id FROM analytics_event")

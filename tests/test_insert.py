@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask_analytics import EventMixin
 from flask_analytics.ingest import pipeline
 from flask_analytics.ingest.insert import EventInserter
+from flask_analytics.state import current_state
 
 
 class Tier(enum.Enum):
@@ -62,20 +63,20 @@ def row(**extra: Any) -> dict[str, Any]:
 
 def stored(app: Any, model: Any) -> dict[str, dict[str, Any]]:
     table = model.__table__
-    with app.app_context(), app.extensions["analytics"].engine().connect() as conn:
+    with app.app_context(), current_state(app).engine().connect() as conn:
         rows = conn.execute(sa.select(table)).mappings().all()
     return {r["event_id"]: {k: v for k, v in r.items() if k != "id"} for r in rows}
 
 
 def core_insert(app: Any, model: Any, rows: list[dict[str, Any]]) -> None:
-    with app.app_context(), app.extensions["analytics"].engine().begin() as conn:
+    with app.app_context(), current_state(app).engine().begin() as conn:
         for one in rows:  # one by one: each row's own keys, Core's defaults for the rest
             conn.execute(sa.insert(model.__table__), one)
 
 
 def test_rows_read_back_equal_to_core_inserts(make_app):
     app = make_app(event_model=typed_event_model)
-    state = app.extensions["analytics"]
+    state = current_state(app)
     model = state.models.Event
     extra = {
         "tier": Tier.PRO,
@@ -105,7 +106,7 @@ def test_rows_read_back_equal_to_core_inserts(make_app):
 
 
 def test_returns_only_the_rows_it_inserted(app):
-    state = app.extensions["analytics"]
+    state = current_state(app)
     first = [row() for _ in range(3)]
     with app.app_context():
         inserter = state.inserter(state.engine())
@@ -123,7 +124,7 @@ def test_returns_only_the_rows_it_inserted(app):
 
 
 def test_duplicate_event_id_within_one_statement_is_stored_once(app):
-    state = app.extensions["analytics"]
+    state = current_state(app)
     one = row()
     with app.app_context():
         inserted = state.inserter(state.engine()).insert([one, {**one, "path": "/other"}])
@@ -133,11 +134,11 @@ def test_duplicate_event_id_within_one_statement_is_stored_once(app):
 
 def test_callable_defaults_go_through_core(make_app):
     app = make_app(event_model=callable_default_model)
-    state = app.extensions["analytics"]
+    state = current_state(app)
     one = row()
     with app.app_context():
         assert not state.inserter(state.engine()).supports([one])
-        assert set(pipeline.write(state, [one])) == {one["event_id"]}
+        assert set(state.direct_sink.insert([one])) == {one["event_id"]}
     assert stored(app, state.models.Event)[one["event_id"]]["stamp"] == "from-python"
 
 
@@ -163,7 +164,7 @@ def test_unreachable_database_raises_sqlalchemy_operational_error(database_url):
 
 
 def test_a_failed_statement_leaves_the_pooled_connection_usable(app):
-    state = app.extensions["analytics"]
+    state = current_state(app)
     bad = row(path=None)  # NOT NULL: the database refuses the statement
     good = row()
     with app.app_context():

@@ -16,7 +16,9 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from flask_analytics import Analytics, jobs, status
+from flask_analytics import Analytics
+from flask_analytics.state import current_state
+from flask_analytics.tasks import jobs, status
 
 from .conftest import REDIS_URL, redis_or_skip
 
@@ -119,7 +121,7 @@ def daily_rows(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def state_of(app: Flask) -> Any:
-    return app.extensions["analytics"]
+    return current_state(app)
 
 
 def fetch(app: Flask, job_id: str) -> Job:
@@ -163,7 +165,7 @@ def test_same_day_enqueued_twice_queues_one_job(redis_app):
     queue = queue_of(redis_app)
     assert queue.job_ids == [first.job_id, other.job_id]
     job = fetch(redis_app, first.job_id)
-    assert job.func_name == "flask_analytics.jobs.aggregate_job"
+    assert job.func_name == "flask_analytics.tasks.jobs.aggregate_job"
     assert job.args == ("2026-01-15",)
 
 
@@ -255,7 +257,7 @@ def test_jobs_outside_an_app_context_say_how_to_run_them():
 def test_stale_job_leaves_partly_purged_days_alone_and_the_day_job_refuses_them(app, monkeypatch):
     """aggregate-stale recomputes late and new days, never one with fewer events than its
     last run read; the aggregate job of that day fails with the refusal unless forced."""
-    from flask_analytics.aggregate import AggregationRefused, aggregate_day
+    from flask_analytics.lifecycle.aggregate import AggregationRefused, aggregate_day
 
     state = state_of(app)
     monkeypatch.setattr(state, "today", lambda: DAY)
@@ -300,7 +302,7 @@ def bare_state(**config: Any) -> Any:
     app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", **config)
     db = SQLAlchemy(app)
     Analytics(app, db=db)
-    return app.extensions["analytics"]
+    return current_state(app)
 
 
 def test_unreachable_redis_is_a_clear_error():
@@ -334,11 +336,16 @@ def test_parse_day_rejects_what_is_not_a_date(text):
 
 
 DOCUMENTED = [
-    ("aggregate-today", "flask_analytics.jobs.aggregate_job", ("today",), "*/15 * * * *"),
-    ("aggregate-yesterday", "flask_analytics.jobs.aggregate_job", ("yesterday",), "30 0 * * *"),
-    ("aggregate-stale", "flask_analytics.jobs.aggregate_stale_job", (), "0 2 * * *"),
-    ("expire-salts", "flask_analytics.jobs.expire_salts_job", (), "5 0 * * *"),
-    ("archive", "flask_analytics.jobs.archive_job", (), "0 3 1 * *"),
+    ("aggregate-today", "flask_analytics.tasks.jobs.aggregate_job", ("today",), "*/15 * * * *"),
+    (
+        "aggregate-yesterday",
+        "flask_analytics.tasks.jobs.aggregate_job",
+        ("yesterday",),
+        "30 0 * * *",
+    ),
+    ("aggregate-stale", "flask_analytics.tasks.jobs.aggregate_stale_job", (), "0 2 * * *"),
+    ("expire-salts", "flask_analytics.tasks.jobs.expire_salts_job", (), "5 0 * * *"),
+    ("archive", "flask_analytics.tasks.jobs.archive_job", (), "0 3 1 * *"),
 ]
 
 
@@ -348,7 +355,7 @@ def test_schedule_registers_the_documented_jobs():
     with_purge = jobs.schedule(bare_state(ANALYTICS_ARCHIVE_RETENTION_DAYS=730))
     assert [(s.name, s.func, s.args, s.cron) for s in with_purge] == [
         *DOCUMENTED,
-        ("purge", "flask_analytics.jobs.purge_job", (), "0 4 1 * *"),
+        ("purge", "flask_analytics.tasks.jobs.purge_job", (), "0 4 1 * *"),
     ]
 
 

@@ -13,9 +13,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_analytics import ConfigError, jobs, partitioning
-from flask_analytics.aggregate import aggregate_day
-from flask_analytics.archive import archive, counts, day_state, purge
+from flask_analytics import ConfigError
+from flask_analytics.core.runs import counts, day_state
+from flask_analytics.lifecycle import partitions as partitioning
+from flask_analytics.lifecycle.aggregate import aggregate_day
+from flask_analytics.lifecycle.archive import archive, purge
+from flask_analytics.state import current_state
+from flask_analytics.tasks import jobs
 
 from .conftest import DESKTOP_UA, AppFactory, collect_payload, custom_event_model
 from .test_archive import add_events, fix_today
@@ -32,7 +36,7 @@ TODAY = dt.date(2026, 6, 1)
 
 
 def state_of(app: Flask) -> Any:
-    return app.extensions["analytics"]
+    return current_state(app)
 
 
 def invoke(app: Flask, *args: str) -> Any:

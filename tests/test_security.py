@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_analytics import Analytics
-from flask_analytics.extension import utcnow
+from flask_analytics.core.clock import utcnow
 
 from .conftest import DESKTOP_UA, MOBILE_UA, all_rows, collect_payload
 

@@ -1,7 +1,7 @@
 """stats: the dashboard's read queries, checked against an independent computation.
 
 Raw events are generated (seeded), some days aggregated, others left live, and every
-total and breakdown of :class:`flask_analytics.stats.Stats` is compared with sums of
+total and breakdown of :class:`flask_analytics.reports.stats.Stats` is compared with sums of
 ``tests/reference.py``'s pure-Python daily rows over the same raw events. Helpers here
 (``seed``, ``expected_*``) are shared with the dashboard tests.
 """
@@ -22,9 +22,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_analytics import Analytics
-from flask_analytics.aggregate import day_bounds
-from flask_analytics.extension import utcnow
-from flask_analytics.stats import (
+from flask_analytics.core.clock import day_bounds, utcnow
+from flask_analytics.reports.stats import (
     DIMENSIONS,
     INTERNAL_EVENTS,
     REALTIME_WINDOW,
@@ -35,6 +34,7 @@ from flask_analytics.stats import (
     Totals,
     buckets,
 )
+from flask_analytics.state import current_state
 
 from .reference import reference_daily
 
@@ -197,7 +197,7 @@ def seed(
     after midnight they are at midnight, so today is never empty.
     """
     rnd = random.Random(seed_value)
-    state = app.extensions["analytics"]
+    state = current_state(app)
     tz = state.settings.timezone
     now = utcnow().replace(microsecond=0)
     today = state.local_date(now)
@@ -296,7 +296,7 @@ def seeded(paris_app: Flask) -> Seeded:
 
 
 def open_stats(app: Flask, conn: sa.Connection) -> Stats:
-    return Stats(app.extensions["analytics"], conn)
+    return Stats(current_state(app), conn)
 
 
 # -- pure values -----------------------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_totals_and_breakdowns_match_reference(
     paris_app: Flask, seeded: Seeded, which: str
 ) -> None:
     rng = ranges(seeded)[which]
-    with paris_app.app_context(), paris_app.extensions["analytics"].engine().connect() as conn:
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
         stats = open_stats(paris_app, conn)
         expected = expected_totals(seeded, rng)
         assert expected.sessions > 0
@@ -351,7 +351,7 @@ def test_breakdown_limit_keeps_the_top_rows(paris_app: Flask, seeded: Seeded) ->
     rng = ranges(seeded)["all days"]
     dimension = DIMENSIONS["page"]
     expected = expected_breakdown(seeded, dimension, rng)
-    with paris_app.app_context(), paris_app.extensions["analytics"].engine().connect() as conn:
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
         top = open_stats(paris_app, conn).breakdown(dimension, rng, limit=3)
     assert len(top) == 3
     shown = {row.key for row in top}
@@ -377,7 +377,7 @@ def test_page_detail_and_histograms_match_reference(paris_app: Flask, seeded: Se
         for bucket, counts in histograms.items():
             counts[row[bucket]] = counts.get(row[bucket], 0) + row["sessions"]
 
-    with paris_app.app_context(), paris_app.extensions["analytics"].engine().connect() as conn:
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
         stats = open_stats(paris_app, conn)
         got = {r.key: r.counts for r in stats.page_referrers(rng, path, limit=100)}
         assert got == dict(referrers)
@@ -392,7 +392,7 @@ def test_page_detail_and_histograms_match_reference(paris_app: Flask, seeded: Se
 def test_events_breakdown_can_hide_tracker_events(paris_app: Flask, seeded: Seeded) -> None:
     rng = ranges(seeded)["all days"]
     dimension = DIMENSIONS["event"]
-    with paris_app.app_context(), paris_app.extensions["analytics"].engine().connect() as conn:
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
         rows = open_stats(paris_app, conn).breakdown(
             dimension, rng, limit=100, exclude=INTERNAL_EVENTS
         )
@@ -479,7 +479,7 @@ def test_hourly_counts_match_raw_events(paris_app: Flask, seeded: Seeded) -> Non
             visitors, views = expected[hour]
             visitors.add(e["visitor_id"])
             expected[hour] = (visitors, views + (e["name"] == "pageview"))
-    with paris_app.app_context(), paris_app.extensions["analytics"].engine().connect() as conn:
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
         hours = open_stats(paris_app, conn).hourly(day)
     assert len(hours) == int((end - start).total_seconds() // 3600)
     for i, hour in enumerate(hours):
@@ -502,7 +502,7 @@ def test_hourly_has_23_hours_on_spring_forward(paris_app: Flask) -> None:
 
 
 def test_realtime_counts_the_last_five_minutes(paris_app: Flask, seeded: Seeded) -> None:
-    with paris_app.app_context(), paris_app.extensions["analytics"].engine().connect() as conn:
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
         stats = open_stats(paris_app, conn)
         live = stats.realtime(limit=100)
     since = stats.now - REALTIME_WINDOW
@@ -539,7 +539,7 @@ def test_realtime_counts_the_last_five_minutes(paris_app: Flask, seeded: Seeded)
 
 
 def test_live_counts_can_lift_a_key_into_the_top(app: Flask, analytics: Analytics) -> None:
-    state = app.extensions["analytics"]
+    state = current_state(app)
     today = state.today()
     stored_day = today - dt.timedelta(days=1)
     page = analytics.DailyPage.__table__

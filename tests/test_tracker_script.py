@@ -14,7 +14,7 @@ from flask import Flask, render_template_string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flask_analytics.tracker import (
+from flask_analytics.web.tracker import (
     STATIC_DIR,
     analytics_script,
     glob_to_js_regex,

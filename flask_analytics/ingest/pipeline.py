@@ -3,8 +3,9 @@
 Each step looks at one :class:`Candidate` and either fills in fields or returns a
 :class:`DropReason`. Dropped events are counted per reason for observability. The last
 stage writes the surviving events in one ``INSERT`` that ignores duplicate event ids, or,
-with ``ANALYTICS_INGEST_BUFFER = "redis"``, appends the collect endpoint's events to the
-Redis buffer that ``flask_analytics.buffer.flush`` writes in bulk.
+with ``ANALYTICS_INGEST_BUFFER = "redis"``, hands the collect endpoint's events to the
+Redis buffer's sink, which a flusher writes in bulk. The pipeline never picks its
+storage: the app's state hands it a sink (``ingest.sinks``).
 """
 
 from __future__ import annotations
@@ -17,18 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from ..dialects import insert_ignore
+from .. import signals
 from . import privacy
 from .geo import lookup_country, normalize_country
-from .insert import scalar_default
 from .payload import IncomingEvent
 from .referrer import Attribution, classify
 from .useragent import UA_MAX, UserAgentInfo
 
 if TYPE_CHECKING:
-    from ..extension import AnalyticsState
+    from .context import IngestContext as Context
 
 
 class DropReason(str, enum.Enum):
@@ -86,10 +84,10 @@ class Candidate:
     anon_ip: str = ""
 
 
-Step = Callable[["AnalyticsState", Candidate], DropReason | None]
+Step = Callable[["Context", Candidate], DropReason | None]
 
 
-def drop_disallowed_host(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def drop_disallowed_host(state: Context, c: Candidate) -> DropReason | None:
     if not c.info.from_browser:
         return None
     allowed = state.settings.allowed_hosts
@@ -103,7 +101,7 @@ def drop_disallowed_host(state: AnalyticsState, c: Candidate) -> DropReason | No
     return DropReason.HOST_NOT_ALLOWED
 
 
-def drop_bots(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def drop_bots(state: Context, c: Candidate) -> DropReason | None:
     ua = c.info.user_agent
     if ua is None and not c.info.from_browser:
         return None  # server-side events without a user agent are the host's own
@@ -111,11 +109,11 @@ def drop_bots(state: AnalyticsState, c: Candidate) -> DropReason | None:
     return DropReason.BOT if c.ua.is_bot else None
 
 
-def drop_dnt(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def drop_dnt(state: Context, c: Candidate) -> DropReason | None:
     return DropReason.DNT if state.settings.respect_dnt and c.info.dnt else None
 
 
-def drop_excluded_paths(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def drop_excluded_paths(state: Context, c: Candidate) -> DropReason | None:
     path = c.incoming.path
     for pattern in state.settings.excluded_paths:
         if path == pattern or fnmatch.fnmatchcase(path, pattern):
@@ -123,7 +121,7 @@ def drop_excluded_paths(state: AnalyticsState, c: Candidate) -> DropReason | Non
     return None
 
 
-def drop_excluded_ips(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def drop_excluded_ips(state: Context, c: Candidate) -> DropReason | None:
     networks = state.settings.excluded_networks
     if networks:
         addr = privacy.parse_ip(c.info.ip)
@@ -132,7 +130,7 @@ def drop_excluded_ips(state: AnalyticsState, c: Candidate) -> DropReason | None:
     return None
 
 
-def anonymize_ip(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def anonymize_ip(state: Context, c: Candidate) -> DropReason | None:
     memo = c.info.memo
     anon_ip = memo.get("anon_ip")
     if anon_ip is None:
@@ -142,7 +140,7 @@ def anonymize_ip(state: AnalyticsState, c: Candidate) -> DropReason | None:
     return None
 
 
-def put_geo(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def put_geo(state: Context, c: Candidate) -> DropReason | None:
     country = None
     if state.geo_reader is not None:
         country = lookup_country(state.geo_reader, c.anon_ip)
@@ -152,7 +150,7 @@ def put_geo(state: AnalyticsState, c: Candidate) -> DropReason | None:
     return None
 
 
-def put_user_agent(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def put_user_agent(state: Context, c: Candidate) -> DropReason | None:
     ua = c.ua
     c.row["device_type"] = ua.device_type if ua else "other"
     c.row["browser"] = ua.browser if ua else None
@@ -171,7 +169,7 @@ def _classify(
     return classify(referrer=referrer, page_host=page_host, utm=dict(utm), click_ids=click_ids)
 
 
-def put_referrer(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def put_referrer(state: Context, c: Candidate) -> DropReason | None:
     ev = c.incoming
     attribution = _classify(ev.referrer, ev.hostname, tuple(ev.utm.items()), ev.click_ids)
     c.row.update(
@@ -185,7 +183,7 @@ def put_referrer(state: AnalyticsState, c: Candidate) -> DropReason | None:
     return None
 
 
-def put_visitor_id(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def put_visitor_id(state: Context, c: Candidate) -> DropReason | None:
     ev = c.incoming
     salt = state.salts.salt_for(state.local_date(ev.created_at))
     ua = (c.info.user_agent or "")[:UA_MAX]
@@ -193,13 +191,13 @@ def put_visitor_id(state: AnalyticsState, c: Candidate) -> DropReason | None:
     return None
 
 
-def run_enrichers(state: AnalyticsState, c: Candidate) -> DropReason | None:
-    for hook in state.enrichers:
+def run_enrichers(state: Context, c: Candidate) -> DropReason | None:
+    for hook in state.hooks.enrichers:
         hook(c.row, c.info.request)
     return None
 
 
-def drop_referrer_spam(state: AnalyticsState, c: Candidate) -> DropReason | None:
+def drop_referrer_spam(state: Context, c: Candidate) -> DropReason | None:
     """Referrer spam: the referrer's host, or a domain above it, is on the spam list."""
     host = c.row.get("referrer_host")
     if not host or not state.spam_domains:
@@ -251,16 +249,18 @@ def base_row(ev: IncomingEvent) -> dict[str, Any]:
     }
 
 
-def process(
-    state: AnalyticsState, events: Sequence[IncomingEvent], info: RequestInfo
-) -> IngestResult:
+def process(state: Context, events: Sequence[IncomingEvent], info: RequestInfo) -> IngestResult:
     """Run every step over ``events`` and write the survivors; returns what happened."""
     result = IngestResult()
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    # Receivers are looked up once: a signal nobody listens to costs nothing per event.
+    dropped_signal = bool(signals.event_dropped.receivers)
     for ev in events:
         if ev.event_id in seen:
             result.dropped[DropReason.DUPLICATE.value] += 1
+            if dropped_signal:
+                signals.event_dropped.send(state.app, event=None, reason=DropReason.DUPLICATE.value)
             continue
         seen.add(ev.event_id)
         c = Candidate(incoming=ev, info=info.copy())
@@ -272,54 +272,27 @@ def process(
                 break
         if reason is not None:
             result.dropped[reason.value] += 1
+            if dropped_signal:
+                signals.event_dropped.send(state.app, event=c.row, reason=reason.value)
         else:
             rows.append(c.row)
-    if rows and state.buffer is not None and info.from_browser:
-        # Browser events go through the Redis buffer when configured (None: Redis is
-        # unreachable or full, write directly). track() always writes directly, so it
-        # can return the stored event or None for a duplicate.
-        from .. import buffer
-
-        appended = buffer.append(state, rows)
-        if appended is not None:
-            seen_before = set(appended.duplicates)  # only with ANALYTICS_BUFFER_DEDUPE_TTL
-            if seen_before:
-                result.dropped[DropReason.DUPLICATE.value] += len(seen_before)
-            result.stored.extend(row for i, row in enumerate(rows) if i not in seen_before)
-            rows = []
     if rows:
-        inserted = write(state, rows)
-        for row in rows:
-            if row["event_id"] in inserted:
-                row["id"] = inserted[row["event_id"]]
-                result.stored.append(row)
-            else:
-                result.dropped[DropReason.DUPLICATE.value] += 1
+        # Browser events go to the app's sink (the Redis buffer when configured);
+        # track() always writes directly, so it can return the stored event or None.
+        sink = state.sink if info.from_browser else state.direct_sink
+        written = sink.write(rows)
+        result.stored.extend(written.stored)
+        if written.duplicates:
+            result.dropped[DropReason.DUPLICATE.value] += written.duplicates
+            if dropped_signal:
+                kept = {id(row) for row in written.stored}
+                for row in rows:
+                    if id(row) not in kept:
+                        signals.event_dropped.send(
+                            state.app, event=row, reason=DropReason.DUPLICATE.value
+                        )
+        if signals.event_recorded.receivers:
+            for row in written.stored:
+                signals.event_recorded.send(state.app, event=row)
     state.count_drops(result.dropped)
     return result
-
-
-def write(state: AnalyticsState, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert ``rows``, skipping event ids already stored; returns event_id -> id inserted."""
-    table: sa.Table = state.models.Event.__table__
-    engine = state.engine()
-    inserter = state.inserter(engine)
-    if inserter.supports(rows):
-        return inserter.insert(rows)
-    # A multi-row VALUES needs the same keys in every row: a key some rows lack gets the
-    # column's scalar default (enrich hooks may fill custom columns for some rows only).
-    keys = {key for row in rows for key in row if key in table.c and key != "id"}
-    fallback = {key: scalar_default(table.c[key]) for key in keys}
-    values = [{key: row.get(key, fallback[key]) for key in keys} for row in rows]
-    stmt = insert_ignore(table, engine.dialect.name, ["event_id"]).returning(
-        table.c.event_id, table.c.id
-    )
-    if len(values) <= engine.dialect.insertmanyvalues_page_size:
-        # SQLAlchemy's "insertmanyvalues" turns this executemany into ONE multi-row
-        # INSERT, atomic on its own: autocommit saves the BEGIN and COMMIT round trips.
-        with state.autocommit_engine().connect() as conn:
-            found = conn.execute(stmt, values).all()
-    else:
-        with engine.begin() as conn:
-            found = conn.execute(stmt, values).all()
-    return dict(found)

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..dialects import insert_ignore
+from ..core.dialects import insert_ignore
 
 #: Salts of days before "yesterday" (local time) are deleted: a salt lives at most 48 h.
 SALT_KEEP_DAYS = 1

@@ -31,10 +31,8 @@ from flask import (
     url_for,
 )
 
-from . import charts
-from .config import Settings
-from .extension import AnalyticsState
-from .stats import (
+from ...config import Settings
+from ...reports.stats import (
     DIMENSIONS,
     INTERNAL_EVENTS,
     MAX_RANGE_DAYS,
@@ -47,6 +45,9 @@ from .stats import (
     buckets,
     custom_dimension,
 )
+from ...state import current_state
+from .. import STATIC_DIR, TEMPLATES_DIR
+from . import charts
 
 #: Security headers of every dashboard response (the CSP allows no inline script/style).
 CONTENT_SECURITY_POLICY: Final = (
@@ -413,13 +414,8 @@ class Helpers:
 # -- plumbing ---------------------------------------------------------------------------------
 
 
-def _state() -> AnalyticsState:
-    state: AnalyticsState = current_app.extensions["analytics"]
-    return state
-
-
 def _closed() -> None:
-    access = _state().ext._access
+    access = current_state().hooks.access
     if access is None or not access():
         abort(403)
 
@@ -455,25 +451,25 @@ def _live_cache() -> LiveCache:
 
 @contextmanager
 def _stats() -> Iterator[Stats]:
-    state = _state()
+    state = current_state()
     with state.engine().connect() as conn:
         yield Stats(state, conn, live_cache=_live_cache())
 
 
 def _query() -> ViewQuery:
-    return parse_query(request.args, _state().today())
+    return parse_query(request.args, current_state().today())
 
 
 def _wants_json() -> bool:
     return (request.blueprint == "analytics_dashboard") and (
-        request.path.startswith(f"{_state().settings.dashboard_url}/api/")
+        request.path.startswith(f"{current_state().settings.dashboard_url}/api/")
     )
 
 
 def _bad_query(error: BadQuery) -> tuple[Any, int]:
     if _wants_json():
         return jsonify(error=str(error)), 400
-    state = _state()
+    state = current_state()
     helpers = Helpers(None, endpoint=_endpoint(), today=state.today())
     page = render_template(
         "analytics/error.html",
@@ -487,7 +483,7 @@ def _bad_query(error: BadQuery) -> tuple[Any, int]:
 
 def _custom_dimensions() -> list[Dimension]:
     """Breakdowns of the host's ``analytics.dimension(name)`` columns, in declaration order."""
-    return [custom_dimension(d.name, d.label) for d in _state().ext.dimensions]
+    return [custom_dimension(d.name, d.label) for d in current_state().hooks.dimensions]
 
 
 def _dimensions() -> dict[str, Dimension]:
@@ -503,7 +499,7 @@ def _endpoint() -> str:
 def _render(
     template: str, query: ViewQuery | None, extra: Mapping[str, str] | None = None, **context: Any
 ) -> str:
-    state = _state()
+    state = current_state()
     helpers = Helpers(query, endpoint=_endpoint(), extra=extra, today=state.today())
     return render_template(
         template, fa=helpers, q=query, timezone=state.settings.timezone.key, **context
@@ -513,7 +509,7 @@ def _render(
 def _local(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=dt.timezone.utc).astimezone(_state().settings.timezone)
+    return value.replace(tzinfo=dt.timezone.utc).astimezone(current_state().settings.timezone)
 
 
 def _freshness(stats: Stats) -> dict[str, Any]:
@@ -667,7 +663,7 @@ def pages_labels(bounds: Sequence[int]) -> list[str]:
 
 def _bucket_bounds(name: str, rows: Sequence[Row]) -> list[int]:
     """Every bucket lower bound: the aggregation's list when it has one, else the data's."""
-    from . import aggregate
+    from ...lifecycle import aggregate
 
     declared = getattr(aggregate, name, None)
     seen = {int(r.key) for r in rows}
@@ -735,8 +731,8 @@ def make_blueprint(settings: Settings) -> Blueprint:
         "analytics_dashboard",
         __name__,
         url_prefix=settings.dashboard_url,
-        template_folder="templates",
-        static_folder="static/analytics",
+        template_folder=TEMPLATES_DIR,
+        static_folder=STATIC_DIR,
         static_url_path="/static",
     )
     bp.before_request(_closed)
@@ -745,7 +741,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
 
     @bp.context_processor
     def base_template() -> dict[str, Any]:
-        return {"analytics_base_template": _state().settings.base_template}
+        return {"analytics_base_template": current_state().settings.base_template}
 
     @bp.get("/")
     def overview() -> str:
@@ -924,7 +920,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
             return _render(
                 "analytics/engagement.html",
                 query,
-                session_minutes=_state().settings.session_timeout // 60,
+                session_minutes=current_state().settings.session_timeout // 60,
                 totals=totals,
                 previous=previous,
                 durations=list(zip(d_labels, durations, strict=True)),
@@ -983,7 +979,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         return jsonify(
             {
                 **totals_json(query.range, totals),
-                "timezone": _state().settings.timezone.key,
+                "timezone": current_state().settings.timezone.key,
                 "data_as_of": as_of.isoformat() + "Z" if as_of else None,
                 "visitors_note": "Visitors over a range are the sum of daily unique visitors.",
                 "previous": totals_json(comparison, previous),

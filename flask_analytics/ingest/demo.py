@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from .ingest import pipeline
-from .ingest.payload import IncomingEvent, split_url
+from . import pipeline
+from .payload import IncomingEvent, split_url
 
 if TYPE_CHECKING:
-    from .extension import AnalyticsState
+    from .context import IngestContext as Context
 
 T = TypeVar("T")
 
@@ -117,7 +117,7 @@ def _device(ua: str) -> str:
 
 
 def generate(
-    state: AnalyticsState,
+    state: Context,
     *,
     days: int,
     seed: int = 0,

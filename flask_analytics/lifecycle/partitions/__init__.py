@@ -37,11 +37,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from .archive import DayState, archive_retention, cutoff_day, day_bounds, day_state
-from .errors import AnalyticsError
+from ...core.clock import day_bounds
+from ...core.runs import DayState, counts, day_state
+from ...errors import AnalyticsError
+from ..retention import archive_retention, cutoff_day
 
 if TYPE_CHECKING:
-    from .extension import AnalyticsState
+    from ...core.context import Context
 
 EVENT = "analytics_event"
 ARCHIVE = "analytics_event_archive"
@@ -114,16 +116,14 @@ def _literal(value: dt.datetime) -> str:
     return f"'{value.isoformat(sep=' ')}'"
 
 
-def _utc_month() -> dt.date:
-    from .extension import utcnow
-
-    return utcnow().date().replace(day=1)
+def _utc_month(state: Context) -> dt.date:
+    return state.clock.utcnow().date().replace(day=1)
 
 
 # -- database checks -----------------------------------------------------------------------
 
 
-def _postgresql(state: AnalyticsState) -> sa.Engine:
+def _postgresql(state: Context) -> sa.Engine:
     engine = state.engine()
     if engine.dialect.name != "postgresql":
         raise PartitioningUnsupported(
@@ -148,7 +148,7 @@ def _exists(conn: sa.Connection, table: str) -> bool:
     return _kind(conn, table) != "missing"
 
 
-def is_partitioned(state: AnalyticsState) -> bool:
+def is_partitioned(state: Context) -> bool:
     """Whether ``analytics_event`` is partitioned (always False on other databases than
     PostgreSQL, where nothing is)."""
     engine = state.engine()
@@ -240,7 +240,7 @@ def _q(conn: sa.Connection, name: str) -> str:
     return str(conn.dialect.identifier_preparer.quote(name))
 
 
-def status(state: AnalyticsState) -> PartitionStatus:
+def status(state: Context) -> PartitionStatus:
     """Whether the event tables are partitioned, and their partitions."""
     engine = _postgresql(state)
     with engine.connect() as conn:
@@ -421,7 +421,7 @@ def _create_partition_sql(conn: sa.Connection, parent: str, month: dt.date) -> s
 
 
 def migration_sql(
-    state: AnalyticsState, *, months_ahead: int = DEFAULT_MONTHS_AHEAD, keep_old: bool = False
+    state: Context, *, months_ahead: int = DEFAULT_MONTHS_AHEAD, keep_old: bool = False
 ) -> tuple[list[str], dt.date, dt.date]:
     """The migration's statements for the live tables, with the first and last month."""
     _check_months_ahead(months_ahead)
@@ -448,7 +448,7 @@ def migration_sql(
                 )
         event, archive = _shape(conn, EVENT), _shape(conn, ARCHIVE)
         id_type = {n: t for n, t, _ in _columns(conn, EVENT)}["event_id"]
-        first, last = _month_span(conn, months_ahead, _utc_month())
+        first, last = _month_span(conn, months_ahead, _utc_month(state))
         q = _q
         statements = [
             f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'",
@@ -522,7 +522,7 @@ def _database_errors(what: str) -> Iterator[None]:
 
 
 def migrate(
-    state: AnalyticsState,
+    state: Context,
     *,
     months_ahead: int = DEFAULT_MONTHS_AHEAD,
     dry_run: bool = False,
@@ -543,11 +543,9 @@ def migrate(
     with engine.connect() as conn:
         kinds = {_kind(conn, t) for t in (EVENT, ARCHIVE)}
     if kinds == {"partitioned"}:
-        this_month = _utc_month()
+        this_month = _utc_month(state)
         return MigrationResult(dry_run, [], this_month, this_month, 0, 0, migrated=False)
     statements, first, last = migration_sql(state, months_ahead=months_ahead, keep_old=keep_old)
-    from .archive import counts
-
     before = counts(state)
     result = MigrationResult(dry_run, statements, first, last, before["raw"], before["archived"])
     if dry_run:
@@ -614,7 +612,7 @@ class AddResult:
 
 
 def add_partitions(
-    state: AnalyticsState,
+    state: Context,
     *,
     months_ahead: int = DEFAULT_MONTHS_AHEAD,
     first_month: dt.date | None = None,
@@ -623,7 +621,7 @@ def add_partitions(
     ``first_month``) to ``months_ahead`` months ahead; existing ones are left alone."""
     _check_months_ahead(months_ahead)
     engine = _postgresql(state)
-    this_month = _utc_month()
+    this_month = _utc_month(state)
     first = (first_month or this_month).replace(day=1)
     last = add_months(this_month, months_ahead)
     result = AddResult(first, last)
@@ -642,7 +640,7 @@ def add_partitions(
 # -- archive and purge by month ------------------------------------------------------------
 
 
-def touching_days(state: AnalyticsState, month: dt.date) -> list[dt.date]:
+def touching_days(state: Context, month: dt.date) -> list[dt.date]:
     """Local days (``ANALYTICS_TIMEZONE``) with hours inside the UTC month of ``month``."""
     start, end = month_bounds(month)
     first = state.local_date(start)
@@ -651,7 +649,7 @@ def touching_days(state: AnalyticsState, month: dt.date) -> list[dt.date]:
 
 
 def _past_retention(
-    state: AnalyticsState, days: Sequence[dt.date], older_than_days: int, what: str, setting: str
+    state: Context, days: Sequence[dt.date], older_than_days: int, what: str, setting: str
 ) -> None:
     cutoff = cutoff_day(state, older_than_days)
     if days[-1] >= cutoff:
@@ -682,7 +680,7 @@ class MonthArchiveResult:
 
 
 def archive_month(
-    state: AnalyticsState, month: dt.date, *, older_than_days: int | None = None
+    state: Context, month: dt.date, *, older_than_days: int | None = None
 ) -> MonthArchiveResult:
     """Move the raw events of a whole UTC month to the archive, as a partition.
 
@@ -760,7 +758,7 @@ class MonthPurgeResult:
 
 
 def purge_month(
-    state: AnalyticsState, month: dt.date, *, older_than_days: int | None = None
+    state: Context, month: dt.date, *, older_than_days: int | None = None
 ) -> MonthPurgeResult:
     """Drop the archive partition of a whole UTC month; daily rows are never touched.
 

@@ -6,13 +6,8 @@ the archive plus a ``DELETE`` of exactly the rows now in the archive, in one tra
 a process killed at any point leaves every event in one table or the other, never both,
 never neither, and re-running carries on where it stopped.
 
-Only days already aggregated are archived. A day counts as aggregated when the latest
-finished ``analytics_aggregation_run`` of that day read as many events (raw + archived)
-as the day holds now. Comparing counts rather than times is deliberate: ``created_at`` is
-when an event happened, not when it was written, so a late event (replayed offline
-queue, ``track()`` with a past timestamp) can be written after a run while being older
-than it. A day's event count only grows (events are never deleted before purge, and
-duplicate event ids are rejected at ingest), so an equal count means the run saw them all.
+Only days already aggregated are archived (``core.runs`` says when a day counts as
+aggregated).
 
 ``purge`` deletes archived events of local days older than
 ``ANALYTICS_ARCHIVE_RETENTION_DAYS``, one whole day per transaction, so a day's archive is
@@ -30,155 +25,17 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from .errors import ConfigError
+from .. import signals
+from ..core.clock import day_bounds
+from ..core.runs import DayState, count_between, day_states, days_with_events
+from .partitions import forget_event_ids, is_partitioned
+from .retention import archive_retention, cutoff_day
 
 if TYPE_CHECKING:
-    from .extension import AnalyticsState
-
-
-def day_bounds(tz: ZoneInfo, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """Naive UTC ``[start, end)`` of local ``day`` (23 or 25 hours long on DST days)."""
-
-    def midnight(d: dt.date) -> dt.datetime:
-        local = dt.datetime.combine(d, dt.time.min, tzinfo=tz)
-        return local.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-    return midnight(day), midnight(day + dt.timedelta(days=1))
-
-
-def cutoff_day(state: AnalyticsState, older_than_days: int) -> dt.date:
-    """First local day kept: days strictly before it are older than ``older_than_days``."""
-    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int):
-        raise TypeError(f"older_than_days must be an integer, not {older_than_days!r}")
-    if older_than_days < 0:
-        raise ValueError(f"older_than_days must be >= 0, not {older_than_days}")
-    return state.today() - dt.timedelta(days=older_than_days)
-
-
-# -- per-day bookkeeping -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DayState:
-    """Raw and archived event counts of one local day, against its latest aggregation."""
-
-    day: dt.date
-    raw_events: int
-    archived_events: int
-    #: Events the latest finished aggregation run read; None when never aggregated.
-    run_events: int | None
-    aggregated_at: dt.datetime | None
-
-    @property
-    def events(self) -> int:
-        return self.raw_events + self.archived_events
-
-    @property
-    def status(self) -> str:
-        """``aggregated``, ``never aggregated``, ``stale`` (events arrived since the last
-        run) or ``purged`` (fewer events than the last run read: part of it was purged)."""
-        if self.run_events is None:
-            return "never aggregated"
-        if self.run_events == self.events:
-            return "aggregated"
-        return "stale" if self.events > self.run_events else "purged"
-
-    @property
-    def fresh(self) -> bool:
-        return self.status == "aggregated"
-
-
-def _next_day(
-    conn: sa.Connection,
-    tz: ZoneInfo,
-    table: sa.Table,
-    after: dt.datetime | None,
-    before: dt.datetime | None,
-) -> dt.date | None:
-    """Local day of the first event of ``table`` at or after ``after`` (and before ``before``)."""
-    query = sa.select(sa.func.min(table.c.created_at))
-    if after is not None:
-        query = query.where(table.c.created_at >= after)
-    if before is not None:
-        query = query.where(table.c.created_at < before)
-    first: dt.datetime | None = conn.scalar(query)
-    if first is None:
-        return None
-    return first.replace(tzinfo=dt.timezone.utc).astimezone(tz).date()
-
-
-def _days_with_events(
-    conn: sa.Connection, tz: ZoneInfo, table: sa.Table, before: dt.date | None
-) -> Iterator[tuple[dt.date, dt.datetime, dt.datetime]]:
-    """Local days holding rows of ``table``, oldest first, with their UTC bounds.
-
-    Skips from event to event on the ``created_at`` index, so a table spanning years
-    with a few busy days costs a few queries per busy day, not one per calendar day.
-    """
-    limit = day_bounds(tz, before)[0] if before is not None else None
-    after: dt.datetime | None = None
-    while (day := _next_day(conn, tz, table, after, limit)) is not None:
-        start, end = day_bounds(tz, day)
-        yield day, start, end
-        after = end
-
-
-def _count(conn: sa.Connection, table: sa.Table, start: dt.datetime, end: dt.datetime) -> int:
-    query = sa.select(sa.func.count()).where(table.c.created_at >= start, table.c.created_at < end)
-    return int(conn.scalar(query) or 0)
-
-
-def latest_run(
-    conn: sa.Connection, runs: sa.Table, day: dt.date
-) -> tuple[int | None, dt.datetime] | None:
-    """``(source_events, finished_at)`` of the latest finished aggregation run of local
-    ``day`` (``runs`` is ``analytics_aggregation_run``), read through ``conn``; None when
-    the day was never aggregated."""
-    row = conn.execute(
-        sa.select(runs.c.source_events, runs.c.finished_at)
-        .where(runs.c.date == day, runs.c.finished_at.is_not(None))
-        .order_by(runs.c.finished_at.desc(), runs.c.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    events, finished_at = row
-    return (None if events is None else int(events)), finished_at
-
-
-def _day_state(
-    state: AnalyticsState, conn: sa.Connection, day: dt.date, start: dt.datetime, end: dt.datetime
-) -> DayState:
-    models = state.models
-    run = latest_run(conn, models.AggregationRun.__table__, day)
-    return DayState(
-        day=day,
-        raw_events=_count(conn, models.Event.__table__, start, end),
-        archived_events=_count(conn, models.EventArchive.__table__, start, end),
-        run_events=None if run is None else run[0],
-        aggregated_at=None if run is None else run[1],
-    )
-
-
-def day_states(state: AnalyticsState, *, before: dt.date | None = None) -> list[DayState]:
-    """Every local day that has raw events (before local day ``before``), oldest first."""
-    tz = state.settings.timezone
-    with state.engine().connect() as conn:
-        return [
-            _day_state(state, conn, day, start, end)
-            for day, start, end in _days_with_events(conn, tz, state.models.Event.__table__, before)
-        ]
-
-
-def day_state(state: AnalyticsState, day: dt.date) -> DayState:
-    """Counts and latest aggregation of one local day."""
-    start, end = day_bounds(state.settings.timezone, day)
-    with state.engine().connect() as conn:
-        return _day_state(state, conn, day, start, end)
+    from ..core.context import Context
 
 
 # -- archive ------------------------------------------------------------------------------
@@ -209,7 +66,7 @@ class ArchiveResult:
 
 
 def archive(
-    state: AnalyticsState,
+    state: Context,
     *,
     older_than_days: int | None = None,
     batch_size: int = 10_000,
@@ -240,11 +97,12 @@ def archive(
             result.batches += 1
             if progress is not None:
                 progress(moved + conflicts)
+    signals.days_archived.send(state.app, result=result)
     return result
 
 
 def _move_day(
-    state: AnalyticsState, start: dt.datetime, end: dt.datetime, batch_size: int
+    state: Context, start: dt.datetime, end: dt.datetime, batch_size: int
 ) -> Iterator[tuple[int, int]]:
     """Move one day's raw events in id-ordered batches; yields (moved, conflicts) per batch."""
     event: sa.Table = state.models.Event.__table__
@@ -309,21 +167,8 @@ class PurgeResult:
         return sum(n for _, n in self.days)
 
 
-def archive_retention(state: AnalyticsState, older_than_days: int | None) -> int:
-    """Days archived events are kept: ``older_than_days``, else the setting; ``ConfigError``
-    when neither gives one (None keeps the archive forever)."""
-    if older_than_days is None:
-        older_than_days = state.settings.archive_retention_days
-    if older_than_days is None:
-        raise ConfigError(
-            "ANALYTICS_ARCHIVE_RETENTION_DAYS is None, which keeps archived events forever: "
-            "set it to a number of days (or pass older_than_days) to purge."
-        )
-    return older_than_days
-
-
 def purge(
-    state: AnalyticsState,
+    state: Context,
     *,
     older_than_days: int | None = None,
     dry_run: bool = False,
@@ -341,15 +186,13 @@ def purge(
     engine = state.engine()
     with engine.connect() as conn:
         plan = [
-            (day, start, end, _count(conn, table, start, end))
-            for day, start, end in _days_with_events(conn, tz, table, cutoff)
+            (day, start, end, count_between(conn, table, start, end))
+            for day, start, end in days_with_events(conn, tz, table, cutoff)
         ]
     result.days = [(day, n) for day, _, _, n in plan]
     if dry_run:
         return result
-    from . import partitioning
-
-    forget_ids = partitioning.is_partitioned(state)
+    forget_ids = is_partitioned(state)
     for _, start, end, _ in plan:
         # One transaction per day: a day's archive is complete or gone, never half.
         with engine.begin() as conn:
@@ -359,23 +202,8 @@ def purge(
             if forget_ids:
                 # Partitioned tables keep event ids in a table of their own: purged
                 # events' ids go with them, as the unique index entries do otherwise.
-                partitioning.forget_event_ids(conn, start, end)
+                forget_event_ids(conn, start, end)
         result.deleted += int(deleted or 0)
         if progress is not None:
             progress(int(deleted or 0))
     return result
-
-
-def counts(state: AnalyticsState) -> dict[str, int]:
-    """Row counts of the raw and the archive tables."""
-    models = state.models
-    with state.engine().connect() as conn:
-        return {
-            "raw": int(
-                conn.scalar(sa.select(sa.func.count()).select_from(models.Event.__table__)) or 0
-            ),
-            "archived": int(
-                conn.scalar(sa.select(sa.func.count()).select_from(models.EventArchive.__table__))
-                or 0
-            ),
-        }

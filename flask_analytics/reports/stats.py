@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
-from .aggregate import INTERNAL_EVENTS as INTERNAL_EVENTS
-from .aggregate import daily_selects, day_bounds
-from .dimensions import dimension_selects
+from ..core.clock import day_bounds
+from ..core.dimensions import dimension_selects
+from ..core.rollups import INTERNAL_EVENTS as INTERNAL_EVENTS
+from ..core.rollups import daily_selects
 
 if TYPE_CHECKING:
-    from .extension import AnalyticsState
+    from ..core.context import Context
 
 #: Longest range one query may cover, in days (five years of daily rows).
 MAX_RANGE_DAYS: Final = 5 * 366
@@ -47,11 +48,6 @@ SUMMARY_COUNTS: Final = (
     "total_duration_s",
     "events",
 )
-
-
-def utcnow() -> dt.datetime:
-    """Naive UTC now (every stored time is naive UTC)."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | None:
@@ -393,7 +389,7 @@ class Stats:
 
     def __init__(
         self,
-        state: AnalyticsState,
+        state: Context,
         conn: sa.Connection,
         *,
         now: dt.datetime | None = None,
@@ -401,7 +397,7 @@ class Stats:
     ) -> None:
         self.state = state
         self.conn = conn
-        self.now = now if now is not None else utcnow()
+        self.now = now if now is not None else state.clock.utcnow()
         self.tz = state.settings.timezone
         self.today = state.local_date(self.now)
         self.models = state.models
@@ -879,7 +875,7 @@ class Stats:
         )
 
 
-def live_selects(state: AnalyticsState, day: dt.date) -> Mapping[str, sa.Select[Any]]:
+def live_selects(state: Context, day: dt.date) -> Mapping[str, sa.Select[Any]]:
     """The aggregation's own selects of ``day``, with CTE names of that day, so several
     live days can share one statement (columns are picked by name)."""
     selects: dict[str, sa.Select[Any]] = daily_selects(

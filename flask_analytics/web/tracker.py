@@ -24,12 +24,13 @@ from pathlib import Path
 from flask import Response, current_app, request, url_for
 from markupsafe import Markup
 
-from .errors import InvalidEvent
-from .ingest.payload import PROP_VALUE_MAX, check_custom
-from .models import EventMixin
+from ..errors import InvalidEvent
+from ..ingest.payload import PROP_VALUE_MAX, check_custom
+from ..models import EventMixin
+from ..state import current_state
+from . import STATIC_DIR
 
 #: Folder of tracker.js and tracker.min.js.
-STATIC_DIR = Path(__file__).parent / "static" / "analytics"
 #: Privacy modes of the tracker (``data-mode``).
 MODES = ("strict", "balanced", "full")
 #: Cache lifetime (s) of the versioned script URL: its content never changes.
@@ -223,7 +224,7 @@ def _fields(fields: Mapping[str, FieldValue]) -> str:
     """
     if not isinstance(fields, Mapping):
         raise TypeError(f"fields must be a mapping of column names to values, not {fields!r}.")
-    declared = current_app.extensions["analytics"].limits.client_fields
+    declared = current_state().limits.client_fields
     kept: dict[str, str | int | float | bool] = {}
     for key, value in fields.items():
         if not isinstance(key, str) or not _FIELD_NAME.fullmatch(key):

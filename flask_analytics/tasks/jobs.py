@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from croniter import croniter
-from flask import Flask, current_app, has_app_context
+from flask import Flask, has_app_context
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 from rq import Queue, SimpleWorker, Worker, cron_job_registry
@@ -53,16 +53,18 @@ from rq.defaults import DEFAULT_CRON_JOB_HISTORY_LIMIT, DEFAULT_CRON_JOB_HISTORY
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from . import aggregate as aggregation
-from .archive import DayState, archive, day_state, day_states, purge
-from .dispatch import Enqueued, parse_day, safe_url, uses_queue
-from .errors import AnalyticsError
+from ..core.clock import parse_day
+from ..core.runs import DayState, day_state, day_states
+from ..errors import AnalyticsError
+from ..lifecycle import aggregate as aggregation
+from ..lifecycle.archive import archive, purge
+from ..state import AppState, current_state
+from .queueing import Enqueued, safe_url, uses_queue
 from .status import QueueInfo
 
 if TYPE_CHECKING:
     from rq.executions import Execution
 
-    from .extension import AnalyticsState
 
 #: Prefix of every job id (and of the scheduler's Redis names).
 ID_PREFIX = "flask_analytics"
@@ -82,22 +84,6 @@ DONE = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobSt
 
 class JobsUnavailable(AnalyticsError):
     """Jobs cannot be queued: Redis is not configured or not reachable."""
-
-
-def current_state() -> AnalyticsState:
-    """The analytics state of the current app (jobs run inside the worker's app context)."""
-    if not has_app_context():
-        raise RuntimeError(
-            "flask-analytics jobs need the Flask app: run them with `flask analytics worker`, "
-            "which executes every job inside the app context."
-        )
-    try:
-        state: AnalyticsState = current_app.extensions["analytics"]
-    except KeyError:
-        raise RuntimeError(
-            "Analytics is not registered on this app. Did you forget to call init_app?"
-        ) from None
-    return state
 
 
 # -- job entry points (primitives in, primitives out) -------------------------------------
@@ -147,7 +133,7 @@ def purge_job(older_than_days: int | None = None) -> dict[str, Any]:
 
 def flush_job() -> dict[str, Any]:
     """Move the rows buffered in Redis (``ANALYTICS_INGEST_BUFFER = "redis"``) to the database."""
-    from .buffer import flush
+    from ..buffer import flush
 
     result = flush(current_state(), max_seconds=FLUSH_SECONDS)
     return dataclasses.asdict(result)
@@ -155,7 +141,7 @@ def flush_job() -> dict[str, Any]:
 
 def add_partitions_job(months_ahead: int | None = None) -> dict[str, Any]:
     """Create monthly partitions ahead; does nothing unless the event table is partitioned."""
-    from . import partitioning
+    from ..lifecycle import partitions as partitioning
 
     state = current_state()
     if not partitioning.is_partitioned(state):
@@ -170,7 +156,7 @@ def expire_salts_job() -> dict[str, Any]:
     return {"deleted": current_state().salts.expire()}
 
 
-def stale_days(state: AnalyticsState) -> list[DayState]:
+def stale_days(state: AppState) -> list[DayState]:
     """Past local days with raw events that were never aggregated or got events since.
 
     Days where fewer events remain than the last run read (partly purged) are left
@@ -195,7 +181,7 @@ QUEUE_ONLY_HINT = (
 )
 
 
-def redis_connection(state: AnalyticsState, hint: str = INLINE_HINT) -> Redis:
+def redis_connection(state: AppState, hint: str = INLINE_HINT) -> Redis:
     """A connection to ``ANALYTICS_REDIS_URL``, checked with a PING; ``hint`` ends the
     error message when it is unreachable."""
     url = state.settings.redis_url
@@ -214,14 +200,14 @@ def redis_connection(state: AnalyticsState, hint: str = INLINE_HINT) -> Redis:
     return connection
 
 
-def job_id(state: AnalyticsState, *parts: str) -> str:
+def job_id(state: AppState, *parts: str) -> str:
     """Deterministic job id, scoped by queue (rq allows letters, digits, ``_`` and ``-``)."""
     queue = re.sub(r"[^A-Za-z0-9_-]", "-", state.settings.queue)
     return "-".join((ID_PREFIX, queue, *parts))
 
 
 def enqueue(
-    state: AnalyticsState,
+    state: AppState,
     func: str,
     args: Sequence[Any] = (),
     *,
@@ -273,7 +259,7 @@ def _fetch(connection: Redis, jid: str) -> Job | None:
 
 
 def enqueue_aggregate(
-    state: AnalyticsState, day: dt.date, *, force: bool = False, connection: Redis | None = None
+    state: AppState, day: dt.date, *, force: bool = False, connection: Redis | None = None
 ) -> Enqueued:
     """Queue the aggregation of local ``day`` (one job per day at a time)."""
     iso = day.isoformat()
@@ -289,7 +275,7 @@ def enqueue_aggregate(
 
 
 def enqueue_archive(
-    state: AnalyticsState,
+    state: AppState,
     *,
     older_than_days: int | None = None,
     batch_size: int = 10_000,
@@ -308,7 +294,7 @@ def enqueue_archive(
 
 
 def enqueue_purge(
-    state: AnalyticsState, *, older_than_days: int | None = None, connection: Redis | None = None
+    state: AppState, *, older_than_days: int | None = None, connection: Redis | None = None
 ) -> Enqueued:
     """Queue a purge of the archive (one at a time)."""
     return enqueue(
@@ -322,13 +308,13 @@ def enqueue_purge(
     )
 
 
-def enqueue_flush(state: AnalyticsState, *, connection: Redis | None = None) -> Enqueued:
+def enqueue_flush(state: AppState, *, connection: Redis | None = None) -> Enqueued:
     """Queue a flush of the ingest buffer (one at a time)."""
     return enqueue_simple(state, "flush_job", "flush", connection=connection)
 
 
 def enqueue_simple(
-    state: AnalyticsState, func: str, name: str, *, connection: Redis | None = None
+    state: AppState, func: str, name: str, *, connection: Redis | None = None
 ) -> Enqueued:
     """Queue an argument-less job of this module under the id ``name``."""
     return enqueue(
@@ -399,7 +385,7 @@ def make_worker(
     app: Flask, *, name: str | None = None, fork: bool = True, connection: Redis | None = None
 ) -> Worker | SimpleWorker:
     """A worker listening on ``ANALYTICS_QUEUE`` whose jobs run in ``app``'s context."""
-    state: AnalyticsState = app.extensions["analytics"]
+    state = current_state(app)
     connection = connection or redis_connection(state, QUEUE_ONLY_HINT)
     cls: type[AppWorker] | type[AppSimpleWorker] = AppWorker if fork else AppSimpleWorker
     return cls([state.settings.queue], connection=connection, name=name, app=app)
@@ -504,13 +490,13 @@ PARTITIONS_SCHEDULE = Scheduled(
 )
 
 
-def partitions_scheduled(state: AnalyticsState) -> bool:
+def partitions_scheduled(state: AppState) -> bool:
     """Whether the schedule needs :data:`PARTITIONS_SCHEDULE`: the event table is
     partitioned. Read in the app context (``build_scheduler`` pushes one); without one
     the database cannot be reached, and the answer is no."""
     if not has_app_context():
         return False
-    from . import partitioning
+    from ..lifecycle import partitions as partitioning
 
     try:
         return partitioning.is_partitioned(state)
@@ -520,7 +506,7 @@ def partitions_scheduled(state: AnalyticsState) -> bool:
         return state.engine().dialect.name == "postgresql"
 
 
-def schedule(state: AnalyticsState) -> list[Scheduled]:
+def schedule(state: AppState) -> list[Scheduled]:
     """The periodic jobs of this app, with their cron expressions (site time zone)."""
     jobs = list(SCHEDULE)
     if state.settings.archive_retention_days is not None:
@@ -533,7 +519,7 @@ def schedule(state: AnalyticsState) -> list[Scheduled]:
 
 
 def enqueue_scheduled(
-    state: AnalyticsState, entry: Scheduled, *, connection: Redis | None = None
+    state: AppState, entry: Scheduled, *, connection: Redis | None = None
 ) -> Enqueued:
     """Enqueue one scheduled job now, resolving relative days in the site time zone."""
     short = entry.func.rsplit(".", 1)[-1]
@@ -582,7 +568,7 @@ def _instants(naive: dt.datetime, tz: ZoneInfo) -> list[dt.datetime]:
 class SiteCronJob(CronJob):
     """A cron job read in the site time zone, enqueued with flask-analytics' job ids."""
 
-    def __init__(self, state: AnalyticsState, entry: Scheduled, connection_name: str) -> None:
+    def __init__(self, state: AppState, entry: Scheduled, connection_name: str) -> None:
         # get_next_enqueue_time() runs inside CronJob.__init__: set what it needs first.
         self.timezone = state.settings.timezone
         self.state = state
@@ -626,7 +612,7 @@ class SiteCronScheduler(CronScheduler):
 
 def build_scheduler(app: Flask, *, connection: Redis | None = None) -> SiteCronScheduler:
     """rq's CronScheduler with this app's :func:`schedule`, ready to ``start()``."""
-    state: AnalyticsState = app.extensions["analytics"]
+    state = current_state(app)
     connection = connection or redis_connection(state, QUEUE_ONLY_HINT)
     prefix = job_id(state, "cron")
     scheduler = SiteCronScheduler(
@@ -648,7 +634,7 @@ def run_scheduler(app: Flask) -> None:
 # -- status -------------------------------------------------------------------------------
 
 
-def queue_info(state: AnalyticsState, *, connection: Redis | None = None) -> QueueInfo:
+def queue_info(state: AppState, *, connection: Redis | None = None) -> QueueInfo:
     """Queue length, running and failed jobs of ``ANALYTICS_QUEUE``."""
     connection = connection or redis_connection(state)
     queue = Queue(state.settings.queue, connection=connection)

@@ -79,13 +79,13 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
-from .dialects import insert_ignore
-from .errors import AnalyticsError
-from .ingest.insert import scalar_default
+from ..core.dialects import insert_ignore
+from ..errors import AnalyticsError
+from ..ingest.insert import scalar_default
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .extension import AnalyticsState
+    from ..config import Settings
+    from .context import BufferContext as Context
 
 log = logging.getLogger(__name__)
 
@@ -779,7 +779,7 @@ def _need_escapes(lines: list[str], nulls: int, columns: int) -> bool:
     )
 
 
-# -- the buffer (per app, in AnalyticsState) ------------------------------------------------
+# -- the buffer (per app, in Context) ------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -1048,30 +1048,6 @@ def _unreadable(entry_id: str, columns: bytes, raw: bytes, exc: Exception) -> De
     return DeadRow(entry_id, columns, raw, f"unreadable entry: {exc!r}", whole_entry=True)
 
 
-# -- appending (called by the pipeline) -----------------------------------------------------
-
-
-def append(state: AnalyticsState, rows: Sequence[Mapping[str, Any]]) -> Appended | None:
-    """Buffer the rows of one request; None when the caller must write them directly."""
-    buffer = state.buffer
-    if buffer is None:
-        return None
-    appended = buffer.append(rows)
-    if appended is not None and appended.flush_due:
-        _request_flush(state)
-    return appended
-
-
-def _request_flush(state: AnalyticsState) -> None:
-    """Queue a flush job now (the stream passed ``ANALYTICS_BUFFER_FLUSH_THRESHOLD``)."""
-    from . import jobs
-
-    try:
-        jobs.enqueue_flush(state)
-    except jobs.JobsUnavailable as exc:
-        log.warning("analytics buffer: could not queue a flush: %s", exc)
-
-
 # -- flushing -------------------------------------------------------------------------------
 
 
@@ -1104,7 +1080,7 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def get_buffer(state: AnalyticsState) -> RedisBuffer:
+def get_buffer(state: Context) -> RedisBuffer:
     """The app's buffer, or a clear error when ``ANALYTICS_INGEST_BUFFER`` is not "redis"."""
     if state.buffer is None:
         raise BufferUnavailable(
@@ -1115,7 +1091,7 @@ def get_buffer(state: AnalyticsState) -> RedisBuffer:
 
 
 def flush(
-    state: AnalyticsState,
+    state: Context,
     *,
     consumer: str | None = None,
     max_seconds: float | None = None,
@@ -1246,7 +1222,7 @@ def _in_parallel(work: Callable[[], None], n: int, abort: threading.Event) -> No
 
 
 def flush_loop(
-    state: AnalyticsState,
+    state: Context,
     *,
     stop: threading.Event,
     interval: float | None = None,
@@ -1311,14 +1287,12 @@ class _Group:
     copy_text: bool = False
 
 
-def write_entries(state: AnalyticsState, entries: Sequence[Entry]) -> BatchResult:
+def write_entries(state: Context, entries: Sequence[Entry]) -> BatchResult:
     """Write the rows of ``entries`` in one transaction (row by row on a data error)."""
     return _write_entries(state, state.engine(), entries)
 
 
-def _write_entries(
-    state: AnalyticsState, engine: sa.Engine, entries: Sequence[Entry]
-) -> BatchResult:
+def _write_entries(state: Context, engine: sa.Engine, entries: Sequence[Entry]) -> BatchResult:
     """:func:`write_entries` with the engine given (parallel writers have no app context)."""
     buffer = get_buffer(state)
     summary = FlushResult(entries=len(entries), batches=1)
@@ -1367,7 +1341,7 @@ def _write_entries(
 
 
 def _write_group(
-    conn: sa.Connection, state: AnalyticsState, group: _Group, serial: int, dead: list[DeadRow]
+    conn: sa.Connection, state: Context, group: _Group, serial: int, dead: list[DeadRow]
 ) -> int:
     table: sa.Table = state.models.Event.__table__
     if group.copy_text and _can_copy(conn, table, group.columns) and _utf8(conn):
@@ -1401,7 +1375,7 @@ def _refused(exc: sa.exc.StatementError) -> bool:
 
 
 def _write_one_by_one(
-    state: AnalyticsState, engine: sa.Engine, group: _Group, dead: list[DeadRow]
+    state: Context, engine: sa.Engine, group: _Group, dead: list[DeadRow]
 ) -> tuple[int, int]:
     """Each row of ``group`` in a transaction of its own; refused rows join ``dead``."""
     inserted = refused = 0
@@ -1429,7 +1403,7 @@ def _write_one_by_one(
 
 def _insert(
     conn: sa.Connection,
-    state: AnalyticsState,
+    state: Context,
     columns: tuple[str, ...],
     rows: list[list[Any]],
     serial: int,

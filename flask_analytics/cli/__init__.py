@@ -16,22 +16,23 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import aggregate as aggregation
-from . import dispatch
-from .archive import DayState, archive, day_state, purge
-from .errors import AnalyticsError
-from .status import status_report
+from ..core.clock import parse_day
+from ..core.runs import DayState, day_state
+from ..errors import AnalyticsError
+from ..lifecycle import aggregate as aggregation
+from ..lifecycle.archive import archive, purge
+from ..state import AppState, current_state
+from ..tasks import queueing
+from ..tasks.status import status_report
 
 if TYPE_CHECKING:
     from types import ModuleType
-
-    from .extension import AnalyticsState
 
 
 def _jobs() -> ModuleType:
     """The RQ side of the commands, which needs the ``redis`` extra."""
     try:
-        from . import jobs
+        from ..tasks import jobs
     except ImportError as exc:
         raise click.ClickException(
             f"This needs RQ and Redis ({exc.name} is not installed): "
@@ -53,7 +54,7 @@ class DayParam(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
         try:
-            dispatch.parse_day(text, dt.date(2000, 1, 1))
+            parse_day(text, dt.date(2000, 1, 1))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         return text
@@ -62,14 +63,11 @@ class DayParam(click.ParamType):  # type: ignore[type-arg]
 DAY = DayParam()
 
 
-def _state() -> AnalyticsState:
+def _state() -> AppState:
     try:
-        state: AnalyticsState = current_app.extensions["analytics"]
-    except KeyError:
-        raise click.ClickException(
-            "Analytics is not registered on this app. Did you forget to call init_app?"
-        ) from None
-    return state
+        return current_state()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @contextmanager
@@ -83,9 +81,9 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-def _resolve(state: AnalyticsState, value: str, option: str = "DATE") -> dt.date:
+def _resolve(state: AppState, value: str, option: str = "DATE") -> dt.date:
     today = state.today()
-    day = dispatch.parse_day(value, today)
+    day = parse_day(value, today)
     if day > today:
         zone = state.settings.timezone.key
         raise click.ClickException(
@@ -94,7 +92,7 @@ def _resolve(state: AnalyticsState, value: str, option: str = "DATE") -> dt.date
     return day
 
 
-def _report(enqueued: dispatch.Enqueued) -> None:
+def _report(enqueued: queueing.Enqueued) -> None:
     if enqueued.created:
         click.echo(
             f"Queued {enqueued.description} on queue {enqueued.queue!r} (job {enqueued.job_id})."
@@ -125,7 +123,7 @@ def aggregate_command(day: str, force: bool, sync: bool) -> None:
     state = _state()
     with _errors():
         target = _resolve(state, day)
-        if dispatch.uses_queue(state, sync):
+        if queueing.uses_queue(state, sync):
             _report(_jobs().enqueue_aggregate(state, target, force=force))
             return
         aggregation.aggregate_day(state, target, force=force)
@@ -157,11 +155,11 @@ def backfill_command(start: str, end: str, force: bool, sync: bool) -> None:
 
 
 def _aggregate_days(
-    state: AnalyticsState, first: dt.date, last: dt.date, sync: bool, *, force: bool = False
+    state: AppState, first: dt.date, last: dt.date, sync: bool, *, force: bool = False
 ) -> None:
     """Aggregate ``first``..``last``: queued per day with Redis, else inline with a bar."""
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    if dispatch.uses_queue(state, sync):
+    if queueing.uses_queue(state, sync):
         connection = _jobs().redis_connection(state)
         created = 0
         with click.progressbar(days, label="Queueing") as bar:
@@ -202,7 +200,7 @@ def _aggregate_days(
 @click.option("--sync", is_flag=True, help=SYNC_HELP)
 def demo_data_command(days: int, seed: int, hostname: str, sync: bool) -> None:
     """Record realistic traffic for the last N local days through the real pipeline."""
-    from . import demo
+    from ..ingest import demo
 
     state = _state()
     with _errors():
@@ -252,7 +250,7 @@ def archive_command(retention_days: int | None, batch_size: int, dry_run: bool, 
     """Move raw events of aggregated days past the retention into the archive table."""
     state = _state()
     with _errors():
-        if dispatch.uses_queue(state, sync) and not dry_run:
+        if queueing.uses_queue(state, sync) and not dry_run:
             _report(
                 _jobs().enqueue_archive(
                     state, older_than_days=retention_days, batch_size=batch_size
@@ -314,7 +312,7 @@ def purge_command(retention_days: int | None, dry_run: bool, sync: bool) -> None
             for day, count in plan.days:
                 click.echo(f"  {day.isoformat()}  {_n(count, 'event')}")
             return
-        if dispatch.uses_queue(state, sync):
+        if queueing.uses_queue(state, sync):
             _report(_jobs().enqueue_purge(state, older_than_days=retention_days))
             return
         with click.progressbar(length=max(plan.planned, 1), label="Purging") as bar:
@@ -341,13 +339,13 @@ def _flushed(result: Any) -> str:
 
 
 @contextmanager
-def _redis_errors(state: AnalyticsState) -> Iterator[None]:
+def _redis_errors(state: AppState) -> Iterator[None]:
     from redis.exceptions import RedisError
 
     try:
         yield
     except RedisError as exc:
-        url = dispatch.safe_url(state.settings.buffer_redis_url or "")
+        url = queueing.safe_url(state.settings.buffer_redis_url or "")
         raise click.ClickException(
             f"Redis is not reachable at {url} ({exc}): the buffered events wait there."
         ) from exc
@@ -384,14 +382,14 @@ def flush_command(loop: bool, interval: float | None, requeue_dead: bool, sync: 
             "ANALYTICS_INGEST_BUFFER is 'direct': events are written to the database as they "
             "arrive, so there is nothing to flush. Set it to 'redis' to buffer them."
         )
-    from . import buffer
+    from .. import buffer
 
     with _errors(), _redis_errors(state):
         if requeue_dead:
             moved = state.buffer.requeue_dead()
             click.echo(f"Moved {_n(moved, 'refused row')} back into the buffer.")
         if not loop:
-            if dispatch.uses_queue(state, sync):
+            if queueing.uses_queue(state, sync):
                 _report(_jobs().enqueue_flush(state))
                 return
             result = buffer.flush(state)
@@ -501,7 +499,7 @@ def status_command() -> None:
         raise click.ClickException(report.redis_error)
 
 
-def _buffer_status(state: AnalyticsState) -> None:
+def _buffer_status(state: AppState) -> None:
     from redis.exceptions import RedisError
 
     assert state.buffer is not None
@@ -538,7 +536,7 @@ MONTHS_AHEAD = click.option(
 
 
 def _months_ahead(value: int | None) -> int:
-    from .partitioning import DEFAULT_MONTHS_AHEAD
+    from ..lifecycle.partitions import DEFAULT_MONTHS_AHEAD
 
     return DEFAULT_MONTHS_AHEAD if value is None else value
 
@@ -546,7 +544,7 @@ def _months_ahead(value: int | None) -> int:
 @partitions_cli.command("status")
 def partitions_status_command() -> None:
     """Whether the event tables are partitioned, and their partitions."""
-    from . import partitioning
+    from ..lifecycle import partitions as partitioning
 
     state = _state()
     with _errors():
@@ -577,7 +575,7 @@ def partitions_migrate_command(months_ahead: int | None, dry_run: bool, keep_old
 
     Stop the writers first (or the buffer's flushers): the tables are locked meanwhile.
     """
-    from . import partitioning
+    from ..lifecycle import partitions as partitioning
 
     state = _state()
     with _errors():
@@ -605,7 +603,7 @@ def partitions_migrate_command(months_ahead: int | None, dry_run: bool, keep_old
 @MONTHS_AHEAD
 def partitions_add_command(months_ahead: int | None) -> None:
     """Create the monthly partitions from this UTC month to --months-ahead (idempotent)."""
-    from . import partitioning
+    from ..lifecycle import partitions as partitioning
 
     state = _state()
     with _errors():
@@ -635,7 +633,7 @@ def _month_command(name: str, setting: str) -> Callable[[Callable[..., None]], A
 
 
 def _by_month(action: Callable[..., Any], month: str, retention_days: int | None) -> Any:
-    from .partitioning import parse_month
+    from ..lifecycle.partitions import parse_month
 
     state = _state()
     with _errors():
@@ -645,7 +643,7 @@ def _by_month(action: Callable[..., Any], month: str, retention_days: int | None
 @_month_command("archive-month", "ANALYTICS_RETENTION_DAYS")
 def partitions_archive_month_command(month: str, retention_days: int | None) -> None:
     """Move the raw events of a UTC month (YYYY-MM) to the archive, as a whole partition."""
-    from .partitioning import archive_month
+    from ..lifecycle.partitions import archive_month
 
     result = _by_month(archive_month, month, retention_days)
     how = "the partition itself, no row copied" if result.moved_partition else "rows copied"
@@ -657,7 +655,7 @@ def partitions_archive_month_command(month: str, retention_days: int | None) -> 
 @_month_command("purge-month", "ANALYTICS_ARCHIVE_RETENTION_DAYS")
 def partitions_purge_month_command(month: str, retention_days: int | None) -> None:
     """Drop the archive partition of a UTC month (YYYY-MM); daily rows stay."""
-    from .partitioning import purge_month
+    from ..lifecycle.partitions import purge_month
 
     result = _by_month(purge_month, month, retention_days)
     dropped = "partition dropped" if result.dropped_partition else "no partition"

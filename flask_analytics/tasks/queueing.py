@@ -6,31 +6,18 @@ Nothing here imports rq or redis, so commands that run inline work without the
 
 from __future__ import annotations
 
-import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from .extension import AnalyticsState
+    from ..state import AppState
+
+log = logging.getLogger(__name__)
 
 
-def parse_day(value: str, today: dt.date) -> dt.date:
-    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (relative to the local ``today``)."""
-    word = value.strip().lower()
-    if word == "today":
-        return today
-    if word == "yesterday":
-        return today - dt.timedelta(days=1)
-    try:
-        return dt.date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a date: use YYYY-MM-DD, 'today' or 'yesterday'."
-        ) from None
-
-
-def uses_queue(state: AnalyticsState, sync: bool) -> bool:
+def uses_queue(state: AppState, sync: bool) -> bool:
     """Whether work is queued on Redis (``ANALYTICS_REDIS_URL`` set and no ``--sync``)."""
     return state.settings.redis_url is not None and not sync
 
@@ -57,3 +44,14 @@ class Enqueued:
     #: False when a job with this id was already queued or running (nothing added).
     created: bool
     status: str
+
+
+def request_flush(state: AppState) -> None:
+    """Queue a flush job now (the buffer passed ``ANALYTICS_BUFFER_FLUSH_THRESHOLD``);
+    when jobs cannot be queued, the next scheduled or looping flush writes the rows."""
+    from . import jobs
+
+    try:
+        jobs.enqueue_flush(state)
+    except jobs.JobsUnavailable as exc:
+        log.warning("analytics buffer: could not queue a flush: %s", exc)

@@ -1,18 +1,9 @@
-"""Per-day SQL rollups: every daily table of one local day, recomputed in one transaction.
+"""The SQL of every daily table of one local day: what each daily number means.
 
-``aggregate_day`` takes the day's lock, deletes the day's rows from every daily table and
-rebuilds them with ``INSERT ... SELECT`` statements over the day's raw events, read as
-``analytics_event UNION ALL analytics_event_archive`` (so archiving a day changes nothing).
-The database does all the work; Python never sees an event. The same statement builders
-give :func:`daily_selects`, the live version the dashboard runs for days not aggregated yet.
-
-Purged days are refused (:class:`AggregationRefused`) unless ``force``: a day that has
-daily rows but no raw or archived events left (recomputing would erase its numbers), or
-only part of them, i.e. fewer than its latest finished run (``analytics_aggregation_run``
-``source_events``) read (``DayState.status`` "purged": recomputing would silently lower
-its numbers). With ``force`` the first is wiped and the second recomputed from the events
-left. More events than the last run read (late events) is no purge: recomputed as usual.
-The check runs in the swap transaction, under the day's lock (see Locking below).
+:func:`table_selects` builds, from a day's events and its sessions, one ``SELECT`` per
+daily table; :func:`daily_selects` wraps them over the raw + archived events of a day.
+``lifecycle.aggregate`` writes their rows into the daily tables; the query engine runs
+the same selects live for days not aggregated yet, so both paths agree by construction.
 
 Definitions (DESIGN.md "Definitions", made exact where it leaves a choice):
 
@@ -62,41 +53,22 @@ group, never a sum over rows that could share a visitor):
 - session: sessions grouped by :data:`DURATION_BUCKETS` and :data:`PAGES_BUCKETS` (each
   value goes to the largest lower bound <= it): sessions, total_duration_s, pageviews.
 - event: per non-pageview name: visitors, events.
-
-Locking: one aggregation of a date writes at a time, and a run's rows are computed from
-one consistent view of the day's events. The rows are first computed into temporary
-tables, then swapped in (delete the day's rows, insert the computed ones) in one
-transaction. PostgreSQL does both in one REPEATABLE READ transaction (one snapshot for
-every statement), begun once the run holds an advisory lock keyed by the date. SQLite
-computes in a read transaction (WAL: one snapshot, no lock that stops
-other writers: the collect endpoint keeps writing while a big day is computed; temporary
-tables live outside the database file) and takes the database's write lock only for the
-swap, whose first statement is a ``DELETE``. Concurrent runs of a date on SQLite each
-swap in a complete computation, one after the other: never interleaved, never double
-counted; the last swap stands. (Its snapshot may hold fewer events than one that swapped
-in meanwhile: the purge check counts the day's events again under the write lock, so
-only a real purge is refused.)
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from . import dialects, dimensions
-from .archive import latest_run
-from .errors import AnalyticsError
-from .models import PATH_MAX
+from ..models import PATH_MAX
+from . import dialects
+from .clock import day_bounds
 
 if TYPE_CHECKING:
-    from .extension import AnalyticsState
-    from .models import Models
+    from ..models import Models
+    from .context import Context
 
 #: Name of pageview events; every other name is a custom event.
 PAGEVIEW = "pageview"
@@ -123,10 +95,6 @@ SESSION_ATTRIBUTES = (
     "os",
 )
 #: Memory PostgreSQL may use per sort or hash during a run (raised for the transaction).
-WORK_MEM_MB = 64
-#: How long a run waits for SQLite's write lock held by another run (milliseconds).
-SQLITE_LOCK_WAIT_MS = 10 * 60 * 1000
-
 _SOURCE_COLUMNS = (
     "id",
     "created_at",
@@ -138,40 +106,6 @@ _SOURCE_COLUMNS = (
     *SESSION_ATTRIBUTES,
 )
 #: First key of the PostgreSQL advisory lock (signed int4), the second is the date.
-_LOCK_NAMESPACE = zlib.crc32(b"analytics_daily") - 2**31
-
-
-class AggregationRefused(AnalyticsError):
-    """A day has daily rows but its events were purged: none left (recomputing would erase
-    its numbers) or fewer than its latest run read (recomputing would lower them)."""
-
-
-@dataclass(frozen=True)
-class AggregationResult:
-    """What one ``aggregate_day`` run did."""
-
-    date: dt.date
-    #: Raw + archived events of the day the run read.
-    source_events: int
-    #: Rows written per daily table, keyed like ``state.models.daily`` ("DailySummary"...).
-    rows: Mapping[str, int]
-    #: When the run's reads began (the snapshot its rows are computed from; on
-    #: PostgreSQL once it held the day's lock) and when it had written everything (its
-    #: commit follows); both naive UTC, as recorded in the run row.
-    started_at: dt.datetime
-    finished_at: dt.datetime
-
-
-def day_bounds(tz: ZoneInfo, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """Naive UTC ``[start, end)`` of local ``day`` in ``tz`` (23 or 25 hours on DST days)."""
-    if isinstance(day, dt.datetime):
-        raise TypeError(f"day must be a date, not a datetime ({day!r}).")
-
-    def midnight(d: dt.date) -> dt.datetime:
-        local = dt.datetime.combine(d, dt.time(0), tzinfo=tz)
-        return local.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-    return midnight(day), midnight(day + dt.timedelta(days=1))
 
 
 # -- statement builders ------------------------------------------------------------------
@@ -324,7 +258,7 @@ def sessions_select(
     ).select_from(from_landing)
 
 
-def _sessions_table(event_table: sa.Table) -> sa.Table:
+def sessions_table(event_table: sa.Table) -> sa.Table:
     """A temporary table for :func:`sessions_select`'s rows (dropped before commit)."""
     big = sa.BigInteger()
     return sa.Table(
@@ -343,26 +277,7 @@ def _sessions_table(event_table: sa.Table) -> sa.Table:
     )
 
 
-def _staging_table(table: sa.Table) -> sa.Table:
-    """A temporary table with ``table``'s columns but ``id``, for a run's computed rows."""
-    return sa.Table(
-        f"analytics_tmp_{table.name}",
-        sa.MetaData(),
-        *(sa.Column(c.name, c.type) for c in table.c if c.name != "id"),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
-    )
-
-
-def _copy(conn: sa.Connection, source: sa.Table, target: sa.Table) -> int:
-    """Insert every row of ``source`` into ``target`` (same columns); rows inserted."""
-    names = [c.name for c in source.c]
-    insert = sa.insert(target).from_select(names, sa.select(*source.c))
-    # Without preserve_rowcount, INSERT rowcounts are not kept on every driver.
-    return int(conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount)
-
-
-def _total(expr: Any) -> Any:
+def total(expr: Any) -> Any:
     # PostgreSQL sums bigints as numeric: cast back so readers get ints, not Decimals.
     return sa.cast(sa.func.coalesce(sa.func.sum(expr), 0), sa.BigInteger())
 
@@ -382,16 +297,16 @@ def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> 
     zero: sa.ColumnClause[int] = sa.literal_column("0", sa.Integer())
     visitors = sa.func.count(sa.distinct(s.visitor_id)).label("visitors")
     sessions_n = sa.func.count().label("sessions")
-    pageviews = _total(s.pageviews).label("pageviews")
-    bounces = _total(s.bounce).label("bounces")
+    pageviews = total(s.pageviews).label("pageviews")
+    bounces = total(s.bounce).label("bounces")
 
     totals = sa.select(
         visitors,
         sessions_n,
         pageviews,
         bounces,
-        _total(s.duration_s).label("total_duration_s"),
-        _total(s.events - s.pageviews).label("events"),
+        total(s.duration_s).label("total_duration_s"),
+        total(s.events - s.pageviews).label("events"),
     ).subquery("totals")
     t = totals.c
     summary = sa.select(
@@ -428,11 +343,11 @@ def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> 
     page = sa.select(
         date,
         p.path,
-        _total(p.visitors).label("visitors"),
-        _total(p.pageviews).label("pageviews"),
-        _total(p.entries).label("entries"),
-        _total(p.exits).label("exits"),
-        _total(p.total_engagement_ms).label("total_engagement_ms"),
+        total(p.visitors).label("visitors"),
+        total(p.pageviews).label("pageviews"),
+        total(p.entries).label("entries"),
+        total(p.exits).label("exits"),
+        total(p.total_engagement_ms).label("total_engagement_ms"),
     ).group_by(p.path)
 
     page_referrer = (
@@ -465,8 +380,8 @@ def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> 
         b.duration_bucket,
         b.pages_bucket,
         sa.func.count().label("sessions"),
-        _total(b.duration_s).label("total_duration_s"),
-        _total(b.pageviews).label("pageviews"),
+        total(b.duration_s).label("total_duration_s"),
+        total(b.pageviews).label("pageviews"),
     ).group_by(b.duration_bucket, b.pages_bucket)
 
     event = (
@@ -495,7 +410,7 @@ def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> 
     }
 
 
-def _in_table_order(models: Models, selects: dict[str, Any]) -> dict[str, Any]:
+def in_table_order(models: Models, selects: dict[str, Any]) -> dict[str, Any]:
     """Each select with exactly its daily table's columns but ``id``, in table order."""
     shaped = {}
     for name, select in selects.items():
@@ -508,7 +423,7 @@ def _in_table_order(models: Models, selects: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
-def daily_selects(state: AnalyticsState, day: dt.date, *, cte_suffix: str = "") -> dict[str, Any]:
+def daily_selects(state: Context, day: dt.date, *, cte_suffix: str = "") -> dict[str, Any]:
     """Live selects of every daily table of local ``day``, computed from its raw events.
 
     Keyed by daily model name ("DailySummary", ...); each yields exactly the rows
@@ -523,183 +438,4 @@ def daily_selects(state: AnalyticsState, day: dt.date, *, cte_suffix: str = "") 
     sessions = sessions_select(
         src, state.settings.session_timeout, dialect, models=state.models, bounds=(start, end)
     ).cte(f"sessions{cte_suffix}")
-    return _in_table_order(state.models, table_selects(day, src, sessions))
-
-
-# -- runs ------------------------------------------------------------------------------
-
-
-def lock_day(conn: sa.Connection, day: dt.date) -> None:
-    """Take the aggregation lock of ``day`` for the rest of ``conn``'s transaction.
-
-    PostgreSQL: an advisory lock keyed by the date. SQLite: nothing here; there the lock
-    is the database's write lock, which the transaction's first write takes, so write
-    before reading (``aggregate_day`` deletes first).
-    """
-    dialects.lock_for_transaction(conn, _LOCK_NAMESPACE, day.toordinal())
-
-
-def _refuse_purged(
-    conn: sa.Connection, models: Models, day: dt.date, src: sa.FromClause, source: int
-) -> None:
-    """Raise :class:`AggregationRefused` when the day's events were purged, wholly or in
-    part: none left (``source`` is 0), or fewer than its latest finished run read.
-
-    Runs in the swap transaction, after its deletes: on PostgreSQL in the run's snapshot
-    (taken under the day's lock), on SQLite under the write lock, so no other run of the
-    day can commit in between and the run row read is the latest one.
-    """
-    iso = day.isoformat()
-    if not source:
-        raise AggregationRefused(
-            f"Refusing to re-aggregate {iso}: it has daily rows but no raw or archived "
-            "events are left (purged?), so recomputing would erase its numbers. "
-            "Pass force=True to wipe them anyway."
-        )
-    run = latest_run(conn, models.AggregationRun.__table__, day)
-    read = None if run is None else run[0]
-    if read is None or read <= source:
-        return  # never aggregated, or the same events plus late ones
-    # What the day holds now. On PostgreSQL that is ``source`` (one snapshot). SQLite
-    # computed in an earlier read transaction, and a concurrent run of the day that read
-    # newer events may have swapped in since: that is no purge, so this run's rows are
-    # swapped in (the last swap stands) and the next run counts the newer events.
-    left = int(conn.scalar(sa.select(sa.func.count()).select_from(src)) or 0)
-    if left >= read:
-        return
-    raise AggregationRefused(
-        f"Refusing to re-aggregate {iso}: its last aggregation read {read:,} events but "
-        f"only {left:,} raw or archived events are left (partly purged?), so recomputing "
-        "would lower its numbers. Pass force=True to recompute it from the events left."
-    )
-
-
-def aggregate_day(state: AnalyticsState, day: dt.date, *, force: bool = False) -> AggregationResult:
-    """Recompute every daily table of local ``day`` (idempotent): computed from one
-    snapshot of its events, swapped in by one transaction (see the module docstring).
-
-    Raises :class:`AggregationRefused`, unless ``force``, when the day has daily rows but
-    its events were purged: none are left (``force`` wipes its rows), or fewer than its
-    latest finished run read (partly purged: ``force`` recomputes it from those left).
-    A day never aggregated, or with more events than its last run read (late events), is
-    recomputed as usual.
-    """
-    from .extension import utcnow
-
-    start, end = day_bounds(state.settings.timezone, day)
-    models = state.models
-    engine = state.engine()
-    dialect = engine.dialect.name
-    # A subquery, not a CTE: sqlite3 reports no rowcount for a statement starting "WITH".
-    src = source_events(models, start, end).subquery("src")
-    tmp = _sessions_table(models.Event.__table__)
-    staged = {
-        name: _staging_table(model.__table__)
-        for name, model in {**models.daily, "DailyDimension": models.DailyDimension}.items()
-    }
-    with (
-        engine.connect() as conn,
-        dialects.held_lock(conn, _LOCK_NAMESPACE, day.toordinal()),
-    ):
-        previous_timeout = dialects.sqlite_busy_timeout(conn, SQLITE_LOCK_WAIT_MS)
-        # SQLite: compute in a read transaction, swap in a write transaction (see the
-        # module docstring); PostgreSQL: both in one REPEATABLE READ transaction, begun
-        # once the day's lock is held, so every statement reads the same events.
-        dialects.snapshot_isolation(conn)
-        compute = conn.begin()
-        try:
-            dialects.tune_bulk_transaction(conn, WORK_MEM_MB)
-            started_at = utcnow()
-            tmp.create(conn)
-            session_rows = sessions_select(
-                src,
-                state.settings.session_timeout,
-                dialect,
-                models=models,
-                bounds=(start, end),
-            )
-            conn.execute(
-                sa.insert(tmp).from_select(
-                    [col.name for col in session_rows.selected_columns], session_rows
-                )
-            )
-            source = int(conn.scalar(sa.select(_total(tmp.c.events))) or 0)
-            batches = {
-                name: [select]
-                for name, select in _in_table_order(models, table_selects(day, src, tmp)).items()
-            }
-            batches["DailyDimension"] = dimensions.selects(state, day)
-            for name, table in staged.items():
-                table.create(conn)
-                for select in batches[name]:
-                    columns = [col.name for col in select.selected_columns]
-                    conn.execute(sa.insert(table).from_select(columns, select))
-            tmp.drop(conn)
-            compute = dialects.begin_swap(conn, compute)
-            # The swap. On SQLite this first write is what takes the lock: keep it first.
-            existing = 0
-            for model in models.daily.values():
-                table = model.__table__
-                existing += conn.execute(sa.delete(table).where(table.c.date == day)).rowcount
-            if existing and not force:
-                _refuse_purged(conn, models, day, src, source)
-            rows: dict[str, int] = {}
-            for name, model in models.daily.items():
-                rows[name] = _copy(conn, staged[name], model.__table__)
-            dimension_table = models.DailyDimension.__table__
-            conn.execute(sa.delete(dimension_table).where(dimension_table.c.date == day))
-            copied = _copy(conn, staged["DailyDimension"], dimension_table)
-            dimensions.run_hooks(conn, state, day)
-            if state.ext.dimensions:
-                rows["DailyDimension"] = copied
-            for table in staged.values():
-                table.drop(conn)
-            finished_at = utcnow()
-            conn.execute(
-                sa.insert(models.AggregationRun.__table__).values(
-                    date=day,
-                    started_at=started_at,
-                    finished_at=finished_at,
-                    source_events=source,
-                )
-            )
-            compute.commit()
-        except BaseException:
-            compute.rollback()
-            if not dialects.TEMP_TABLES_END_WITH_TRANSACTION.get(dialect, False):
-                for table in (tmp, *staged.values()):
-                    table.drop(conn, checkfirst=True)
-            raise
-        finally:
-            dialects.sqlite_busy_timeout(conn, previous_timeout)
-    return AggregationResult(
-        date=day,
-        source_events=source,
-        rows=rows,
-        started_at=started_at,
-        finished_at=finished_at,
-    )
-
-
-def aggregate_range(
-    state: AnalyticsState,
-    start: dt.date,
-    end: dt.date,
-    *,
-    force: bool = False,
-    progress: Callable[[dt.date], None] | None = None,
-) -> list[AggregationResult]:
-    """Aggregate every local day from ``start`` to ``end`` inclusive, one transaction each.
-
-    ``progress(day)`` is called after each day. Stops at the first refused day.
-    """
-    if end < start:
-        raise ValueError(f"aggregate_range: start {start} is after end {end}.")
-    results = []
-    day = start
-    while day <= end:
-        results.append(aggregate_day(state, day, force=force))
-        if progress is not None:
-            progress(day)
-        day += dt.timedelta(days=1)
-    return results
+    return in_table_order(state.models, table_selects(day, src, sessions))

@@ -14,20 +14,15 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .config import Settings
-from .errors import InvalidEvent
-from .extension import AnalyticsState, utcnow
-from .ingest import pipeline, privacy
-from .ingest.payload import decode_body, parse_batch
-from .ratelimit import CollectLimiter, RedisError
+from ..config import Settings
+from ..errors import InvalidEvent
+from ..ingest import pipeline, privacy
+from ..ingest.payload import decode_body, parse_batch
+from ..ingest.ratelimit import CollectLimiter, RedisError
+from ..state import current_state
 
 #: Content types the tracker sends: JSON, or text/plain from ``navigator.sendBeacon``.
 ACCEPTED_TYPES = frozenset({"application/json", "text/plain", ""})
-
-
-def _state() -> AnalyticsState:
-    state: AnalyticsState = current_app.extensions["analytics"]
-    return state
 
 
 def _error(status: int, message: str) -> Response:
@@ -95,7 +90,7 @@ def _rate_limited(
 
 def collect() -> Response:
     """``POST`` one event object or an array of them."""
-    state = _state()
+    state = current_state()
     settings = state.settings
     if request.method == "OPTIONS":
         response = Response(status=204)
@@ -117,7 +112,8 @@ def collect() -> Response:
     if len(raw) > limit:
         return _cors(_error(413, f"body is larger than {limit} bytes"), settings)
     try:
-        events = parse_batch(decode_body(raw, settings.max_batch), state.limits, utcnow())
+        payload = decode_body(raw, settings.max_batch)
+        events = parse_batch(payload, state.limits, state.clock.utcnow())
     except InvalidEvent as exc:
         return _cors(_error(400, str(exc)), settings)
     info = request_info(settings)

@@ -21,18 +21,20 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .models import UTM_MAX, EventMixin, Models
+from ..models import UTM_MAX, EventMixin, Models
+from .clock import day_bounds
 
 if TYPE_CHECKING:
-    from .extension import AnalyticsState
+    from .context import Context
 
 #: ``fn(conn, day, events)`` run inside a day's aggregation transaction.
 DailyAggregation = Callable[[sa.Connection, dt.date, sa.Subquery], None]
 
 
 @dataclass(frozen=True)
-class Dimension:
-    """A custom event column shown as a breakdown."""
+class CustomDimension:
+    """A custom event column declared with ``analytics.dimension(name)``: rolled up per
+    day and shown as a breakdown."""
 
     name: str
     label: str
@@ -62,10 +64,8 @@ def day_events(models: Models, start: dt.datetime, end: dt.datetime) -> sa.Compo
     return sa.union_all(*parts)
 
 
-def _events_of(state: AnalyticsState, day: dt.date) -> sa.CompoundSelect[Any]:
+def _events_of(state: Context, day: dt.date) -> sa.CompoundSelect[Any]:
     """:func:`day_events` of local ``day``."""
-    from .aggregate import day_bounds
-
     return day_events(state.models, *day_bounds(state.settings.timezone, day))
 
 
@@ -85,10 +85,10 @@ def dimension_select(day: dt.date, name: str, events: sa.FromClause) -> sa.Selec
 
 
 def dimension_selects(
-    state: AnalyticsState, day: dt.date, *, cte_suffix: str = ""
+    state: Context, day: dt.date, *, cte_suffix: str = ""
 ) -> sa.Select[Any] | None:
     """Live rows of every declared dimension for ``day`` (None without dimensions)."""
-    dims: Sequence[Dimension] = state.ext.dimensions
+    dims: Sequence[CustomDimension] = state.hooks.dimensions
     if not dims:
         return None
     events = _events_of(state, day).cte(f"dim_src{cte_suffix}")
@@ -96,18 +96,18 @@ def dimension_selects(
     return selects[0] if len(selects) == 1 else sa.union_all(*selects).subquery().select()
 
 
-def selects(state: AnalyticsState, day: dt.date) -> list[sa.Select[Any]]:
+def selects(state: Context, day: dt.date) -> list[sa.Select[Any]]:
     """The ``analytics_daily_dimension`` rows of ``day``, one select per declared dimension."""
-    dims: Sequence[Dimension] = state.ext.dimensions
+    dims: Sequence[CustomDimension] = state.hooks.dimensions
     if not dims:
         return []
     events = _events_of(state, day).subquery("day_events")
     return [dimension_select(day, dim.name, events) for dim in dims]
 
 
-def run_hooks(conn: sa.Connection, state: AnalyticsState, day: dt.date) -> None:
+def run_hooks(conn: sa.Connection, state: Context, day: dt.date) -> None:
     """Run the host's ``@analytics.daily_aggregation`` functions for ``day`` on ``conn``."""
-    hooks: Sequence[DailyAggregation] = state.ext.daily_aggregations
+    hooks: Sequence[DailyAggregation] = state.hooks.daily_aggregations
     if not hooks:
         return
     events = _events_of(state, day).subquery("day_events")

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from .archive import DayState, counts, day_states
+from ..core.runs import DayState, counts, day_states
 
 if TYPE_CHECKING:
-    from .extension import AnalyticsState
+    from ..state import AppState
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class StatusReport:
     redis_error: str | None = None
 
 
-def last_runs(state: AnalyticsState, limit: int = 10) -> list[RunInfo]:
+def last_runs(state: AppState, limit: int = 10) -> list[RunInfo]:
     """The most recently started aggregation runs."""
     runs: sa.Table = state.models.AggregationRun.__table__
     with state.engine().connect() as conn:
@@ -64,7 +64,7 @@ def last_runs(state: AnalyticsState, limit: int = 10) -> list[RunInfo]:
     return [RunInfo(*row) for row in rows]
 
 
-def status_report(state: AnalyticsState, *, runs: int = 10) -> StatusReport:
+def status_report(state: AppState, *, runs: int = 10) -> StatusReport:
     """Row counts, recent runs, days needing aggregation and (with Redis) the queue."""
     queue = None
     error = None

@@ -14,7 +14,7 @@ import time
 from limits import RateLimitItem, parse, storage, strategies
 from limits.errors import ConfigurationError
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class CollectLimiter:

@@ -1,0 +1,162 @@
+"""Per-day bookkeeping: how many raw and archived events each local day holds, and
+what its latest aggregation run read.
+
+A day counts as aggregated when the latest finished ``analytics_aggregation_run`` of
+that day read as many events (raw + archived) as the day holds now. Comparing counts
+rather than times is deliberate: ``created_at`` is when an event happened, not when it
+was written, so a late event (replayed offline queue, ``track()`` with a past
+timestamp) can be written after a run while being older than it. A day's event count
+only grows until purge (duplicate event ids are rejected at ingest), so an equal count
+means the run saw them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from .clock import day_bounds, local_date
+
+if TYPE_CHECKING:
+    from .context import Context
+
+
+@dataclass(frozen=True)
+class DayState:
+    """Raw and archived event counts of one local day, against its latest aggregation."""
+
+    day: dt.date
+    raw_events: int
+    archived_events: int
+    #: Events the latest finished aggregation run read; None when never aggregated.
+    run_events: int | None
+    aggregated_at: dt.datetime | None
+
+    @property
+    def events(self) -> int:
+        return self.raw_events + self.archived_events
+
+    @property
+    def status(self) -> str:
+        """``aggregated``, ``never aggregated``, ``stale`` (events arrived since the last
+        run) or ``purged`` (fewer events than the last run read: part of it was purged)."""
+        if self.run_events is None:
+            return "never aggregated"
+        if self.run_events == self.events:
+            return "aggregated"
+        return "stale" if self.events > self.run_events else "purged"
+
+    @property
+    def fresh(self) -> bool:
+        return self.status == "aggregated"
+
+
+def _next_day(
+    conn: sa.Connection,
+    tz: ZoneInfo,
+    table: sa.Table,
+    after: dt.datetime | None,
+    before: dt.datetime | None,
+) -> dt.date | None:
+    """Local day of the first event of ``table`` at or after ``after`` (and before ``before``)."""
+    query = sa.select(sa.func.min(table.c.created_at))
+    if after is not None:
+        query = query.where(table.c.created_at >= after)
+    if before is not None:
+        query = query.where(table.c.created_at < before)
+    first: dt.datetime | None = conn.scalar(query)
+    if first is None:
+        return None
+    return local_date(first, tz)
+
+
+def days_with_events(
+    conn: sa.Connection, tz: ZoneInfo, table: sa.Table, before: dt.date | None
+) -> Iterator[tuple[dt.date, dt.datetime, dt.datetime]]:
+    """Local days holding rows of ``table``, oldest first, with their UTC bounds.
+
+    Skips from event to event on the ``created_at`` index, so a table spanning years
+    with a few busy days costs a few queries per busy day, not one per calendar day.
+    """
+    limit = day_bounds(tz, before)[0] if before is not None else None
+    after: dt.datetime | None = None
+    while (day := _next_day(conn, tz, table, after, limit)) is not None:
+        start, end = day_bounds(tz, day)
+        yield day, start, end
+        after = end
+
+
+def count_between(
+    conn: sa.Connection, table: sa.Table, start: dt.datetime, end: dt.datetime
+) -> int:
+    query = sa.select(sa.func.count()).where(table.c.created_at >= start, table.c.created_at < end)
+    return int(conn.scalar(query) or 0)
+
+
+def latest_run(
+    conn: sa.Connection, runs: sa.Table, day: dt.date
+) -> tuple[int | None, dt.datetime] | None:
+    """``(source_events, finished_at)`` of the latest finished aggregation run of local
+    ``day`` (``runs`` is ``analytics_aggregation_run``), read through ``conn``; None when
+    the day was never aggregated."""
+    row = conn.execute(
+        sa.select(runs.c.source_events, runs.c.finished_at)
+        .where(runs.c.date == day, runs.c.finished_at.is_not(None))
+        .order_by(runs.c.finished_at.desc(), runs.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    events, finished_at = row
+    return (None if events is None else int(events)), finished_at
+
+
+def _day_state(
+    state: Context, conn: sa.Connection, day: dt.date, start: dt.datetime, end: dt.datetime
+) -> DayState:
+    models = state.models
+    run = latest_run(conn, models.AggregationRun.__table__, day)
+    return DayState(
+        day=day,
+        raw_events=count_between(conn, models.Event.__table__, start, end),
+        archived_events=count_between(conn, models.EventArchive.__table__, start, end),
+        run_events=None if run is None else run[0],
+        aggregated_at=None if run is None else run[1],
+    )
+
+
+def day_states(state: Context, *, before: dt.date | None = None) -> list[DayState]:
+    """Every local day that has raw events (before local day ``before``), oldest first."""
+    tz = state.settings.timezone
+    with state.engine().connect() as conn:
+        return [
+            _day_state(state, conn, day, start, end)
+            for day, start, end in days_with_events(conn, tz, state.models.Event.__table__, before)
+        ]
+
+
+def day_state(state: Context, day: dt.date) -> DayState:
+    """Counts and latest aggregation of one local day."""
+    start, end = day_bounds(state.settings.timezone, day)
+    with state.engine().connect() as conn:
+        return _day_state(state, conn, day, start, end)
+
+
+def counts(state: Context) -> dict[str, int]:
+    """Row counts of the raw and the archive tables."""
+    models = state.models
+    with state.engine().connect() as conn:
+        return {
+            "raw": int(
+                conn.scalar(sa.select(sa.func.count()).select_from(models.Event.__table__)) or 0
+            ),
+            "archived": int(
+                conn.scalar(sa.select(sa.func.count()).select_from(models.EventArchive.__table__))
+                or 0
+            ),
+        }

@@ -1,0 +1,1 @@
+"""What happens to stored events over time: daily aggregation, archive, purge, partitions."""

@@ -1,0 +1,1 @@
+"""RQ jobs, queueing, the worker, the scheduler and the status report."""
