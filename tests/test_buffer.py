@@ -34,7 +34,6 @@ from rq import Queue
 from flask_analytics import EventMixin, buffer
 from flask_analytics.config import DEFAULTS, load_settings
 from flask_analytics.errors import ConfigError
-from flask_analytics.ingest import pipeline
 from flask_analytics.state import current_state
 from flask_analytics.tasks import jobs
 

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from flask_analytics import EventMixin
-from flask_analytics.ingest import pipeline
 from flask_analytics.ingest.insert import EventInserter
 from flask_analytics.state import current_state
 
