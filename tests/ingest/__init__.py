@@ -1,0 +1,1 @@
+"""Tests of flask_analytics.ingest."""

@@ -1,0 +1,616 @@
+"""stats: the dashboard's read queries, checked against an independent computation.
+
+Raw events are generated (seeded), some days aggregated, others left live, and every
+total and breakdown of :class:`flask_analytics.reports.stats.Stats` is compared with sums of
+``tests/reference.py``'s pure-Python daily rows over the same raw events. Helpers here
+(``seed``, ``expected_*``) are shared with the dashboard tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_analytics import Analytics
+from flask_analytics.core.clock import day_bounds, utcnow
+from flask_analytics.reports.stats import (
+    DIMENSIONS,
+    INTERNAL_EVENTS,
+    REALTIME_WINDOW,
+    DateRange,
+    Dimension,
+    LiveCache,
+    Stats,
+    Totals,
+    buckets,
+)
+from flask_analytics.state import current_state
+
+from ..reference import reference_daily
+
+TIMEZONE = "Europe/Paris"
+TIMEOUT = 1800
+
+XSS_SCRIPT = "<script>alert(1)</script>"
+XSS_IMG = '"><img src=x onerror=alert(1)>'
+
+PATHS = ["/", "/pricing", "/blog/launch", "/docs/install", "/about", f"/q/{XSS_SCRIPT}"]
+SOURCES: list[dict[str, Any]] = [
+    {"channel": "Direct", "source": None, "referrer_host": None},
+    {"channel": "Organic Search", "source": "Google", "referrer_host": "google.com"},
+    {"channel": "Organic Search", "source": "DuckDuckGo", "referrer_host": "duckduckgo.com"},
+    {"channel": "Organic Social", "source": "Hacker News", "referrer_host": "news.ycombinator.com"},
+    {"channel": "Referral", "source": "github.com", "referrer_host": "github.com"},
+    {"channel": "Referral", "source": XSS_IMG, "referrer_host": "evil.example"},
+    {
+        "channel": "Email",
+        "source": "newsletter",
+        "referrer_host": None,
+        "utm_source": "newsletter",
+        "utm_medium": "email",
+        "utm_campaign": "spring",
+    },
+    {
+        "channel": "Paid Search",
+        "source": "Google",
+        "referrer_host": "google.com",
+        "utm_source": "google",
+        "utm_medium": "cpc",
+        "utm_campaign": XSS_SCRIPT,
+    },
+]
+DEVICES = [
+    ("desktop", "Chrome", "Windows"),
+    ("desktop", "Firefox", "Linux"),
+    ("mobile", "Safari", "iOS"),
+    ("mobile", "Chrome", "Android"),
+    ("tablet", "Safari", "iPadOS"),
+]
+COUNTRIES = ["FR", "US", "DE", "GB", "JP", None]
+CUSTOM_EVENTS = ["signup", "outbound", XSS_IMG]
+
+
+def local_now(tz: ZoneInfo) -> dt.datetime:
+    return utcnow().replace(tzinfo=dt.timezone.utc).astimezone(tz)
+
+
+def make_row(created_at: dt.datetime, visitor_id: int, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "created_at": created_at,
+        "name": "pageview",
+        "hostname": "example.com",
+        "path": "/",
+        "referrer": None,
+        "referrer_host": None,
+        "channel": "Direct",
+        "source": None,
+        "utm_source": None,
+        "utm_medium": None,
+        "utm_campaign": None,
+        "utm_term": None,
+        "utm_content": None,
+        "device_type": "desktop",
+        "browser": "Chrome",
+        "os": "Windows",
+        "country": None,
+        "visitor_id": visitor_id,
+        "screen_width": None,
+        "engagement_ms": None,
+        "scroll_depth": None,
+        "props": None,
+    }
+    row.update(fields)
+    return row
+
+
+def day_events(
+    rnd: random.Random, start: dt.datetime, end: dt.datetime, visitors: int
+) -> list[dict[str, Any]]:
+    """Realistic-looking raw events of ``visitors`` visitors between two UTC times."""
+    rows = []
+    span = max(1, int((end - start).total_seconds()) - 3 * 3600)
+    for _ in range(visitors):
+        visitor = rnd.randrange(1, 2**62)
+        device, browser, os_name = rnd.choice(DEVICES)
+        country = rnd.choice(COUNTRIES)
+        moment = start + dt.timedelta(seconds=rnd.randrange(span))
+        for _session in range(rnd.choice((1, 1, 1, 2))):
+            landing = rnd.choice(SOURCES)
+            for view in range(rnd.choice((1, 1, 2, 3, 5, 8))):
+                if moment >= end:
+                    break
+                attribution = landing if view == 0 else {"channel": "Direct"}
+                path = rnd.choice(PATHS)
+                common = {
+                    "device_type": device,
+                    "browser": browser,
+                    "os": os_name,
+                    "country": country,
+                    "path": path,
+                }
+                rows.append(make_row(moment, visitor, **common, **attribution))
+                moment += dt.timedelta(seconds=rnd.randrange(5, 240))
+                if rnd.random() < 0.4 and moment < end:
+                    rows.append(
+                        make_row(
+                            moment,
+                            visitor,
+                            name="engagement",
+                            engagement_ms=rnd.randrange(500, 90_000),
+                            **common,
+                        )
+                    )
+                if rnd.random() < 0.15 and moment < end:
+                    name = rnd.choice(CUSTOM_EVENTS)
+                    props = {"plan": rnd.choice(["free", "pro", XSS_SCRIPT])}
+                    rows.append(make_row(moment, visitor, name=name, props=props, **common))
+            moment += dt.timedelta(seconds=TIMEOUT + rnd.randrange(60, 3600))
+    return [r for r in rows if r["created_at"] < end]
+
+
+def insert(analytics: Analytics, rows: Iterable[dict[str, Any]]) -> None:
+    rows = list(rows)
+    if rows:
+        with analytics.db.engine.begin() as conn:
+            conn.execute(sa.insert(analytics.Event.__table__), rows)
+
+
+@dataclass
+class Seeded:
+    """A seeded data set: raw events, which days were aggregated, and the clock."""
+
+    events: list[dict[str, Any]]
+    today: dt.date
+    aggregated: list[dt.date]
+    live_past: dt.date
+    tz: ZoneInfo
+    now: dt.datetime  # naive UTC, when the data was made
+
+    @property
+    def days(self) -> list[dt.date]:
+        return sorted({self.live_past, *self.aggregated, self.today})
+
+
+def seed(
+    app: Flask,
+    analytics: Analytics,
+    *,
+    visitors: int = 25,
+    seed_value: int = 5,
+    past_days: int = 4,
+) -> Seeded:
+    """``past_days`` past days (all aggregated but the oldest) and today (live).
+
+    Daily visitors vary around ``visitors``. Today's events stop ten minutes ago, except
+    a few in the last two minutes (realtime), never before today's local midnight: just
+    after midnight they are at midnight, so today is never empty.
+    """
+    rnd = random.Random(seed_value)
+    state = current_state(app)
+    tz = state.settings.timezone
+    now = utcnow().replace(microsecond=0)
+    today = state.local_date(now)
+    rows: list[dict[str, Any]] = []
+    past = [today - dt.timedelta(days=n) for n in range(past_days, 0, -1)]
+    for day in past:
+        start, end = day_bounds(tz, day)
+        weekly = 0.75 if day.weekday() >= 5 else 1.0
+        rows += day_events(rnd, start, end, max(1, int(visitors * weekly * rnd.uniform(0.8, 1.2))))
+    start, _end = day_bounds(tz, today)
+    cutoff = now - dt.timedelta(minutes=10)
+    if cutoff > start:
+        rows += day_events(rnd, start, cutoff, visitors)
+    for i in range(3):
+        moment = max(start, now - dt.timedelta(seconds=30 + 20 * i))
+        rows.append(make_row(moment, 9_000 + i, path="/live", source="Google", country="FR"))
+    rows.append(make_row(max(start, now - dt.timedelta(seconds=45)), 9_000, path="/pricing"))
+    with app.app_context():
+        insert(analytics, rows)
+        for day in past[1:]:
+            analytics.aggregate(day)
+        with analytics.db.engine.connect() as conn:
+            # Read back: the reference orders a visitor's events by (created_at, id).
+            table = analytics.Event.__table__
+            stored = [dict(r) for r in conn.execute(sa.select(table)).mappings()]
+    return Seeded(stored, today, past[1:], past[0], tz, now)
+
+
+# -- the independent computation ----------------------------------------------------------
+
+
+def reference_rows(seeded: Seeded, rng: DateRange) -> dict[str, list[dict[str, Any]]]:
+    """Reference daily rows of every day of ``rng``, all tables, concatenated."""
+    result: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for day in rng.dates():
+        for table, rows in reference_daily(seeded.events, day, seeded.tz, TIMEOUT).items():
+            result[table] += rows
+    return result
+
+
+def expected_totals(seeded: Seeded, rng: DateRange) -> Totals:
+    totals = Totals()
+    for row in reference_rows(seeded, rng)["DailySummary"]:
+        totals += Totals(**{k: v for k, v in row.items() if k != "date"})
+    return totals
+
+
+def expected_breakdown(
+    seeded: Seeded, dimension: Dimension, rng: DateRange, exclude: Sequence[str] = ()
+) -> dict[Any, dict[str, int]]:
+    """Every key of ``dimension`` with its summed counts (after the dimension's filters)."""
+    sums: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(dimension.counts, 0))
+    for row in reference_rows(seeded, rng)[dimension.table]:
+        key = row[dimension.key]
+        for count in dimension.counts:
+            sums[key][count] += row[count]
+    return {
+        key: counts
+        for key, counts in sums.items()
+        if not (dimension.skip_null and key is None)
+        and key not in exclude
+        and (dimension.positive is None or counts[dimension.positive] > 0)
+    }
+
+
+def ranges(seeded: Seeded) -> dict[str, DateRange]:
+    today = seeded.today
+    return {
+        "aggregated day": DateRange(seeded.aggregated[0], seeded.aggregated[0]),
+        "live past day": DateRange(seeded.live_past, seeded.live_past),
+        "today": DateRange(today, today),
+        "all days": DateRange(seeded.live_past, today),
+        "aggregated days": DateRange(seeded.aggregated[0], seeded.aggregated[-1]),
+    }
+
+
+def assert_breakdown(
+    got: Sequence[Any], expected: Mapping[Any, Mapping[str, int]], dimension: Dimension
+) -> None:
+    """Every row equals the reference; rows are the top ones, in order."""
+    assert len(got) == len(expected), dimension.name
+    for row in got:
+        assert row.counts == expected[row.key], (dimension.name, row.key)
+    sort = [row.counts[dimension.sort] for row in got]
+    assert sort == sorted(sort, reverse=True), dimension.name
+
+
+@pytest.fixture
+def paris_app(make_app: Any) -> Flask:
+    return make_app(ANALYTICS_TIMEZONE=TIMEZONE)
+
+
+@pytest.fixture
+def seeded(paris_app: Flask) -> Seeded:
+    return seed(paris_app, paris_app.extensions["analytics_test"])
+
+
+def open_stats(app: Flask, conn: sa.Connection) -> Stats:
+    return Stats(current_state(app), conn)
+
+
+# -- pure values -----------------------------------------------------------------------------
+
+
+def test_date_range_previous_and_year_before() -> None:
+    rng = DateRange(dt.date(2024, 2, 1), dt.date(2024, 2, 29))
+    assert rng.days == 29
+    assert rng.previous() == DateRange(dt.date(2024, 1, 3), dt.date(2024, 1, 31))
+    assert rng.year_before() == DateRange(dt.date(2023, 2, 1), dt.date(2023, 2, 28))
+    assert list(DateRange(dt.date(2026, 1, 1), dt.date(2026, 1, 3)).dates()) == [
+        dt.date(2026, 1, 1),
+        dt.date(2026, 1, 2),
+        dt.date(2026, 1, 3),
+    ]
+    with pytest.raises(ValueError, match="before start"):
+        DateRange(dt.date(2026, 1, 2), dt.date(2026, 1, 1))
+
+
+def test_rates_come_from_summed_counts_not_averages() -> None:
+    # Day one: 1 bounce of 1 visit; day two: 1 of 9. Averaging daily rates gives 55.6%.
+    total = Totals(sessions=1, bounces=1, pageviews=1) + Totals(sessions=9, bounces=1, pageviews=30)
+    assert total.bounce_rate == pytest.approx(2 / 10)
+    assert total.views_per_session == pytest.approx(31 / 10)
+    assert Totals().bounce_rate is None
+
+
+# -- numbers against the reference ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "which", ["aggregated day", "live past day", "today", "all days", "aggregated days"]
+)
+def test_totals_and_breakdowns_match_reference(
+    paris_app: Flask, seeded: Seeded, which: str
+) -> None:
+    rng = ranges(seeded)[which]
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
+        stats = open_stats(paris_app, conn)
+        expected = expected_totals(seeded, rng)
+        assert expected.sessions > 0
+        assert stats.totals(rng) == expected
+        daily = stats.daily_totals(rng)
+        for day in rng.dates():
+            assert daily[day] == expected_totals(seeded, DateRange(day, day)), day
+        for dimension in DIMENSIONS.values():
+            got = stats.breakdown(dimension, rng, limit=1000)
+            assert_breakdown(got, expected_breakdown(seeded, dimension, rng), dimension)
+
+
+def test_breakdown_limit_keeps_the_top_rows(paris_app: Flask, seeded: Seeded) -> None:
+    rng = ranges(seeded)["all days"]
+    dimension = DIMENSIONS["page"]
+    expected = expected_breakdown(seeded, dimension, rng)
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
+        top = open_stats(paris_app, conn).breakdown(dimension, rng, limit=3)
+    assert len(top) == 3
+    shown = {row.key for row in top}
+    hidden = [c["visitors"] for k, c in expected.items() if k not in shown]
+    assert min(row.counts["visitors"] for row in top) >= max(hidden)
+
+
+def test_page_detail_and_histograms_match_reference(paris_app: Flask, seeded: Seeded) -> None:
+    rng = ranges(seeded)["all days"]
+    reference = reference_rows(seeded, rng)
+    path = "/pricing"
+    referrers: dict[Any, dict[str, int]] = defaultdict(lambda: {"visitors": 0, "pageviews": 0})
+    for row in reference["DailyPageReferrer"]:
+        if row["path"] == path:
+            referrers[row["referrer_host"]]["visitors"] += row["visitors"]
+            referrers[row["referrer_host"]]["pageviews"] += row["pageviews"]
+    per_day: dict[dt.date, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for row in reference["DailyPage"]:
+        if row["path"] == path:
+            per_day[row["date"]] = (row["visitors"], row["pageviews"])
+    histograms: dict[str, dict[int, int]] = {"duration_bucket": {}, "pages_bucket": {}}
+    for row in reference["DailySession"]:
+        for bucket, counts in histograms.items():
+            counts[row[bucket]] = counts.get(row[bucket], 0) + row["sessions"]
+
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
+        stats = open_stats(paris_app, conn)
+        got = {r.key: r.counts for r in stats.page_referrers(rng, path, limit=100)}
+        assert got == dict(referrers)
+        daily = stats.page_daily(rng, path)
+        for day in rng.dates():
+            assert (daily[day].visitors, daily[day].pageviews) == per_day[day], day
+        for bucket, expected in histograms.items():
+            rows = stats.sessions_histogram(rng, bucket)
+            assert {r.key: r.counts["sessions"] for r in rows} == expected, bucket
+
+
+def test_events_breakdown_can_hide_tracker_events(paris_app: Flask, seeded: Seeded) -> None:
+    rng = ranges(seeded)["all days"]
+    dimension = DIMENSIONS["event"]
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
+        rows = open_stats(paris_app, conn).breakdown(
+            dimension, rng, limit=100, exclude=INTERNAL_EVENTS
+        )
+    expected = expected_breakdown(seeded, dimension, rng, exclude=INTERNAL_EVENTS)
+    assert "engagement" not in expected
+    assert {r.key for r in rows} == set(expected) == set(CUSTOM_EVENTS)
+    assert_breakdown(rows, expected, dimension)
+
+
+# -- where the numbers come from -------------------------------------------------------------------
+
+
+def set_summary_visitors(analytics: Analytics, day: dt.date, visitors: int) -> None:
+    table = analytics.DailySummary.__table__
+    with analytics.db.engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.date == day).values(visitors=visitors))
+
+
+def test_final_days_are_read_from_daily_tables_only(paris_app: Flask, seeded: Seeded) -> None:
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    day = seeded.aggregated[0]
+    with paris_app.app_context():
+        # Marked rows prove the source: a live computation would not see the mark.
+        set_summary_visitors(analytics, day, 424_242)
+        with analytics.db.engine.connect() as conn:
+            stats = open_stats(paris_app, conn)
+            assert stats.live_days(DateRange(day, day)) == []
+            assert stats.totals(DateRange(day, day)).visitors == 424_242
+
+
+def test_today_and_unfinished_runs_are_live(paris_app: Flask, seeded: Seeded) -> None:
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    day = seeded.aggregated[-1]
+    today = seeded.today
+    run = analytics.AggregationRun.__table__
+    with paris_app.app_context():
+        analytics.aggregate(today)
+        set_summary_visitors(analytics, today, 424_242)
+        set_summary_visitors(analytics, day, 424_242)
+        with analytics.db.engine.begin() as conn:
+            # A run that started before its day ended missed the day's last events.
+            _start, end = day_bounds(seeded.tz, day)
+            conn.execute(
+                sa.update(run)
+                .where(run.c.date == day)
+                .values(started_at=end - dt.timedelta(minutes=5))
+            )
+        with analytics.db.engine.connect() as conn:
+            stats = open_stats(paris_app, conn)
+            assert stats.live_days(DateRange(day, today)) == [day, today]
+            for live in (day, today):
+                rng = DateRange(live, live)
+                assert stats.totals(rng) == expected_totals(seeded, rng)
+
+
+def test_days_without_raw_events_use_stored_rows(app: Flask, analytics: Analytics) -> None:
+    day = dt.date(2025, 6, 1)
+    with app.app_context():
+        with analytics.db.engine.begin() as conn:
+            conn.execute(
+                sa.insert(analytics.DailySummary.__table__),
+                [{"date": day, "visitors": 7, "sessions": 9, "pageviews": 20, "bounces": 3,
+                  "total_duration_s": 900, "events": 4}],
+            )  # fmt: skip
+        with analytics.db.engine.connect() as conn:
+            stats = open_stats(app, conn)
+            assert stats.raw_span() is None
+            assert stats.live_days(DateRange(day, day)) == []
+            assert stats.totals(DateRange(day - dt.timedelta(days=1), day)) == Totals(
+                7, 9, 20, 3, 900, 4
+            )
+
+
+# -- raw-event views: hours and realtime -----------------------------------------------------------
+
+
+def test_hourly_counts_match_raw_events(paris_app: Flask, seeded: Seeded) -> None:
+    day = seeded.aggregated[0]
+    start, end = day_bounds(seeded.tz, day)
+    expected: dict[int, tuple[set[int], int]] = defaultdict(lambda: (set(), 0))
+    for e in seeded.events:
+        if start <= e["created_at"] < end:
+            hour = int((e["created_at"] - start).total_seconds() // 3600)
+            visitors, views = expected[hour]
+            visitors.add(e["visitor_id"])
+            expected[hour] = (visitors, views + (e["name"] == "pageview"))
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
+        hours = open_stats(paris_app, conn).hourly(day)
+    assert len(hours) == int((end - start).total_seconds() // 3600)
+    for i, hour in enumerate(hours):
+        visitors, views = expected.get(i, (set(), 0))
+        assert (hour.visitors, hour.pageviews) == (len(visitors), views), i
+        assert hour.start == (start + dt.timedelta(hours=i)).replace(tzinfo=dt.timezone.utc)
+    assert sum(h.pageviews for h in hours) == expected_totals(seeded, DateRange(day, day)).pageviews
+
+
+def test_hourly_has_23_hours_on_spring_forward(paris_app: Flask) -> None:
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    day = dt.date(2026, 3, 29)  # Europe/Paris skips 02:00-03:00
+    with paris_app.app_context():
+        insert(analytics, [make_row(dt.datetime(2026, 3, 29, 1, 30), 1)])  # 03:30 CEST
+        with analytics.db.engine.connect() as conn:
+            hours = open_stats(paris_app, conn).hourly(day)
+    assert len(hours) == 23
+    assert [h.start.hour for h in hours[:4]] == [0, 1, 3, 4]
+    assert [h.pageviews for h in hours[:4]] == [0, 0, 1, 0]
+
+
+def test_realtime_counts_the_last_five_minutes(paris_app: Flask, seeded: Seeded) -> None:
+    with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
+        stats = open_stats(paris_app, conn)
+        live = stats.realtime(limit=100)
+    since = stats.now - REALTIME_WINDOW
+    recent = [e for e in seeded.events if e["created_at"] >= since]
+    assert live.visitors == len({e["visitor_id"] for e in recent}) == 3
+    assert live.pageviews == sum(e["name"] == "pageview" for e in recent) == 4
+    # Lists and the per-minute chart cover whole minutes of the last half hour.
+    first = live.minutes[0].start.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    assert stats.now - dt.timedelta(minutes=30) < first <= stats.now - dt.timedelta(minutes=29)
+    window = [e for e in seeded.events if e["created_at"] >= first and e["name"] == "pageview"]
+    pages: dict[str, tuple[set[int], int]] = defaultdict(lambda: (set(), 0))
+    for e in window:
+        visitors, views = pages[e["path"]]
+        visitors.add(e["visitor_id"])
+        pages[e["path"]] = (visitors, views + 1)
+    assert {r.key: (r.counts["visitors"], r.counts["pageviews"]) for r in live.pages} == {
+        path: (len(v), n) for path, (v, n) in pages.items()
+    }
+    # Most visitors first, then by path: the whole order, not only the top. The last two
+    # minutes' /live visitors are always there, but not always on top: the half hour can
+    # hold the day's other traffic too (every visitor of a today still under three hours
+    # old starts at local midnight), and a page of it may have as many visitors or more.
+    assert pages["/live"] == ({9_000, 9_001, 9_002}, 3)
+    assert [r.key for r in live.pages] == sorted(pages, key=lambda p: (-len(pages[p][0]), p))
+    assert sum(m.pageviews for m in live.minutes) == len(window)
+    shown = [e for e in seeded.events if e["created_at"] >= first]
+    shown = [e for e in shown if e["name"] not in INTERNAL_EVENTS]
+    assert len(live.recent) == min(20, len(shown))
+    times = [r["created_at"] for r in live.recent]
+    assert times == sorted(times, reverse=True)
+
+
+# -- merging stored and live rows -----------------------------------------------------------------
+
+
+def test_live_counts_can_lift_a_key_into_the_top(app: Flask, analytics: Analytics) -> None:
+    state = current_state(app)
+    today = state.today()
+    stored_day = today - dt.timedelta(days=1)
+    page = analytics.DailyPage.__table__
+    source = analytics.DailyTrafficSource.__table__
+    run = analytics.AggregationRun.__table__
+    after = day_bounds(state.settings.timezone, stored_day)[1] + dt.timedelta(hours=1)
+    stored_pages = {"/a": 10, "/b": 9, "/c": 1, "/d": 8}
+    with app.app_context():
+        with analytics.db.engine.begin() as conn:
+            conn.execute(
+                sa.insert(page),
+                [{"date": stored_day, "path": p, "visitors": v, "pageviews": v, "entries": 0,
+                  "exits": 0, "total_engagement_ms": 0} for p, v in stored_pages.items()],
+            )  # fmt: skip
+            conn.execute(
+                sa.insert(source),
+                [{"date": stored_day, "channel": c, "source": s, "visitors": 1, "sessions": n,
+                  "pageviews": n, "bounces": 0}
+                 for c, s, n in (("Direct", None, 5), ("Referral", "x.com", 6), ("Email", "nl", 7))],
+            )  # fmt: skip
+            conn.execute(
+                sa.insert(run),
+                [{"date": stored_day, "started_at": after, "finished_at": after,
+                  "source_events": 1}],
+            )  # fmt: skip
+        # Today (live): /c gets 20 more visitors, /e 1; 3 direct visits.
+        now = utcnow() - dt.timedelta(seconds=5)
+        start = day_bounds(state.settings.timezone, today)[0]
+        moment = max(start, now - dt.timedelta(minutes=1))
+        rows = [make_row(moment, 100 + i, path="/c") for i in range(20)]
+        rows += [make_row(moment, 200, path="/e")]
+        insert(analytics, rows)
+        with analytics.db.engine.connect() as conn:
+            stats = open_stats(app, conn)
+            rng = DateRange(stored_day, today)
+            assert stats.live_days(rng) == [today]
+            top = stats.breakdown(DIMENSIONS["page"], rng, limit=2)
+            assert [(r.key, r.counts["visitors"]) for r in top] == [("/c", 21), ("/a", 10)]
+            second = stats.breakdown(DIMENSIONS["page"], rng, limit=2, offset=2)
+            assert [(r.key, r.counts["visitors"]) for r in second] == [("/b", 9), ("/d", 8)]
+            # A NULL key with live rows (direct visits) is merged with its stored row too.
+            sources = stats.breakdown(DIMENSIONS["source"], rng, limit=1)
+            assert [(r.key, r.counts["sessions"]) for r in sources] == [(None, 5 + 21)]
+
+
+def test_live_cache_expires() -> None:
+    clock = [100.0]
+    cache = LiveCache(30, clock=lambda: clock[0])
+    day = dt.date(2026, 1, 1)
+    rows: dict[str, list[dict[str, Any]]] = {"DailySummary": []}
+    assert cache.get(day) is None
+    cache.put(day, rows)
+    assert cache.get(day) is rows
+    clock[0] += 29.9
+    assert cache.get(day) is rows
+    clock[0] += 0.1
+    assert cache.get(day) is None
+    off = LiveCache(0, clock=lambda: clock[0])
+    off.put(day, rows)
+    assert off.get(day) is None
+
+
+def test_month_buckets_sum_their_days() -> None:
+    rng = DateRange(dt.date(2025, 12, 30), dt.date(2026, 2, 2))
+    daily = {day: Totals(visitors=1, pageviews=day.day) for day in rng.dates()}
+    months = buckets(daily, rng, "month")
+    assert [(b.start, b.end) for b in months] == [
+        (dt.date(2025, 12, 30), dt.date(2025, 12, 31)),
+        (dt.date(2026, 1, 1), dt.date(2026, 1, 31)),
+        (dt.date(2026, 2, 1), dt.date(2026, 2, 2)),
+    ]
+    assert [b.totals.visitors for b in months] == [2, 31, 2]
+    assert months[1].totals.pageviews == sum(range(1, 32))
+    assert len(buckets(daily, rng, "day")) == rng.days

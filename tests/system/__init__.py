@@ -1,0 +1,1 @@
+"""Cross-cutting tests: real processes under load, crashes, faults and fuzzing."""

@@ -1,0 +1,53 @@
+"""The built tracker: size budget, and the committed file is a fresh build of the source."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STATIC = ROOT / "flask_analytics" / "static" / "analytics"
+BUILD_DIR = ROOT / "tracker"
+#: Bytes of tracker.min.js once gzipped (Plausible's script is about 1.9 KB).
+BUDGET = 2000
+
+
+def test_minified_tracker_is_within_the_gzipped_size_budget():
+    built = (STATIC / "tracker.min.js").read_bytes()
+    size = len(gzip.compress(built, compresslevel=9))
+    assert size <= BUDGET, f"tracker.min.js is {size} bytes gzipped, budget {BUDGET}"
+
+
+def test_minified_tracker_is_one_line_without_comments_or_debug_output():
+    built = (STATIC / "tracker.min.js").read_text("utf-8")
+    assert built.count("\n") == 1
+    assert "console." not in built
+    assert "/*" not in built
+    assert "sourceMappingURL" not in built
+
+
+def test_source_has_no_storage_or_fingerprinting_apis():
+    source = (STATIC / "tracker.js").read_text("utf-8")
+    code = "\n".join(
+        line for line in source.splitlines() if not line.lstrip().startswith(("*", "/*", "//"))
+    )
+    for api in ("document.cookie", "sessionStorage", "indexedDB", "getContext", "AudioContext",
+                "WebGL", "navigator.plugins", "hardwareConcurrency", "deviceMemory"):  # fmt: skip
+        assert api not in code, api
+    assert code.count("localStorage") == 1  # full mode only
+
+
+def test_committed_minified_tracker_equals_a_fresh_build():
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: cannot rebuild tracker.min.js")
+    if not (BUILD_DIR / "node_modules" / "terser").is_dir():
+        pytest.skip("tracker/node_modules is missing: run `npm ci` in tracker/ to check the build")
+    result = subprocess.run(
+        [node, "build.mjs", "--check"], cwd=BUILD_DIR, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
