@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .core.clock import Clock as Clock
 from .errors import AnalyticsError as AnalyticsError
 from .errors import ConfigError as ConfigError
 from .errors import InvalidEvent as InvalidEvent
@@ -14,6 +15,7 @@ __all__ = [
     "AggregationRefused",
     "Analytics",
     "AnalyticsError",
+    "Clock",
     "ConfigError",
     "DropReason",
     "EventMixin",

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_analytics import Analytics, signals
-from flask_analytics.core.clock import Clock
+from flask_analytics import Analytics, Clock, signals
 from flask_analytics.state import AppState, current_state
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
