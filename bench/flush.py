@@ -44,6 +44,7 @@ from flask_sqlalchemy import SQLAlchemy
 from bench.aggregate import COLUMNS, generate
 from bench.ingest import database
 from flask_analytics import Analytics, buffer
+from flask_analytics.buffer import flusher
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 DAY = dt.date(2026, 1, 15)
@@ -236,6 +237,7 @@ def append_figures(
             buf = state.buffer
             assert buf is not None
             batches = list(requests_of(requests * size, size, seed=7))
+            append_script = buf.redis.register_script(buffer.APPEND_SCRIPT)
             connection = Redis.from_url(REDIS_URL)
             before = int(connection.info("memory")["used_memory"])
             start = time.perf_counter()
@@ -244,7 +246,7 @@ def append_figures(
                     pipe = buf.redis.pipeline(transaction=False)
                     for row in rows:
                         columns, encoded = buf.codec.encode([row])
-                        buf._append(
+                        append_script(
                             keys=[buf.stream, buf.flag_key], args=[0, 0, 0, 1, columns, *encoded],
                             client=pipe,
                         )  # fmt: skip
@@ -272,12 +274,12 @@ def main() -> None:
                         help="requests per append case (0: skip them)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="flushes per database")
     parser.add_argument("--writers", type=int, default=buffer.WRITERS,
-                        help="batches written at once on PostgreSQL (buffer.WRITERS)")  # fmt: skip
+                        help="batches written at once on PostgreSQL (buffer.flusher.WRITERS)")  # fmt: skip
     parser.add_argument("--worst-case", action="store_true",
                         help="PostgreSQL: also flush with a stored event id ending every batch")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
-    buffer.WRITERS = args.writers
+    flusher.WRITERS = args.writers
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.rows:,} rows; "
           f"{args.writers} writer(s) on PostgreSQL")  # fmt: skip
     flushes = []

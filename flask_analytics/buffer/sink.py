@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..ingest.sinks import Sink, Written
-from . import RedisBuffer
+from .client import RedisBuffer
 
 
 class BufferSink:

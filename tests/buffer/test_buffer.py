@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from flask_analytics import EventMixin, buffer
+from flask_analytics.buffer import flusher
 from flask_analytics.config import DEFAULTS, load_settings
 from flask_analytics.errors import ConfigError
 from flask_analytics.state import current_state
@@ -743,14 +744,14 @@ def test_a_backlog_is_written_by_parallel_writers_on_postgresql(buffered_app, mo
     app = buffered_app(ANALYTICS_BUFFER_BATCH=5)
     sent = fill(app, 60)
     threads = set()
-    write_entries = buffer._write_entries
+    write_entries = flusher.write_batch
 
     def recording(*args: Any) -> Any:
         threads.add(threading.current_thread().name)
         time.sleep(0.01)  # long enough for the other writer to take a batch
         return write_entries(*args)
 
-    monkeypatch.setattr(buffer, "_write_entries", recording)
+    monkeypatch.setattr(flusher, "write_batch", recording)
     seen = []
     result = flush(app, on_batch=seen.append)
     postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
@@ -800,7 +801,7 @@ def test_a_steady_trickle_is_written_in_full_batches_and_the_pass_ends(buffered_
 def test_a_failing_parallel_writer_stops_the_pass_and_loses_nothing(buffered_app, monkeypatch):
     app = buffered_app(ANALYTICS_BUFFER_BATCH=5)
     sent = fill(app, 60)
-    write_entries = buffer._write_entries
+    write_entries = flusher.write_batch
     calls = []
 
     def failing(*args: Any) -> Any:
@@ -809,13 +810,13 @@ def test_a_failing_parallel_writer_stops_the_pass_and_loses_nothing(buffered_app
             raise sa.exc.OperationalError("COPY", {}, Exception("server closed the connection"))
         return write_entries(*args)
 
-    monkeypatch.setattr(buffer, "_write_entries", failing)
+    monkeypatch.setattr(flusher, "write_batch", failing)
     consumer = "test-consumer"
     with pytest.raises(sa.exc.OperationalError):
         flush(app, consumer=consumer)
     assert 0 < count_rows(app) < len(sent)
     assert pending(app) > 0  # the failed batch waits for this consumer's next pass
-    monkeypatch.setattr(buffer, "_write_entries", write_entries)
+    monkeypatch.setattr(flusher, "write_batch", write_entries)
     flush(app, consumer=consumer)
     ids = event_ids(app)
     assert len(ids) == len(sent)

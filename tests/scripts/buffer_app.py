@@ -25,6 +25,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_analytics import Analytics, buffer
+from flask_analytics.buffer import writers
 
 
 def _stall(marker: str) -> None:
@@ -34,14 +35,14 @@ def _stall(marker: str) -> None:
 
 def _install_stall(point: str, marker: str) -> None:
     if point == "write":
-        write_group = buffer._write_group
+        write_group = writers.write_group
 
         def stalled_write(*args: Any, **kwargs: Any) -> int:
             inserted = write_group(*args, **kwargs)
             _stall(marker)
             return inserted
 
-        buffer._write_group = stalled_write  # type: ignore[assignment]
+        writers.write_group = stalled_write  # type: ignore[assignment]
     elif point == "commit":
 
         def stalled_ack(self: buffer.RedisBuffer, *args: Any, **kwargs: Any) -> None:
