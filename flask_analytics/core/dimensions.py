@@ -64,7 +64,7 @@ def day_events(models: Models, start: dt.datetime, end: dt.datetime) -> sa.Compo
     return sa.union_all(*parts)
 
 
-def _events_of(state: Context, day: dt.date) -> sa.CompoundSelect[Any]:
+def _local_day_events(state: Context, day: dt.date) -> sa.CompoundSelect[Any]:
     """:func:`day_events` of local ``day``."""
     return day_events(state.models, *day_bounds(state.settings.timezone, day))
 
@@ -91,7 +91,7 @@ def dimension_selects(
     dims: Sequence[CustomDimension] = state.hooks.dimensions
     if not dims:
         return None
-    events = _events_of(state, day).cte(f"dim_src{cte_suffix}")
+    events = _local_day_events(state, day).cte(f"dim_src{cte_suffix}")
     selects = [dimension_select(day, d.name, events) for d in dims]
     return selects[0] if len(selects) == 1 else sa.union_all(*selects).subquery().select()
 
@@ -101,7 +101,7 @@ def selects(state: Context, day: dt.date) -> list[sa.Select[Any]]:
     dims: Sequence[CustomDimension] = state.hooks.dimensions
     if not dims:
         return []
-    events = _events_of(state, day).subquery("day_events")
+    events = _local_day_events(state, day).subquery("day_events")
     return [dimension_select(day, dim.name, events) for dim in dims]
 
 
@@ -110,6 +110,6 @@ def run_hooks(conn: sa.Connection, state: Context, day: dt.date) -> None:
     hooks: Sequence[DailyAggregation] = state.hooks.daily_aggregations
     if not hooks:
         return
-    events = _events_of(state, day).subquery("day_events")
+    events = _local_day_events(state, day).subquery("day_events")
     for hook in hooks:
         hook(conn, day, events)

@@ -116,9 +116,10 @@ def latest_run(
     return (None if events is None else int(events)), finished_at
 
 
-def _day_state(
+def _read_day_state(
     state: Context, conn: sa.Connection, day: dt.date, start: dt.datetime, end: dt.datetime
 ) -> DayState:
+    """Counts of local ``day`` (UTC ``[start, end)``) and its latest run, read on ``conn``."""
     models = state.models
     run = latest_run(conn, models.AggregationRun.__table__, day)
     return DayState(
@@ -135,7 +136,7 @@ def day_states(state: Context, *, before: dt.date | None = None) -> list[DayStat
     tz = state.settings.timezone
     with state.engine().connect() as conn:
         return [
-            _day_state(state, conn, day, start, end)
+            _read_day_state(state, conn, day, start, end)
             for day, start, end in days_with_events(conn, tz, state.models.Event.__table__, before)
         ]
 
@@ -144,7 +145,7 @@ def day_state(state: Context, day: dt.date) -> DayState:
     """Counts and latest aggregation of one local day."""
     start, end = day_bounds(state.settings.timezone, day)
     with state.engine().connect() as conn:
-        return _day_state(state, conn, day, start, end)
+        return _read_day_state(state, conn, day, start, end)
 
 
 def counts(state: Context) -> dict[str, int]:

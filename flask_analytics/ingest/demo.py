@@ -108,11 +108,13 @@ class DemoResult:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
-def _pick(rng: random.Random, weighted: Sequence[tuple[T, int]]) -> T:
+def _weighted_choice(rng: random.Random, weighted: Sequence[tuple[T, int]]) -> T:
+    """One item of ``(item, weight)`` pairs, drawn in proportion to its weight."""
     return rng.choices([item for item, _ in weighted], [w for _, w in weighted])[0]
 
 
-def _device(ua: str) -> str:
+def _device_type(ua: str) -> str:
+    """``desktop``, ``mobile`` or ``tablet`` for one of :data:`USER_AGENTS`."""
     return "tablet" if "iPad" in ua else "mobile" if "Mobile" in ua else "desktop"
 
 
@@ -157,10 +159,10 @@ def generate(
                 ip, ua, country = rng.choice(returning)  # a second visit of the day
             else:
                 ip = f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-                ua = _pick(rng, USER_AGENTS)
-                country = _pick(rng, COUNTRIES)
+                ua = _weighted_choice(rng, USER_AGENTS)
+                country = _weighted_choice(rng, COUNTRIES)
                 returning.append((ip, ua, country))
-            events = _visit(rng, hostname, start, now, ua)
+            events = _visit_events(rng, hostname, start, now, ua)
             info = pipeline.RequestInfo(
                 ip=ip, user_agent=ua, country_header=country, request_host=hostname
             )
@@ -174,7 +176,9 @@ def generate(
             )
             start = bot_time.astimezone(dt.timezone.utc).replace(tzinfo=None)
             if start <= now:
-                events = [_event(rng, hostname, _pick(rng, PAGES), start, "pageview")]
+                events = [
+                    _make_event(rng, hostname, _weighted_choice(rng, PAGES), start, "pageview")
+                ]
                 info = pipeline.RequestInfo(
                     ip="66.249.66.1", user_agent=rng.choice(BOTS), request_host=hostname
                 )
@@ -185,7 +189,7 @@ def generate(
     return result
 
 
-def _event(
+def _make_event(
     rng: random.Random,
     hostname: str,
     path: str,
@@ -213,18 +217,18 @@ def _event(
     return event
 
 
-def _visit(
+def _visit_events(
     rng: random.Random, hostname: str, start: dt.datetime, now: dt.datetime, ua: str
 ) -> list[IncomingEvent]:
     """The events of one visit, as the tracker would send them."""
     weight, referrer, query = rng.choices(SOURCES, [s[0] for s in SOURCES])[0]
     del weight
-    screen = rng.choice(SCREENS[_device(ua)])
-    landing = _pick(rng, PAGES)
+    screen = rng.choice(SCREENS[_device_type(ua)])
+    landing = _weighted_choice(rng, PAGES)
     pages = [landing]
     if rng.random() > 0.42:  # not a bounce: read on
         for _ in range(min(int(rng.expovariate(0.55)) + 1, 12)):
-            pages.append(_pick(rng, PAGES))
+            pages.append(_weighted_choice(rng, PAGES))
     events: list[IncomingEvent] = []
     at = start
     for i, path in enumerate(pages):
@@ -232,7 +236,7 @@ def _visit(
             break
         first = i == 0
         events.append(
-            _event(
+            _make_event(
                 rng,
                 hostname,
                 path,
@@ -247,7 +251,7 @@ def _visit(
         stay = min(stay, 1500.0)
         if path == "/signup" and rng.random() < 0.35:
             events.append(
-                _event(
+                _make_event(
                     rng,
                     hostname,
                     path,
@@ -257,7 +261,7 @@ def _visit(
                 )
             )
             events.append(
-                _event(
+                _make_event(
                     rng,
                     hostname,
                     path,
@@ -268,7 +272,7 @@ def _visit(
             )
         if path.startswith("/docs") and rng.random() < 0.15:
             events.append(
-                _event(
+                _make_event(
                     rng,
                     hostname,
                     path,
@@ -279,7 +283,7 @@ def _visit(
             )
         if path.startswith("/blog/") and rng.random() < 0.2:
             events.append(
-                _event(
+                _make_event(
                     rng,
                     hostname,
                     path,
@@ -290,7 +294,7 @@ def _visit(
             )
         if stay >= 3:  # the tracker reports engagement after 3 s of visible time
             events.append(
-                _event(
+                _make_event(
                     rng,
                     hostname,
                     path,

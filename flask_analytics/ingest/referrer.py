@@ -1,8 +1,9 @@
 """Referrer, UTM and click-id attribution with GA4-style default channel grouping.
 
 Pure functions without I/O: this runs on the collect hot path, so every lookup table
-is built once at import time as an immutable mapping and a call is a handful of
-string operations and dict probes.
+is built once at import time as an immutable mapping (the known sources, aliases and
+click ids are in :mod:`.referrer_sources`) and a call is a handful of string operations
+and dict probes.
 
 Hosts are kept in their ASCII (punycode) form because that is what browsers send in
 ``Referer`` and expose as ``document.referrer``; the rare non-ASCII host (e.g. a page
@@ -17,7 +18,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, Literal, NamedTuple, TypeAlias
+from typing import Final, TypeAlias
+
+from .referrer_sources import (
+    ALIASES,
+    APPS,
+    CC_BRANDS,
+    CC_GENERIC,
+    CC_SECOND_LEVEL,
+    CLICK_IDS,
+    HOSTS,
+    MASTODON_LABELS,
+    Category,
+    ClickId,
+    Known,
+)
 
 __all__ = ["CHANNELS", "Attribution", "classify", "source_name"]
 
@@ -53,9 +68,6 @@ SOURCE_MAX: Final = 255
 # RFC 1035: a longer name cannot be resolved, so it is garbage rather than a host.
 _DNS_NAME_MAX: Final = 253
 
-Category: TypeAlias = Literal["search", "social", "video", "shopping", "email"]
-_Known: TypeAlias = "tuple[str, Category | None]"
-
 
 @dataclass(frozen=True, slots=True)
 class Attribution:
@@ -73,281 +85,6 @@ class Attribution:
 
 _DIRECT: Final = Attribution(referrer=None, referrer_host=None, source=None, channel="Direct")
 
-# --- known sources ---------------------------------------------------------------------
-# host suffix -> (name, category). A category of None means "known name, but GA4 puts it
-# under Referral" (e.g. GitHub, AI assistants: GA4 has no AI channel).
-_SOURCES: Final[tuple[tuple[str, str, Category | None], ...]] = (
-    # Search engines. Google/Yahoo/Yandex country domains are folded onto .com first.
-    ("google.com", "Google", "search"),
-    ("bing.com", "Bing", "search"),
-    ("duckduckgo.com", "DuckDuckGo", "search"),
-    ("yahoo.com", "Yahoo", "search"),
-    ("yandex.com", "Yandex", "search"),
-    ("ya.ru", "Yandex", "search"),
-    ("baidu.com", "Baidu", "search"),
-    ("ecosia.org", "Ecosia", "search"),
-    ("search.brave.com", "Brave Search", "search"),
-    ("startpage.com", "Startpage", "search"),
-    ("qwant.com", "Qwant", "search"),
-    ("naver.com", "Naver", "search"),
-    ("seznam.cz", "Seznam", "search"),
-    ("kagi.com", "Kagi", "search"),
-    ("ask.com", "Ask", "search"),
-    ("aol.com", "AOL", "search"),
-    ("msn.com", "MSN", "search"),
-    ("so.com", "360 Search", "search"),
-    ("sogou.com", "Sogou", "search"),
-    ("daum.net", "Daum", "search"),
-    ("rambler.ru", "Rambler", "search"),
-    ("mojeek.com", "Mojeek", "search"),
-    ("metager.org", "MetaGer", "search"),
-    ("swisscows.com", "Swisscows", "search"),
-    ("presearch.com", "Presearch", "search"),
-    ("yep.com", "Yep", "search"),
-    # AI assistants: named, but Referral (GA4 has no channel for them).
-    ("chatgpt.com", "ChatGPT", None),
-    ("chat.openai.com", "ChatGPT", None),
-    ("perplexity.ai", "Perplexity", None),
-    ("claude.ai", "Claude", None),
-    ("gemini.google.com", "Gemini", None),
-    ("bard.google.com", "Gemini", None),
-    ("copilot.microsoft.com", "Copilot", None),
-    ("chat.mistral.ai", "Le Chat", None),
-    ("chat.deepseek.com", "DeepSeek", None),
-    ("you.com", "You.com", None),
-    ("phind.com", "Phind", None),
-    ("poe.com", "Poe", None),
-    # Google properties that are not web search.
-    ("docs.google.com", "Google Docs", None),
-    ("play.google.com", "Google Play", None),
-    ("groups.google.com", "Google Groups", "social"),
-    ("shopping.google.com", "Google Shopping", "shopping"),
-    ("aws.amazon.com", "AWS", None),
-    # Webmail: GA4 itself lists mail.google.com as search, which is plainly wrong for
-    # a newsletter click, so webmail is categorised as email here.
-    ("mail.google.com", "Gmail", "email"),
-    ("inbox.google.com", "Gmail", "email"),
-    ("outlook.live.com", "Outlook", "email"),
-    ("outlook.office.com", "Outlook", "email"),
-    ("outlook.office365.com", "Outlook", "email"),
-    ("outlook.com", "Outlook", "email"),  # incl. safelinks.protection.outlook.com
-    ("mail.live.com", "Outlook", "email"),
-    ("mail.yahoo.com", "Yahoo Mail", "email"),
-    ("mail.yandex.com", "Yandex Mail", "email"),
-    ("mail.aol.com", "AOL Mail", "email"),
-    ("mail.proton.me", "Proton Mail", "email"),
-    ("mail.protonmail.com", "Proton Mail", "email"),
-    ("fastmail.com", "Fastmail", "email"),
-    ("mail.zoho.com", "Zoho Mail", "email"),
-    ("mail.zoho.eu", "Zoho Mail", "email"),
-    ("e.mail.ru", "Mail.ru", "email"),
-    ("gmx.net", "GMX", "email"),
-    ("gmx.de", "GMX", "email"),
-    ("gmx.com", "GMX", "email"),
-    ("web.de", "WEB.DE", "email"),
-    ("mail.tuta.com", "Tuta", "email"),
-    # Social networks and communities.
-    ("facebook.com", "Facebook", "social"),
-    ("fb.com", "Facebook", "social"),
-    ("fb.me", "Facebook", "social"),
-    ("messenger.com", "Messenger", "social"),
-    ("instagram.com", "Instagram", "social"),
-    ("twitter.com", "Twitter", "social"),
-    ("t.co", "Twitter", "social"),
-    ("x.com", "Twitter", "social"),
-    ("linkedin.com", "LinkedIn", "social"),
-    ("lnkd.in", "LinkedIn", "social"),
-    ("reddit.com", "Reddit", "social"),
-    ("redd.it", "Reddit", "social"),
-    ("news.ycombinator.com", "Hacker News", "social"),
-    ("pinterest.com", "Pinterest", "social"),
-    ("pin.it", "Pinterest", "social"),
-    ("tiktok.com", "TikTok", "social"),
-    ("snapchat.com", "Snapchat", "social"),
-    ("mastodon.social", "Mastodon", "social"),
-    ("mastodon.online", "Mastodon", "social"),
-    ("mastodon.world", "Mastodon", "social"),
-    ("mas.to", "Mastodon", "social"),
-    ("mstdn.social", "Mastodon", "social"),
-    ("mstdn.jp", "Mastodon", "social"),
-    ("fosstodon.org", "Mastodon", "social"),
-    ("hachyderm.io", "Mastodon", "social"),
-    ("infosec.exchange", "Mastodon", "social"),
-    ("techhub.social", "Mastodon", "social"),
-    ("universeodon.com", "Mastodon", "social"),
-    ("bsky.app", "Bluesky", "social"),
-    ("threads.net", "Threads", "social"),
-    ("threads.com", "Threads", "social"),
-    ("tumblr.com", "Tumblr", "social"),
-    ("vk.com", "VK", "social"),
-    ("ok.ru", "Odnoklassniki", "social"),
-    ("weibo.com", "Weibo", "social"),
-    ("weibo.cn", "Weibo", "social"),
-    ("discord.com", "Discord", "social"),
-    ("discord.gg", "Discord", "social"),
-    ("discordapp.com", "Discord", "social"),
-    ("telegram.org", "Telegram", "social"),
-    ("telegram.me", "Telegram", "social"),
-    ("t.me", "Telegram", "social"),
-    ("whatsapp.com", "WhatsApp", "social"),
-    ("wa.me", "WhatsApp", "social"),
-    ("line.me", "LINE", "social"),
-    ("lobste.rs", "Lobsters", "social"),
-    ("producthunt.com", "Product Hunt", "social"),
-    ("dev.to", "Dev.to", "social"),
-    ("medium.com", "Medium", "social"),
-    ("quora.com", "Quora", "social"),
-    ("stackoverflow.com", "Stack Overflow", "social"),
-    ("stackexchange.com", "Stack Exchange", "social"),
-    ("slashdot.org", "Slashdot", "social"),
-    ("xing.com", "XING", "social"),
-    # Code hosts: well-known names, but not in GA4's social list -> Referral.
-    # (github.io is deliberately absent: those are user sites, not GitHub.)
-    ("github.com", "GitHub", None),
-    ("gitlab.com", "GitLab", None),
-    # Video.
-    ("youtube.com", "YouTube", "video"),
-    ("youtu.be", "YouTube", "video"),
-    ("vimeo.com", "Vimeo", "video"),
-    ("twitch.tv", "Twitch", "video"),
-    ("dailymotion.com", "Dailymotion", "video"),
-    ("ted.com", "TED", "video"),
-    ("bilibili.com", "Bilibili", "video"),
-    # Shopping. Amazon/eBay country domains are folded onto .com first.
-    ("amazon.com", "Amazon", "shopping"),
-    ("amzn.to", "Amazon", "shopping"),
-    ("ebay.com", "eBay", "shopping"),
-    ("etsy.com", "Etsy", "shopping"),
-    ("shopify.com", "Shopify", "shopping"),
-    ("shop.app", "Shop", "shopping"),
-    ("walmart.com", "Walmart", "shopping"),
-    ("alibaba.com", "Alibaba", "shopping"),
-    ("aliexpress.com", "AliExpress", "shopping"),
-    ("mercadolibre.com", "Mercado Libre", "shopping"),
-)
-
-_HOSTS: Final[Mapping[str, _Known]] = MappingProxyType({h: (n, c) for h, n, c in _SOURCES})
-
-# Brands that live on many country domains (google.co.uk, amazon.de, yandex.com.tr):
-# "<brand>.<cc>" and "<brand>.co|com.<cc>" are rewritten to "<brand>.com" before the
-# suffix lookup, so subdomain entries (mail.yahoo.com) work for every country.
-_CC_BRANDS: Final = frozenset(
-    {
-        "google",
-        "yahoo",
-        "yandex",
-        "amazon",
-        "ebay",
-        "pinterest",
-        "aliexpress",
-        "mercadolibre",
-        "walmart",
-    }
-)
-_CC_SECOND_LEVEL: Final = frozenset({"co", "com"})
-_CC_GENERIC: Final = frozenset({"com", "cat"})  # google.cat is real; longer TLDs are not folded
-# First labels that identify a Mastodon instance on any domain (mastodon.example.org).
-_MASTODON_LABELS: Final = frozenset({"mastodon", "mstdn"})
-
-# utm_source aliases: canonical names (lowercased, with and without spaces) plus the
-# short forms marketers actually type.
-_EXTRA_ALIASES: Final[tuple[tuple[str, str], ...]] = (
-    ("fb", "Facebook"),
-    ("ig", "Instagram"),
-    ("x", "Twitter"),
-    ("yt", "YouTube"),
-    ("hn", "Hacker News"),
-    ("ddg", "DuckDuckGo"),
-    ("bsky", "Bluesky"),
-    ("adwords", "Google"),
-    ("googleads", "Google"),
-    ("google_ads", "Google"),
-    ("google-ads", "Google"),
-    ("gmail", "Gmail"),
-)
-
-
-def _build_aliases() -> dict[str, _Known]:
-    by_name: dict[str, _Known] = {}
-    for _host, name, category in _SOURCES:
-        by_name.setdefault(name, (name, category))
-    aliases: dict[str, _Known] = {}
-    for name, known in by_name.items():
-        low = name.lower()
-        aliases[low] = known
-        aliases.setdefault(low.replace(" ", ""), known)
-    for alias, name in _EXTRA_ALIASES:
-        aliases[alias] = by_name[name]
-    return aliases
-
-
-_ALIASES: Final[Mapping[str, _Known]] = MappingProxyType(_build_aliases())
-
-# android-app://<package>/ referrers (sent by the Google app, Gmail, ...).
-_APPS: Final[Mapping[str, _Known]] = MappingProxyType(
-    {
-        "com.google.android.googlequicksearchbox": ("Google", "search"),
-        "com.google.android.gm": ("Gmail", "email"),
-        "com.google.android.youtube": ("YouTube", "video"),
-        "com.microsoft.office.outlook": ("Outlook", "email"),
-        "com.facebook.katana": ("Facebook", "social"),
-        "com.facebook.orca": ("Messenger", "social"),
-        "com.instagram.android": ("Instagram", "social"),
-        "com.twitter.android": ("Twitter", "social"),
-        "com.linkedin.android": ("LinkedIn", "social"),
-        "com.reddit.frontpage": ("Reddit", "social"),
-        "com.pinterest": ("Pinterest", "social"),
-        "com.zhiliaoapp.musically": ("TikTok", "social"),
-        "com.discord": ("Discord", "social"),
-        "org.telegram.messenger": ("Telegram", "social"),
-        "com.whatsapp": ("WhatsApp", "social"),
-        "jp.naver.line.android": ("LINE", "social"),
-    }
-)
-
-
-class _ClickId(NamedTuple):
-    param: str
-    source: str
-    category: Category | None
-    #: Medium the click id implies, or "" when it says nothing about paid vs organic.
-    medium: str
-    #: Source categories for which the implied medium applies; None means any.
-    applies_to: frozenset[Category] | None
-
-    def sets_medium_for(self, category: Category | None) -> bool:
-        """Whether this click id sets the medium for a source of ``category``."""
-        if not self.medium:
-            return False
-        return self.applies_to is None or (category is not None and category in self.applies_to)
-
-
-_GOOGLE_ADS_SURFACES: Final[frozenset[Category]] = frozenset({"search", "video", "shopping"})
-_SEARCH_ONLY: Final[frozenset[Category]] = frozenset({"search"})
-_SOCIAL_ONLY: Final[frozenset[Category]] = frozenset({"social"})
-
-# Priority order: ad click ids first, so the paid platform names the source.
-# The implied medium only applies when the resolved source fits the platform: a stale
-# gclid in a link shared on Reddit must not turn a Reddit visit into Paid Social.
-_CLICK_IDS: Final[tuple[_ClickId, ...]] = (
-    _ClickId("gclid", "Google", "search", "cpc", _GOOGLE_ADS_SURFACES),
-    _ClickId("gbraid", "Google", "search", "cpc", _GOOGLE_ADS_SURFACES),
-    _ClickId("wbraid", "Google", "search", "cpc", _GOOGLE_ADS_SURFACES),
-    # Campaign Manager / DV360 display ads run on publishers' sites, so any referrer.
-    _ClickId("dclid", "Google", "search", "display", None),
-    _ClickId("msclkid", "Bing", "search", "cpc", _SEARCH_ONLY),
-    _ClickId("yclid", "Yandex", "search", "cpc", _SEARCH_ONLY),
-    _ClickId("ttclid", "TikTok", "social", "cpc", _SOCIAL_ONLY),
-    _ClickId("li_fat_id", "LinkedIn", "social", "cpc", _SOCIAL_ONLY),
-    _ClickId("epik", "Pinterest", "social", "cpc", _SOCIAL_ONLY),
-    _ClickId("rdt_cid", "Reddit", "social", "cpc", _SOCIAL_ONLY),
-    _ClickId("sccid", "Snapchat", "social", "cpc", _SOCIAL_ONLY),
-    # Facebook adds fbclid to every outbound link, ads or not; twclid is likewise not
-    # reliably ad-only. They name the source but never imply a paid medium.
-    _ClickId("fbclid", "Facebook", "social", "", None),
-    _ClickId("twclid", "Twitter", "social", "", None),
-)
-
 # --- GA4 channel rule inputs (compared lowercased) ----------------------------------------
 _DISPLAY_MEDIA: Final = frozenset({"display", "banner", "expandable", "interstitial", "cpm"})
 _SOCIAL_MEDIA: Final = frozenset(
@@ -358,7 +95,7 @@ _REFERRAL_MEDIA: Final = frozenset({"referral", "app", "link"})
 _AFFILIATE_MEDIA: Final = frozenset({"affiliate", "affiliates"})
 _PAID_EXACT: Final = frozenset({"ppc", "retargeting"})
 # Medium GA4 records for untagged referrals: search engines are "organic"; webmail is
-# our addition (see _SOURCES); everything else is "referral".
+# our addition (see referrer_sources.SOURCES); everything else is "referral".
 _IMPLIED_MEDIUM: Final[Mapping[str, str]] = MappingProxyType(
     {"search": "organic", "email": "email"}
 )
@@ -374,7 +111,7 @@ _AUTHORITY_END: Final = re.compile(r"[/?#\\]")
 _HOST_CHARS: Final = "abcdefghijklmnopqrstuvwxyz0123456789-_."
 
 # (url, host with www. kept or None for app referrers, known source or None)
-_Referrer: TypeAlias = "tuple[str | None, str | None, _Known | None]"
+_Referrer: TypeAlias = "tuple[str | None, str | None, Known | None]"
 
 
 def _to_ascii(host: str) -> str | None:
@@ -467,24 +204,24 @@ def _fold_country_domain(host: str) -> str:
     prev = host.rfind(".", 0, last)
     label = host[prev + 1 : last]
     country = len(tld) == 2 and tld.isalpha()
-    if label in _CC_BRANDS:
-        if tld == "com" or not (country or tld in _CC_GENERIC):
+    if label in CC_BRANDS:
+        if tld == "com" or not (country or tld in CC_GENERIC):
             return host
         return host[:last] + ".com"
-    if country and prev > 0 and label in _CC_SECOND_LEVEL:
+    if country and prev > 0 and label in CC_SECOND_LEVEL:
         start = host.rfind(".", 0, prev) + 1
-        if host[start:prev] in _CC_BRANDS:
+        if host[start:prev] in CC_BRANDS:
             return host[:prev] + ".com"
     return host
 
 
-def _lookup(host: str) -> _Known | None:
+def _lookup(host: str) -> Known | None:
     """Longest known suffix of ``host`` on a dot boundary (host must be lowercased)."""
     if not host or len(host) > _DNS_NAME_MAX:
         return None
     suffix = _fold_country_domain(host)
     while True:
-        known = _HOSTS.get(suffix)
+        known = HOSTS.get(suffix)
         if known is not None:
             return known
         dot = suffix.find(".")
@@ -492,7 +229,7 @@ def _lookup(host: str) -> _Known | None:
             break
         suffix = suffix[dot + 1 :]
     first, sep, rest = host.partition(".")
-    if sep and rest and first in _MASTODON_LABELS:
+    if sep and rest and first in MASTODON_LABELS:
         return ("Mastodon", "social")
     if sep and rest and first == "webmail":
         return ("Webmail", "email")
@@ -519,7 +256,7 @@ def _parse_referrer(raw: str) -> _Referrer | None:
     rest = text[colon + 3 :]
     if scheme == "android-app":
         package = _AUTHORITY_END.split(rest, maxsplit=1)[0].lower()
-        app = _APPS.get(package)
+        app = APPS.get(package)
         return None if app is None else (None, None, app)
     if scheme != "https" and scheme != "http":
         return None
@@ -545,10 +282,10 @@ def _parse_referrer(raw: str) -> _Referrer | None:
     return f"{scheme}://{host}{path or '/'}"[:REFERRER_MAX], host, _lookup(host)
 
 
-def _utm_source(value: str) -> _Known:
+def _utm_source(value: str) -> Known:
     """Canonical (name, category) for a known utm_source, else the value as sent."""
     key = value.strip().lower()
-    known = _ALIASES.get(key)
+    known = ALIASES.get(key)
     if known is None and "." in key:
         known = _lookup(key[:-1] if key.endswith(".") else key)
     return known if known is not None else (value[:SOURCE_MAX], None)
@@ -622,7 +359,7 @@ def classify(
     """
     url: str | None = None
     host: str | None = None
-    known: _Known | None = None
+    known: Known | None = None
     parsed = _parse_referrer(referrer) if referrer else None
     if parsed is not None:
         url, full_host, known = parsed
@@ -639,10 +376,10 @@ def classify(
     has_utm = bool(
         utm_source or utm_medium or utm_campaign or utm.get("utm_term") or utm.get("utm_content")
     )
-    present: tuple[_ClickId, ...] = ()
+    present: tuple[ClickId, ...] = ()
     if click_ids:
         lowered = {c.lower() for c in click_ids}
-        present = tuple(c for c in _CLICK_IDS if c.param in lowered)
+        present = tuple(c for c in CLICK_IDS if c.param in lowered)
     if parsed is None and not has_utm and not present:
         return _DIRECT
 

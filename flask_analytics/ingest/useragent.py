@@ -129,7 +129,9 @@ def is_bot(ua: str) -> bool:
     )
 
 
-def _label(value: str | None, names: dict[str, str]) -> str | None:
+def _display_name(value: str | None, names: dict[str, str]) -> str | None:
+    """ua-parser's family as shown (renamed by ``names``, at most 64 characters); None
+    when unknown."""
     if not value or value == "Other":
         return None
     return names.get(value, value)[:64]
@@ -153,6 +155,6 @@ def parse_user_agent(ua: str) -> UserAgentInfo:
     return UserAgentInfo(
         is_bot=False,
         device_type=device,
-        browser=_label(parsed.browser.family, _BROWSER_NAMES),
-        os=_label(parsed.os.family, _OS_NAMES),
+        browser=_display_name(parsed.browser.family, _BROWSER_NAMES),
+        os=_display_name(parsed.os.family, _OS_NAMES),
     )

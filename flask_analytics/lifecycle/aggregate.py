@@ -96,7 +96,7 @@ def _staging_table(table: sa.Table) -> sa.Table:
     )
 
 
-def _copy(conn: sa.Connection, source: sa.Table, target: sa.Table) -> int:
+def _copy_rows(conn: sa.Connection, source: sa.Table, target: sa.Table) -> int:
     """Insert every row of ``source`` into ``target`` (same columns); rows inserted."""
     names = [c.name for c in source.c]
     insert = sa.insert(target).from_select(names, sa.select(*source.c))
@@ -221,10 +221,10 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
                 _refuse_purged(conn, models, day, src, source)
             rows: dict[str, int] = {}
             for name, model in models.daily.items():
-                rows[name] = _copy(conn, staged[name], model.__table__)
+                rows[name] = _copy_rows(conn, staged[name], model.__table__)
             dimension_table = models.DailyDimension.__table__
             conn.execute(sa.delete(dimension_table).where(dimension_table.c.date == day))
-            copied = _copy(conn, staged["DailyDimension"], dimension_table)
+            copied = _copy_rows(conn, staged["DailyDimension"], dimension_table)
             dimensions.run_hooks(conn, state, day)
             if state.hooks.dimensions:
                 rows["DailyDimension"] = copied

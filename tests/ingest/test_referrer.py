@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_analytics.ingest import referrer as mod
+from flask_analytics.ingest import referrer_sources
 from flask_analytics.ingest.referrer import CHANNELS, Attribution, classify, source_name
 
 PAGE = "example.com"
@@ -584,7 +585,7 @@ def test_source_name(host, name):
 
 
 def test_source_table_has_no_duplicate_hosts():
-    hosts = [host for host, _name, _category in mod._SOURCES]
+    hosts = [host for host, _name, _category in referrer_sources.SOURCES]
     assert len(hosts) == len(set(hosts))
     assert all(host == host.lower().strip(".") for host in hosts)
 
