@@ -111,7 +111,10 @@ class AppState:
         self.sink = BufferSink(self.buffer, self.direct_sink, lambda: request_flush(self))
         # Collect must not need the database in buffered mode, not even for a salt.
         self.salts.mirror = RedisSaltMirror(
-            self.buffer.redis, f"{self.settings.buffer_stream}:salt", self.salt_expiry
+            self.buffer.redis,
+            f"{self.settings.buffer_stream}:salt",
+            self.salt_expiry,
+            self.clock.now,
         )
 
     @property

@@ -7,19 +7,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 
 def insert_ignore(table: sa.Table, dialect: str, conflict_columns: Sequence[str]) -> Any:
     """``INSERT`` that silently skips rows violating the unique ``conflict_columns``."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
         # No conflict target: the same on plain tables, and the only form PostgreSQL
         # accepts on a partitioned analytics_event (docs/scaling.md).
         return postgresql.insert(table).on_conflict_do_nothing()
     if dialect == "sqlite":
-        from sqlalchemy.dialects import sqlite
-
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
     if dialect in ("mysql", "mariadb"):
         return sa.insert(table).prefix_with("IGNORE")

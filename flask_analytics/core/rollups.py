@@ -94,7 +94,7 @@ SESSION_ATTRIBUTES = (
     "browser",
     "os",
 )
-#: Memory PostgreSQL may use per sort or hash during a run (raised for the transaction).
+#: Event columns the rollups read.
 _SOURCE_COLUMNS = (
     "id",
     "created_at",
@@ -105,8 +105,6 @@ _SOURCE_COLUMNS = (
     "engagement_ms",
     *SESSION_ATTRIBUTES,
 )
-#: First key of the PostgreSQL advisory lock (signed int4), the second is the date.
-
 
 # -- statement builders ------------------------------------------------------------------
 

@@ -137,7 +137,7 @@ def generate(
     if days < 1:
         raise ValueError("days must be at least 1")
     tz = state.settings.timezone
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or state.clock.utcnow()
     today = now.replace(tzinfo=dt.timezone.utc).astimezone(tz).date()
     result = DemoResult(first_day=today - dt.timedelta(days=days - 1), last_day=today)
     for offset in range(days - 1, -1, -1):

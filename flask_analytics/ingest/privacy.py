@@ -95,11 +95,16 @@ class RedisSaltMirror:
     """
 
     def __init__(
-        self, redis: Any, prefix: str, expires_at: Callable[[dt.date], dt.datetime]
+        self,
+        redis: Any,
+        prefix: str,
+        expires_at: Callable[[dt.date], dt.datetime],
+        now: Callable[[], dt.datetime],
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self._expires_at = expires_at
+        self._now = now
 
     def key(self, day: dt.date) -> str:
         return f"{self.prefix}:{day.isoformat()}"
@@ -120,7 +125,7 @@ class RedisSaltMirror:
         from redis.exceptions import RedisError
 
         until = int(self._expires_at(day).timestamp())
-        if until <= time.time():
+        if until <= self._now().timestamp():
             return None
         key = self.key(day)
         try:

@@ -57,10 +57,12 @@ if TYPE_CHECKING:
     from ..core.context import Context
     from ..models import Models
 
+#: Memory PostgreSQL may use per sort or hash during a run (raised for the transaction).
 WORK_MEM_MB = 64
 #: How long a run waits for SQLite's write lock held by another run (milliseconds).
 SQLITE_LOCK_WAIT_MS = 10 * 60 * 1000
 
+#: First key of the PostgreSQL advisory lock (signed int4), the second is the date.
 _LOCK_NAMESPACE = zlib.crc32(b"analytics_daily") - 2**31
 
 
