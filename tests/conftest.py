@@ -1,4 +1,5 @@
-"""Shared fixtures: apps on SQLite and PostgreSQL, clients, factories, live servers.
+"""Shared fixtures: apps on SQLite and PostgreSQL, clients, factories, live servers,
+private Redis and PostgreSQL servers.
 
 Every test that takes ``app`` runs once per database. PostgreSQL tests use a database
 of their own created for this test session (so parallel runs never collide) on the
@@ -25,6 +26,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_analytics import Analytics, EventMixin
 from flask_analytics.core.clock import day_bounds
 from flask_analytics.state import current_state
+
+from .support.servers import PrivatePostgres, PrivateRedis, Unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ANALYTICS_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -245,6 +248,47 @@ def redis_or_skip(url: str = REDIS_URL) -> Any:
     except RedisError as exc:
         pytest.skip(f"Redis is not reachable at {url}: {exc}")
     return connection
+
+
+@pytest.fixture
+def redis_app(make_app: AppFactory) -> Iterator[Flask]:
+    """An app whose jobs go to a queue of its own on the shared Redis (deleted after)."""
+    from .support.redis_keys import delete_queue_keys  # redis is an optional extra
+
+    connection = redis_or_skip()
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    app: Flask = make_app(ANALYTICS_REDIS_URL=REDIS_URL, ANALYTICS_QUEUE=queue)
+    try:
+        yield app
+    finally:
+        delete_queue_keys(connection, queue)
+        connection.close()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of this test's own (on a unix socket) that it may stop and start."""
+    try:
+        server = PrivatePostgres()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server.start()
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own (on a unix socket) that it may stop and start."""
+    try:
+        server = PrivateRedis()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server.start()
+    finally:
+        server.remove()
 
 
 # -- Live server and browser -----------------------------------------------------------

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from flask_analytics.config import DEFAULTS
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+from .support.processes import ROOT
+
+README = (ROOT / "README.md").read_text()
 
 
 @pytest.mark.parametrize("key", sorted(DEFAULTS))

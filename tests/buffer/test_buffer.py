@@ -12,9 +12,7 @@ import decimal
 import enum
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,29 +37,10 @@ from flask_analytics.state import current_state
 from flask_analytics.tasks import jobs
 
 from ..conftest import DESKTOP_UA, REDIS_URL, redis_or_skip
-
-ROOT = Path(__file__).resolve().parents[2]
-
+from ..support.processes import ROOT, wait_for, wait_while_running
+from ..support.redis_keys import delete_keys, delete_queue_keys
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def delete_keys(connection: Redis, prefix: str) -> None:
-    """Delete this test's keys (and only those)."""
-    keys = list(connection.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        connection.delete(*keys)
-
-
-def delete_queue(connection: Redis, token: str) -> None:
-    """Delete the RQ keys and registry members of one test's queue, and only those."""
-    keys = list(connection.scan_iter(match=f"*{token}*", count=1000))
-    if keys:
-        connection.delete(*keys)
-    for name in ("rq:queues", "rq:workers"):
-        members = [m for m in connection.smembers(name) if token.encode() in m]
-        if members:
-            connection.srem(name, *members)
 
 
 @pytest.fixture
@@ -110,10 +89,6 @@ def event(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def state_of(app: Flask) -> Any:
-    return current_state(app)
-
-
 def count_rows(app: Flask) -> int:
     analytics = app.extensions["analytics_test"]
     with app.app_context(), analytics.db.engine.connect() as conn:
@@ -129,35 +104,20 @@ def event_ids(app: Flask) -> list[str]:
 
 def flush(app: Flask, **kwargs: Any) -> buffer.FlushResult:
     with app.app_context():
-        return buffer.flush(state_of(app), **kwargs)
+        return buffer.flush(current_state(app), **kwargs)
 
 
 def stream_length(app: Flask) -> int:
-    state = state_of(app)
+    state = current_state(app)
     return int(state.buffer.redis.xlen(state.buffer.stream))
 
 
 def pending(app: Flask) -> int:
-    state = state_of(app)
+    state = current_state(app)
     try:
         return int(state.buffer.redis.xpending(state.buffer.stream, buffer.GROUP)["pending"])
     except RedisError:  # no group yet
         return 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -439,7 +399,7 @@ def same_rows_stored(
 @pytest.mark.filterwarnings("ignore:Dialect sqlite\\+pysqlite does \\*not\\* support Decimal")
 def test_buffered_rows_equal_directly_written_rows(buffered_app):
     app = buffered_app(event_model=typed_event_model)
-    state = state_of(app)
+    state = current_state(app)
     direct = typed_rows(30, "direct")
     buffered = typed_rows(30, "buffered")
     with app.app_context():
@@ -465,7 +425,7 @@ def test_buffered_rows_equal_directly_written_rows(buffered_app):
 def test_copy_text_rows_equal_directly_written_rows(buffered_app, monkeypatch):
     """No column needs Python: PostgreSQL reads the stored lines themselves."""
     app = buffered_app(event_model=native_event_model)
-    state = state_of(app)
+    state = current_state(app)
     direct = native_rows(30, "direct")
     buffered = native_rows(30, "buffered")
     decoded = []
@@ -568,7 +528,7 @@ def test_copy_text_is_decoded_for_a_client_encoding_other_than_utf8(buffered_app
 def test_entries_of_the_json_format_are_still_flushed(buffered_app, stream):
     """Entries appended by the previous version (JSON rows) before an upgrade."""
     app = buffered_app()
-    state = state_of(app)
+    state = current_state(app)
     ids = [str(uuid.uuid4()) for _ in range(3)]
     columns = ["created_at", "event_id", "hostname", "name", "path", "props", "visitor_id"]
     rows = [
@@ -615,7 +575,7 @@ def test_n_events_through_the_buffered_endpoint_are_n_rows_after_the_flush(buffe
     assert stream_length(app) == 0
     assert pending(app) == 0
     # The flusher's consumer is gone once it has nothing pending.
-    state = state_of(app)
+    state = current_state(app)
     assert state.buffer.redis.xinfo_consumers(state.buffer.stream, buffer.GROUP) == []
 
 
@@ -707,7 +667,7 @@ def test_early_dedupe_reports_buffered_duplicates_in_the_answer(buffered_app, st
     alone = post(app, event(event_id=same))
     assert alone.get_json() == {"stored": 0, "dropped": {"duplicate": 1}}
     assert stream_length(app) == 2  # the request of duplicates only added no entry
-    ttl = state_of(app).buffer.redis.ttl(f"{stream}:seen:{same}")
+    ttl = current_state(app).buffer.redis.ttl(f"{stream}:seen:{same}")
     assert 0 < ttl <= 60
     assert flush(app).inserted == 2
     assert count_rows(app) == 2
@@ -721,7 +681,7 @@ def test_pending_entries_wait_for_the_claim_idle_time(buffered_app, make_app):
     app = buffered_app(ANALYTICS_BUFFER_CLAIM_IDLE=3600)
     for i in range(5):
         post(app, event(url=f"http://localhost/{i}"))
-    ghost = state_of(app).buffer
+    ghost = current_state(app).buffer
     ghost.ensure_group()
     assert len(ghost.read_new("ghost", 100)) == 5  # a flusher that read, then died
     result = flush(app)
@@ -828,7 +788,7 @@ class Flusher:
     """``flask analytics flush`` of tests/scripts/buffer_app.py in a process of its own."""
 
     def __init__(self, app: Flask, tmp_path: Path, *args: str, **env: str) -> None:
-        state = state_of(app)
+        state = current_state(app)
         self.marker = tmp_path / f"stalled-{uuid.uuid4().hex[:6]}"
         self.log = tmp_path / f"flusher-{uuid.uuid4().hex[:6]}.log"
         with self.log.open("w") as log:
@@ -852,17 +812,7 @@ class Flusher:
         return self.log.read_text()
 
     def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"the flusher ended (exit {self.proc.returncode}) before {what}:\n"
-                            + self.output())  # fmt: skip
-            if condition():
-                return
-            time.sleep(0.002)
-        self.proc.kill()
-        self.proc.wait()
-        pytest.fail(f"timed out waiting for {what}:\n{self.output()}")
+        wait_while_running(self.proc, self.log, condition, what, timeout)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -942,53 +892,6 @@ def test_flush_loop_writes_as_events_arrive_and_stops_on_sigterm(buffered_app, t
 # -- Redis down ---------------------------------------------------------------------------------
 
 
-class PrivateRedis:
-    """A redis-server of this test's own (the shared one is never stopped)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.directory = directory
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PrivateRedis:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = Redis.from_url(self.url)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except RedisError:
-                return False
-
-        wait_for(up, "the private redis-server")
-        client.close()
-        return self
-
-    def stop(self, *, save: bool) -> None:
-        """Shut down; ``save`` writes dump.rdb first (what a persistent Redis keeps)."""
-        assert self.proc is not None
-        with contextlib.suppress(RedisError):  # the connection closes under the command
-            Redis.from_url(self.url).shutdown(save=save, nosave=not save)
-        assert self.proc.wait(timeout=30) == 0
-        self.proc = None
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if not shutil.which("redis-server"):
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(tmp_path).start()
-    yield server
-    if server.proc is not None:
-        server.proc.kill()
-        server.proc.wait()
-
-
 @pytest.mark.redis
 def test_redis_stopped_events_are_stored_directly(make_app, private_redis):
     app = make_app(
@@ -1063,7 +966,7 @@ def test_refused_rows_go_to_the_dead_letter_stream_and_the_rest_is_stored(buffer
     assert (result.rows, result.inserted, result.dead) == (7, 7 - refused, refused)
     assert stream_length(app) == 0
     assert pending(app) == 0
-    dead = state_of(app).buffer.redis.xrange(f"{stream}:dead")
+    dead = current_state(app).buffer.redis.xrange(f"{stream}:dead")
     assert len(dead) == refused
     fields = dead[0][1]
     assert b"tier" in fields[b"error"].lower() or b"null" in fields[b"error"].lower()
@@ -1125,7 +1028,7 @@ def test_refused_rows_are_requeued_once_their_cause_is_fixed(buffered_app, strea
         first = flush(app)
         assert (first.rows, first.inserted, first.dead) == (6, 4, 2)
         dead_stream = f"{stream}:dead"
-        redis = state_of(app).buffer.redis
+        redis = current_state(app).buffer.redis
         assert redis.xlen(dead_stream) == 2
         status = runner.invoke(args=["analytics", "status"])
         assert "2 rows refused by the database" in status.output
@@ -1157,7 +1060,7 @@ def test_requeue_moves_every_readable_dead_row_in_chunks_and_leaves_malformed_on
     buffered_app, stream
 ):
     app = buffered_app()
-    buf = state_of(app).buffer
+    buf = current_state(app).buffer
     redis = buf.redis
     redis.xadd(buf.dead_stream, {"c": b"event_id", "error": b"no rows field"})  # malformed
     for i in range(5):
@@ -1184,7 +1087,7 @@ def test_flush_job_is_scheduled_and_queued_when_the_buffer_passes_its_threshold(
     )
     connection = Redis.from_url(REDIS_URL)
     try:
-        state = state_of(app)
+        state = current_state(app)
         assert "flush" in [s.name for s in jobs.schedule(state)]
         queue = Queue(queue_name, connection=connection)
         post(app, event())
@@ -1198,14 +1101,14 @@ def test_flush_job_is_scheduled_and_queued_when_the_buffer_passes_its_threshold(
         assert count_rows(app) == 5
         assert stream_length(app) == 0
     finally:
-        delete_queue(connection, queue_name)
+        delete_queue_keys(connection, queue_name)
         connection.close()
 
 
 @pytest.mark.redis
 def test_no_flush_job_without_the_buffer(make_app):
     app = make_app()
-    assert "flush" not in [s.name for s in jobs.schedule(state_of(app))]
+    assert "flush" not in [s.name for s in jobs.schedule(current_state(app))]
     result = app.test_cli_runner().invoke(args=["analytics", "flush"])
     assert result.exit_code == 1
     assert "ANALYTICS_INGEST_BUFFER is 'direct'" in result.output

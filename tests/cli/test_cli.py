@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,25 +14,21 @@ from flask_analytics.core.clock import day_bounds
 from flask_analytics.state import current_state
 from flask_analytics.tasks import jobs
 
-from ..conftest import REDIS_URL, all_rows
-from ..lifecycle.test_archive import add_events, mark_aggregated
-from ..tasks.test_jobs import (
+from ..conftest import REDIS_URL, all_rows, redis_or_skip
+from ..support.events import (
     DAY,
+    add_events,
     add_visits,
-    cleanup_redis,
     daily_rows,
-    queue_of,
-    redis_or_skip,
+    mark_aggregated,
+    pin_today,
     summary,
 )
+from ..support.redis_keys import delete_queue_keys, queue_of
 
 
 def invoke(app: Flask, *args: str) -> Any:
     return app.test_cli_runner().invoke(args=["analytics", *args])
-
-
-def pin_today(monkeypatch: pytest.MonkeyPatch, app: Flask, today: dt.date = DAY) -> None:
-    monkeypatch.setattr(current_state(app), "today", lambda: today)
 
 
 def runs(app: Flask) -> list[tuple[dt.date, int]]:
@@ -46,18 +41,6 @@ def runs(app: Flask) -> list[tuple[dt.date, int]]:
                 sa.select(table.c.date, table.c.source_events).order_by(table.c.date)
             )
         ]
-
-
-@pytest.fixture
-def redis_app(make_app: Any) -> Iterator[Flask]:
-    connection = redis_or_skip()
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    app: Flask = make_app(ANALYTICS_REDIS_URL=REDIS_URL, ANALYTICS_QUEUE=queue)
-    try:
-        yield app
-    finally:
-        cleanup_redis(connection, queue)
-        connection.close()
 
 
 # -- inline (no ANALYTICS_REDIS_URL) ----------------------------------------------------------
@@ -264,7 +247,7 @@ def test_queued_and_inline_commands_give_the_same_rows(make_app, monkeypatch):
         assert worker.exit_code == 0, worker.output
         via_worker = daily_rows(queued)
     finally:
-        cleanup_redis(connection, queue)
+        delete_queue_keys(connection, queue)
         connection.close()
 
     inline = make_app()  # same database, fresh tables, no Redis
@@ -293,7 +276,7 @@ def test_archive_and_purge_enqueue_with_redis(make_app):
         )
         assert queue_of(app).count == 2
     finally:
-        cleanup_redis(connection, queue)
+        delete_queue_keys(connection, queue)
         connection.close()
 
 

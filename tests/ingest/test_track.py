@@ -28,6 +28,7 @@ def test_track_stores_and_returns_the_event(app, analytics):
     assert event is not None
     assert event.id == stored.id
     assert stored.name == "signup"
+    assert stored.hostname == "example.com"
     assert stored.path == "/pricing"
     assert stored.utm_campaign == "spring"
     assert stored.created_at == dt.datetime(2026, 2, 3, 2, 5, 6)
@@ -51,7 +52,15 @@ def test_track_drops_bots_and_duplicates(app, analytics):
 
 def test_track_is_not_limited_to_the_request_host(app, analytics):
     with app.app_context():
-        assert analytics.track("import", url="https://other-site.example/") is not None
+        event = analytics.track("import", url="https://other-site.example/docs/a?ref=x")
+        stored = analytics.db.session.scalars(sa.select(analytics.Event)).one()
+    assert event is not None
+    assert event.id == stored.id
+    assert (stored.name, stored.hostname, stored.path) == (
+        "import",
+        "other-site.example",
+        "/docs/a",
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""aggregate: daily rollups in SQL, checked by hand and against tests/reference.py."""
+"""aggregate: daily rollups in SQL, checked by hand and against tests/support/reference.py."""
 
 from __future__ import annotations
 
@@ -35,42 +35,15 @@ from flask_analytics.lifecycle.aggregate import (
     lock_day,
 )
 
-from .. import reference
 from ..conftest import custom_event_model
-from ..reference import as_multiset, reference_daily
+from ..support import reference
+from ..support.events import raw_event
+from ..support.reference import as_multiset, reference_daily
 
 DAY = dt.date(2026, 1, 15)
 
 
-# -- helpers (also used by test_aggregate_properties) -------------------------------------
-
-
-def event(created_at: dt.datetime, visitor_id: int = 1, **fields: Any) -> dict[str, Any]:
-    """A raw event row with the columns a browser pageview would have."""
-    row: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "created_at": created_at,
-        "name": "pageview",
-        "hostname": "example.com",
-        "path": "/",
-        "referrer": None,
-        "referrer_host": None,
-        "channel": "Direct",
-        "source": None,
-        "utm_source": None,
-        "utm_medium": None,
-        "utm_campaign": None,
-        "utm_term": None,
-        "utm_content": None,
-        "device_type": "desktop",
-        "browser": "Chrome",
-        "os": "Windows",
-        "country": None,
-        "visitor_id": visitor_id,
-        "engagement_ms": None,
-    }
-    row.update(fields)
-    return row
+# -- helpers ----------------------------------------------------------------------------------
 
 
 def insert_events(
@@ -141,32 +114,32 @@ def hand_day() -> list[dict[str, Any]]:
     """Four visitors on 2026-01-15 (UTC), numbers worked out in the test below."""
     return [
         # Visitor 1, session 1: a custom event first; the first *pageview* is the landing.
-        event(at("09:59:00"), 1, name="signup", path="/signup", channel="Referral",
+        raw_event(at("09:59:00"), 1, name="signup", path="/signup", channel="Referral",
               utm_source="other"),
-        event(at("10:00:00"), 1, path="/a", channel="Organic Search", source="Google",
+        raw_event(at("10:00:00"), 1, path="/a", channel="Organic Search", source="Google",
               referrer_host="google.com", utm_source="newsletter", utm_medium="email",
               utm_campaign="spring"),
-        event(at("10:05:00"), 1, path="/b"),
-        event(at("10:06:30"), 1, name="engagement", path="/b", engagement_ms=90_000),
+        raw_event(at("10:05:00"), 1, path="/b"),
+        raw_event(at("10:06:30"), 1, name="engagement", path="/b", engagement_ms=90_000),
         # Visitor 1, session 2: 1801 s after the last event.
-        event(at("10:36:31"), 1, path="/c"),
+        raw_event(at("10:36:31"), 1, path="/c"),
         # Visitor 2: a one-page visit with engagement (no bounce), then a pageview exactly
         # SESSION_TIMEOUT later (same session).
-        event(at("12:00:00"), 2, path="/a", device_type="mobile", browser="Safari", os="iOS",
+        raw_event(at("12:00:00"), 2, path="/a", device_type="mobile", browser="Safari", os="iOS",
               country="DE"),
-        event(at("12:00:45"), 2, name="engagement", path="/a", engagement_ms=40_000,
+        raw_event(at("12:00:45"), 2, name="engagement", path="/a", engagement_ms=40_000,
               device_type="mobile", browser="Safari", os="iOS", country="DE"),
-        event(at("12:30:45"), 2, path="/b", device_type="mobile", browser="Safari", os="iOS",
+        raw_event(at("12:30:45"), 2, path="/b", device_type="mobile", browser="Safari", os="iOS",
               country="DE"),
         # Visitor 3: a server-side event only: a visit without pageview.
-        event(at("15:00:00"), 3, name="signup", path="/signup", channel=None,
+        raw_event(at("15:00:00"), 3, name="signup", path="/signup", channel=None,
               device_type="other", browser=None, os=None),
         # Visitor 4: 1800.05 s apart, but 1800 in whole seconds: one session.
-        event(at("18:00:00.900000"), 4, path="/a", referrer_host="t.co"),
-        event(at("18:30:00.950000"), 4, path="/a", referrer_host="t.co"),
+        raw_event(at("18:00:00.900000"), 4, path="/a", referrer_host="t.co"),
+        raw_event(at("18:30:00.950000"), 4, path="/a", referrer_host="t.co"),
         # Another day's events never count.
-        event(at("23:59:59.999999") + dt.timedelta(microseconds=1), 1, path="/a"),
-        event(at("00:00:00") - dt.timedelta(microseconds=1), 1, path="/a"),
+        raw_event(at("23:59:59.999999") + dt.timedelta(microseconds=1), 1, path="/a"),
+        raw_event(at("00:00:00") - dt.timedelta(microseconds=1), 1, path="/a"),
     ]  # fmt: skip
 
 
@@ -370,10 +343,10 @@ def test_events_land_on_their_local_day(make_app, tz, day, times):
         insert_events(
             analytics,
             [
-                event(before, 1, path="/before"),
-                event(first, 2, path="/first"),
-                event(last, 3, path="/last"),
-                event(after, 4, path="/after"),
+                raw_event(before, 1, path="/before"),
+                raw_event(first, 2, path="/first"),
+                raw_event(last, 3, path="/last"),
+                raw_event(after, 4, path="/after"),
             ],
         )
         analytics.aggregate_range(day - dt.timedelta(days=1), day + dt.timedelta(days=1))
@@ -401,7 +374,7 @@ def test_a_session_across_the_spring_forward_gap_is_short(make_app):
     with app.app_context():
         insert_events(
             analytics,
-            [event(dt.datetime(2026, 3, 29, 0, 59)), event(dt.datetime(2026, 3, 29, 1, 1))],
+            [raw_event(dt.datetime(2026, 3, 29, 0, 59)), raw_event(dt.datetime(2026, 3, 29, 1, 1))],
         )
         analytics.aggregate(dt.date(2026, 3, 29))
         (summary,) = daily_rows(analytics)["DailySummary"]
@@ -563,7 +536,7 @@ def test_day_with_more_events_than_its_last_run_is_recomputed_without_force(app,
     with app.app_context():
         insert_events(analytics, hand_day())
         first = analytics.aggregate(DAY)
-        insert_events(analytics, [event(at("18:00:00"), 9), event(at("18:05:00"), 9)])
+        insert_events(analytics, [raw_event(at("18:00:00"), 9), raw_event(at("18:05:00"), 9)])
         second = analytics.aggregate(DAY)
         got = daily_rows(analytics, DAY)
         expected = reference_daily(stored_events(analytics), DAY, "UTC", 1800)
@@ -583,7 +556,7 @@ def many_events(n_visitors: int = 60) -> list[dict[str, Any]]:
         start = at("08:00:00") + dt.timedelta(minutes=7 * v)
         for i in range(5):
             rows.append(
-                event(start + dt.timedelta(minutes=13 * i), v, path=f"/p{(v + i) % 7}",
+                raw_event(start + dt.timedelta(minutes=13 * i), v, path=f"/p{(v + i) % 7}",
                       name="pageview" if i % 3 else "click", country=("DE", "US", None)[v % 3])
             )  # fmt: skip
     return rows

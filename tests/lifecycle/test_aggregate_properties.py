@@ -1,4 +1,4 @@
-"""Property test: every daily table equals tests/reference.py on random event sets."""
+"""Property test: every daily table equals tests/support/reference.py on random event sets."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from flask_analytics.core.rollups import daily_selects
 from flask_analytics.lifecycle.aggregate import aggregate_day
 
-from ..reference import as_multiset, local_date, reference_daily
-from .test_aggregate import event
+from ..support.events import raw_event
+from ..support.reference import as_multiset, local_date, reference_daily
 
 TIMEZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
 #: Days whose neighbourhood holds a DST change in Berlin or New York, and a plain one.
@@ -71,7 +71,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             utm = draw(st.sampled_from(UTMS))
             device_type, browser, os_name = draw(st.sampled_from(DEVICES))
             rows.append(
-                event(
+                raw_event(
                     t + dt.timedelta(microseconds=draw(st.sampled_from((0, 1, 500_000, 999_999)))),
                     visitor,
                     name=name,

@@ -19,6 +19,7 @@ from flask_analytics.lifecycle.archive import archive, purge
 from flask_analytics.state import current_state
 
 from ..conftest import all_rows
+from ..support.events import add_events, mark_aggregated, pin_today
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -28,55 +29,11 @@ def utc(local: dt.datetime, tz: ZoneInfo = NEW_YORK) -> dt.datetime:
     return local.replace(tzinfo=tz).astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
-def add_events(app: Flask, times: Iterable[dt.datetime], **fields: Any) -> list[int]:
-    """Insert one raw event per naive UTC time; returns their ids."""
-    analytics: Analytics = app.extensions["analytics_test"]
-    table: sa.Table = analytics.Event.__table__
-    rows = [
-        {
-            "event_id": str(uuid.uuid4()),
-            "created_at": when,
-            "name": "pageview",
-            "hostname": "example.com",
-            "path": f"/p{i % 7}",
-            "visitor_id": i % 5,
-            "props": {"i": i},
-            **fields,
-        }
-        for i, when in enumerate(times)
-    ]
-    with app.app_context(), analytics.db.engine.begin() as conn:
-        conn.execute(sa.insert(table), rows)
-        ids = conn.scalars(
-            sa.select(table.c.id).where(table.c.event_id.in_([r["event_id"] for r in rows]))
-        ).all()
-    return sorted(ids)
-
-
-def mark_aggregated(app: Flask, day: dt.date, source_events: int) -> None:
-    """Record a finished aggregation run of ``day`` that read ``source_events`` events."""
-    analytics: Analytics = app.extensions["analytics_test"]
-    now = dt.datetime(2026, 3, 1, 12, 0)
-    with app.app_context(), analytics.db.engine.begin() as conn:
-        conn.execute(
-            sa.insert(analytics.AggregationRun.__table__).values(
-                date=day, started_at=now, finished_at=now, source_events=source_events
-            )
-        )
-
-
 def table_rows(app: Flask, which: str) -> dict[int, dict[str, Any]]:
     analytics: Analytics = app.extensions["analytics_test"]
     model = analytics.Event if which == "raw" else analytics.EventArchive
     with app.app_context(), analytics.db.engine.connect() as conn:
         return {row["id"]: dict(row) for row in conn.execute(sa.select(model.__table__)).mappings()}
-
-
-def fix_today(monkeypatch: pytest.MonkeyPatch, app: Flask, today: dt.date) -> Any:
-    """Pin the site's local "today" (retention is relative to it)."""
-    state = current_state(app)
-    monkeypatch.setattr(state, "today", lambda: today)
-    return state
 
 
 TODAY = dt.date(2026, 3, 20)
@@ -89,7 +46,7 @@ def ny_app(make_app: Any) -> Flask:
 
 
 def test_only_aggregated_days_before_the_local_cutoff_move(ny_app, monkeypatch):
-    state = fix_today(monkeypatch, ny_app, TODAY)
+    state = pin_today(monkeypatch, ny_app, TODAY)
     # Retention 30 days from 2026-03-20: local days before 2026-02-18 are archived.
     old = add_events(ny_app, [utc(dt.datetime(2026, 2, 10, h)) for h in (0, 6, 12, 18, 23)])
     mark_aggregated(ny_app, dt.date(2026, 2, 10), 5)
@@ -124,7 +81,7 @@ def test_only_aggregated_days_before_the_local_cutoff_move(ny_app, monkeypatch):
 
 
 def test_analytics_archive_uses_the_configured_retention(ny_app, monkeypatch):
-    fix_today(monkeypatch, ny_app, TODAY)
+    pin_today(monkeypatch, ny_app, TODAY)
     ids = add_events(ny_app, [utc(dt.datetime(2026, 2, 17, 12))] * 2)
     mark_aggregated(ny_app, dt.date(2026, 2, 17), 2)
     analytics = ny_app.extensions["analytics_test"]
@@ -135,7 +92,7 @@ def test_analytics_archive_uses_the_configured_retention(ny_app, monkeypatch):
 
 
 def test_dry_run_changes_nothing_and_reports_the_plan(ny_app, monkeypatch):
-    state = fix_today(monkeypatch, ny_app, TODAY)
+    state = pin_today(monkeypatch, ny_app, TODAY)
     add_events(ny_app, [utc(dt.datetime(2026, 1, 5, 10))] * 4)
     mark_aggregated(ny_app, dt.date(2026, 1, 5), 4)
     add_events(ny_app, [utc(dt.datetime(2026, 1, 6, 10))] * 2)
@@ -153,7 +110,7 @@ def test_dry_run_changes_nothing_and_reports_the_plan(ny_app, monkeypatch):
 
 
 def test_batches_are_keyed_by_id_and_report_progress(ny_app, monkeypatch):
-    state = fix_today(monkeypatch, ny_app, TODAY)
+    state = pin_today(monkeypatch, ny_app, TODAY)
     ids = add_events(ny_app, [utc(dt.datetime(2026, 1, 5, h)) for h in range(7)])
     mark_aggregated(ny_app, dt.date(2026, 1, 5), 7)
     calls: list[int] = []
@@ -168,7 +125,7 @@ def test_batches_are_keyed_by_id_and_report_progress(ny_app, monkeypatch):
 
 
 def test_rerun_moves_nothing_more_and_late_events_wait_for_reaggregation(ny_app, monkeypatch):
-    state = fix_today(monkeypatch, ny_app, TODAY)
+    state = pin_today(monkeypatch, ny_app, TODAY)
     day = dt.date(2026, 1, 5)
     first = add_events(ny_app, [utc(dt.datetime(2026, 1, 5, 8))] * 3)
     mark_aggregated(ny_app, day, 3)
@@ -195,7 +152,7 @@ def test_rerun_moves_nothing_more_and_late_events_wait_for_reaggregation(ny_app,
 
 
 def test_ids_of_archived_events_are_not_given_to_new_events(ny_app, monkeypatch):
-    state = fix_today(monkeypatch, ny_app, TODAY)
+    state = pin_today(monkeypatch, ny_app, TODAY)
     first = add_events(ny_app, [utc(dt.datetime(2026, 1, 5, 8))] * 3)
     mark_aggregated(ny_app, dt.date(2026, 1, 5), 3)
     with ny_app.app_context():
@@ -205,7 +162,7 @@ def test_ids_of_archived_events_are_not_given_to_new_events(ny_app, monkeypatch)
 
 
 def test_an_id_taken_by_another_archived_event_is_left_raw(ny_app, monkeypatch):
-    state = fix_today(monkeypatch, ny_app, TODAY)
+    state = pin_today(monkeypatch, ny_app, TODAY)
     analytics = ny_app.extensions["analytics_test"]
     (raw_id,) = add_events(ny_app, [utc(dt.datetime(2026, 1, 5, 8))])
     mark_aggregated(ny_app, dt.date(2026, 1, 5), 1)
@@ -231,7 +188,7 @@ def test_an_id_taken_by_another_archived_event_is_left_raw(ny_app, monkeypatch):
 
 
 def test_day_states_compare_counts_with_the_last_finished_run(ny_app, monkeypatch):
-    state = fix_today(monkeypatch, ny_app, TODAY)
+    state = pin_today(monkeypatch, ny_app, TODAY)
     add_events(ny_app, [utc(dt.datetime(2026, 1, 1, 12))] * 2)
     mark_aggregated(ny_app, dt.date(2026, 1, 1), 2)
     add_events(ny_app, [utc(dt.datetime(2026, 1, 2, 12))] * 2)
@@ -292,7 +249,7 @@ def test_purge_without_archive_retention_refuses(ny_app):
 
 def test_purge_deletes_archived_local_days_only(make_app, monkeypatch):
     app = make_app(ANALYTICS_TIMEZONE="America/New_York", ANALYTICS_ARCHIVE_RETENTION_DAYS=365)
-    state = fix_today(monkeypatch, app, TODAY)
+    state = pin_today(monkeypatch, app, TODAY)
     # Cutoff: 2025-03-20 local. 23:00 on 03-19 New York is 03:00 UTC on 03-20: purged.
     gone = archived(
         app, [utc(dt.datetime(2025, 3, 1, 12)), utc(dt.datetime(2025, 3, 19, 23))], 1000

@@ -22,8 +22,7 @@ from flask_analytics.state import current_state
 from flask_analytics.tasks import jobs
 
 from ..conftest import DESKTOP_UA, AppFactory, collect_payload, custom_event_model
-from .test_archive import add_events, fix_today
-from ..tasks.test_jobs import add_visits, daily_rows
+from ..support.events import add_events, add_visits, daily_rows, pin_today
 
 postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -35,16 +34,12 @@ JANUARY = dt.date(2026, 1, 1)
 TODAY = dt.date(2026, 6, 1)
 
 
-def state_of(app: Flask) -> Any:
-    return current_state(app)
-
-
-def invoke(app: Flask, *args: str) -> Any:
+def invoke_partitions(app: Flask, *args: str) -> Any:
     return app.test_cli_runner().invoke(args=["analytics", "partitions", *args])
 
 
 def sql(app: Flask, statement: str, **params: Any) -> Any:
-    with app.app_context(), state_of(app).engine().connect() as conn:
+    with app.app_context(), current_state(app).engine().connect() as conn:
         return conn.exec_driver_sql(statement, params).all()
 
 
@@ -61,7 +56,7 @@ def oid(app: Flask, table: str) -> int | None:
 def aggregate_all(app: Flask, days: list[dt.date] = DAYS) -> None:
     with app.app_context():
         for day in days:
-            aggregate_day(state_of(app), day)
+            aggregate_day(current_state(app), day)
 
 
 def event_rows(app: Flask) -> dict[str, dict[int, dict[str, Any]]]:
@@ -88,7 +83,7 @@ def _populated(app: Flask) -> Iterator[Flask]:
     try:
         yield app
     finally:
-        with app.app_context(), state_of(app).engine().begin() as conn:
+        with app.app_context(), current_state(app).engine().begin() as conn:
             conn.exec_driver_sql(
                 "DROP TABLE IF EXISTS analytics_event_id, analytics_event_old, "
                 "analytics_event_archive_old CASCADE"
@@ -98,15 +93,15 @@ def _populated(app: Flask) -> Iterator[Flask]:
 
 def migrate(app: Flask, **kwargs: Any) -> partitioning.MigrationResult:
     with app.app_context():
-        return partitioning.migrate(state_of(app), **kwargs)
+        return partitioning.migrate(current_state(app), **kwargs)
 
 
 def archive_first_day(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     """Row-archive 2026-01-30 (aggregated), as `flask analytics archive` would."""
     aggregate_all(app, DAYS[:1])
-    fix_today(monkeypatch, app, DAYS[1] + dt.timedelta(days=30))
+    pin_today(monkeypatch, app, DAYS[1] + dt.timedelta(days=30))
     with app.app_context():
-        assert archive(state_of(app)).moved == 5
+        assert archive(current_state(app)).moved == 5
 
 
 # -- migration -------------------------------------------------------------------------------
@@ -118,7 +113,7 @@ def test_migration_keeps_every_row_and_every_daily_number(pg_app, monkeypatch):
     aggregate_all(pg_app)
     rows, daily = event_rows(pg_app), daily_rows(pg_app)
     with pg_app.app_context():
-        assert not partitioning.is_partitioned(state_of(pg_app))
+        assert not partitioning.is_partitioned(current_state(pg_app))
 
     result = migrate(pg_app)
 
@@ -137,8 +132,8 @@ def test_migration_keeps_every_row_and_every_daily_number(pg_app, monkeypatch):
     assert event_rows(pg_app) == rows
     assert sql(pg_app, "SELECT count(*) FROM analytics_event_id") == [(20,)]
     with pg_app.app_context():
-        assert partitioning.is_partitioned(state_of(pg_app))
-        report = partitioning.status(state_of(pg_app))
+        assert partitioning.is_partitioned(current_state(pg_app))
+        report = partitioning.status(current_state(pg_app))
     assert report.partitioned
     assert report.dedupe_trigger
     assert not any(t.default_has_rows for t in report.tables)
@@ -221,12 +216,12 @@ def test_custom_columns_survive_the_migration(make_app):
 def test_a_unique_constraint_partitioning_cannot_keep_is_refused(pg_app):
     sql_exec(pg_app, "ALTER TABLE analytics_event ADD CONSTRAINT one_path UNIQUE (path, id)")
     with pg_app.app_context(), pytest.raises(partitioning.PartitioningError, match="one_path"):
-        partitioning.migrate(state_of(pg_app))
+        partitioning.migrate(current_state(pg_app))
     assert relkind(pg_app, "analytics_event") == "r"
 
 
 def sql_exec(app: Flask, statement: str) -> None:
-    with app.app_context(), state_of(app).engine().begin() as conn:
+    with app.app_context(), current_state(app).engine().begin() as conn:
         conn.exec_driver_sql(statement)
 
 
@@ -257,7 +252,7 @@ def test_track_dedupes_by_event_id_across_months(pg_app):
             "(:b, '2026-01-05', 'pageview', 'x', '/', 1) ON CONFLICT DO NOTHING "
             "RETURNING event_id"
         )
-        with state_of(pg_app).engine().begin() as conn:
+        with current_state(pg_app).engine().begin() as conn:
             assert conn.execute(stmt, {"a": event_id, "b": other}).scalars().all() == [other]
 
 
@@ -293,7 +288,7 @@ def test_copy_into_the_partitioned_table_skips_known_ids(pg_app):
     known = sql(pg_app, "SELECT event_id FROM analytics_event LIMIT 1")[0][0]
     fresh = str(uuid.uuid4())
     with pg_app.app_context():
-        raw: Any = state_of(pg_app).engine().raw_connection()
+        raw: Any = current_state(pg_app).engine().raw_connection()
         try:
             with raw.driver_connection.cursor() as cursor:
                 columns = "event_id, created_at, name, hostname, path, visitor_id"
@@ -317,8 +312,8 @@ def test_add_partitions_is_idempotent_and_empties_the_default(pg_app):
     add_events(pg_app, [dt.datetime.combine(later, dt.time(12))])  # no partition yet
     assert sql(pg_app, "SELECT count(*) FROM analytics_event_default") == [(1,)]
     with pg_app.app_context():
-        created = partitioning.add_partitions(state_of(pg_app), months_ahead=5).created
-        again = partitioning.add_partitions(state_of(pg_app), months_ahead=5).created
+        created = partitioning.add_partitions(current_state(pg_app), months_ahead=5).created
+        again = partitioning.add_partitions(current_state(pg_app), months_ahead=5).created
     expected = [partitioning.add_months(this_month, n) for n in range(2, 6)]
     assert created == [
         partitioning.partition_name(t, m)
@@ -335,7 +330,7 @@ def test_add_partitions_is_idempotent_and_empties_the_default(pg_app):
 
 
 def add_events_ignoring(app: Flask, event_id: str, when: dt.datetime) -> int:
-    with app.app_context(), state_of(app).engine().begin() as conn:
+    with app.app_context(), current_state(app).engine().begin() as conn:
         return int(
             conn.exec_driver_sql(
                 "INSERT INTO analytics_event (event_id, created_at, name, hostname, path, "
@@ -357,10 +352,10 @@ def test_archive_month_moves_the_partition_without_copying(pg_app, monkeypatch):
     january = {i: r for i, r in event_rows(pg_app)["analytics_event"].items()
                if r["created_at"] < dt.datetime(2026, 2, 1)}  # fmt: skip
     partition = oid(pg_app, "analytics_event_2026_01")
-    fix_today(monkeypatch, pg_app, TODAY)
+    pin_today(monkeypatch, pg_app, TODAY)
 
     with pg_app.app_context():
-        result = partitioning.archive_month(state_of(pg_app), JANUARY)
+        result = partitioning.archive_month(current_state(pg_app), JANUARY)
 
     assert result.moved_partition
     assert result.events == 10
@@ -379,7 +374,7 @@ def test_archive_month_moves_the_partition_without_copying(pg_app, monkeypatch):
     aggregate_all(pg_app)
     assert daily_rows(pg_app) == daily
     with pg_app.app_context():
-        assert day_state(state_of(pg_app), DAYS[0]).status == "aggregated"
+        assert day_state(current_state(pg_app), DAYS[0]).status == "aggregated"
         # An archived event's id is still a duplicate.
         archived_id = next(iter(january.values()))["event_id"]
     assert add_events_ignoring(pg_app, archived_id, dt.datetime(2026, 1, 30, 3)) == 0
@@ -394,10 +389,10 @@ def test_archive_month_after_row_archival_copies_the_rest(pg_app, monkeypatch):
     migrate(pg_app)
     aggregate_all(pg_app)
     daily = daily_rows(pg_app)
-    fix_today(monkeypatch, pg_app, TODAY)
+    pin_today(monkeypatch, pg_app, TODAY)
     with pg_app.app_context():
-        result = partitioning.archive_month(state_of(pg_app), JANUARY)
-        assert counts(state_of(pg_app)) == {"raw": 10, "archived": 10}
+        result = partitioning.archive_month(current_state(pg_app), JANUARY)
+        assert counts(current_state(pg_app)) == {"raw": 10, "archived": 10}
     assert not result.moved_partition
     assert result.events == 5
     aggregate_all(pg_app)
@@ -408,7 +403,7 @@ def test_archive_month_after_row_archival_copies_the_rest(pg_app, monkeypatch):
 def test_archive_month_refuses_days_not_aggregated_or_too_recent(pg_app, monkeypatch):
     migrate(pg_app)
     aggregate_all(pg_app, DAYS[:1])  # 2026-01-31 never aggregated
-    state = fix_today(monkeypatch, pg_app, TODAY)
+    state = pin_today(monkeypatch, pg_app, TODAY)
     with pg_app.app_context():
         with pytest.raises(
             partitioning.PartitioningError, match=r"2026-01-31 \(never aggregated\)"
@@ -426,7 +421,7 @@ def test_archive_month_checks_the_local_days_at_the_month_edges(make_app, monkey
     app = make_app(ANALYTICS_TIMEZONE="America/New_York", ANALYTICS_RETENTION_DAYS=30)
     for _ in _populated(app):
         migrate(app)
-        state = fix_today(monkeypatch, app, TODAY)
+        state = pin_today(monkeypatch, app, TODAY)
         with app.app_context():
             assert partitioning.touching_days(state, JANUARY)[0] == dt.date(2025, 12, 31)
             assert partitioning.touching_days(state, JANUARY)[-1] == dt.date(2026, 1, 31)
@@ -440,7 +435,7 @@ def test_purge_month_drops_the_archive_partition(pg_app, monkeypatch):
     migrate(pg_app)
     aggregate_all(pg_app)
     daily = daily_rows(pg_app)
-    state = fix_today(monkeypatch, pg_app, TODAY)
+    state = pin_today(monkeypatch, pg_app, TODAY)
     with pg_app.app_context():
         partitioning.archive_month(state, JANUARY)
         result = partitioning.purge_month(state, JANUARY)
@@ -457,7 +452,7 @@ def test_purge_month_drops_the_archive_partition(pg_app, monkeypatch):
 def test_row_purge_forgets_the_purged_events_ids_too(pg_app, monkeypatch):
     migrate(pg_app)
     aggregate_all(pg_app)
-    state = fix_today(monkeypatch, pg_app, TODAY)
+    state = pin_today(monkeypatch, pg_app, TODAY)
     with pg_app.app_context():
         moved = archive(state).moved  # row by row, as `flask analytics archive` does
         assert moved == 20
@@ -472,7 +467,7 @@ def test_row_purge_forgets_the_purged_events_ids_too(pg_app, monkeypatch):
 @postgresql_only
 def test_purge_month_refusals(pg_app, monkeypatch):
     migrate(pg_app)
-    state = fix_today(monkeypatch, pg_app, TODAY)
+    state = pin_today(monkeypatch, pg_app, TODAY)
     with pg_app.app_context():
         with pytest.raises(partitioning.PartitioningError, match="still have 10 raw events"):
             partitioning.purge_month(state, JANUARY)
@@ -488,7 +483,7 @@ def test_purge_month_refusals(pg_app, monkeypatch):
 
 @sqlite_only
 def test_sqlite_says_partitioning_is_a_postgresql_feature(app):
-    state = state_of(app)
+    state = current_state(app)
     with app.app_context():
         assert not partitioning.is_partitioned(state)
         calls = [
@@ -504,7 +499,7 @@ def test_sqlite_says_partitioning_is_a_postgresql_feature(app):
                 call()
         assert jobs.add_partitions_job() == {"partitioned": False, "created": []}
         assert jobs.PARTITIONS_SCHEDULE not in jobs.schedule(state)
-    result = invoke(app, "migrate")
+    result = invoke_partitions(app, "migrate")
     assert result.exit_code == 1
     assert "Partitioning is a PostgreSQL feature: this app's database is sqlite" in result.output
 
@@ -522,59 +517,59 @@ def test_parse_month():
 
 @postgresql_only
 def test_cli(pg_app, monkeypatch):
-    result = invoke(pg_app, "status")
+    result = invoke_partitions(pg_app, "status")
     assert result.exit_code == 0, result.output
     assert "analytics_event: plain, not partitioned." in result.output
     assert "flask analytics partitions migrate" in result.output
 
-    result = invoke(pg_app, "migrate", "--dry-run", "--months-ahead", "1")
+    result = invoke_partitions(pg_app, "migrate", "--dry-run", "--months-ahead", "1")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("-- Dry run: the migration (one transaction)")
     assert "CREATE TRIGGER analytics_event_dedupe" in result.output
     assert result.output.rstrip().endswith("COMMIT;")
     assert relkind(pg_app, "analytics_event") == "r"
 
-    result = invoke(pg_app, "migrate", "--months-ahead", "1")
+    result = invoke_partitions(pg_app, "migrate", "--months-ahead", "1")
     assert result.exit_code == 0, result.output
     assert "Partitioned 20 raw events and 0 archived events: monthly partitions 2026-01 to" in (
         result.output
     )
-    result = invoke(pg_app, "migrate")
+    result = invoke_partitions(pg_app, "migrate")
     assert result.output == "The event tables are partitioned already: nothing to do.\n"
 
-    result = invoke(pg_app, "status")
+    result = invoke_partitions(pg_app, "status")
     assert "analytics_event: partitioned by month" in result.output
     assert "default partition empty." in result.output
     assert "Dedupe trigger: on." in result.output
 
-    result = invoke(pg_app, "add", "--months-ahead", "2")
+    result = invoke_partitions(pg_app, "add", "--months-ahead", "2")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Added 2 partitions")
-    assert invoke(pg_app, "add", "--months-ahead", "2").output.startswith(
+    assert invoke_partitions(pg_app, "add", "--months-ahead", "2").output.startswith(
         "Every monthly partition from"
     )
 
-    fix_today(monkeypatch, pg_app, TODAY)
-    result = invoke(pg_app, "archive-month", "2026-01")
+    pin_today(monkeypatch, pg_app, TODAY)
+    result = invoke_partitions(pg_app, "archive-month", "2026-01")
     assert result.exit_code == 1
     assert "not aggregated since their latest events: 2026-01-30 (never aggregated)" in (
         result.output
     )
     aggregate_all(pg_app)
-    result = invoke(pg_app, "archive-month", "2026-01")
+    result = invoke_partitions(pg_app, "archive-month", "2026-01")
     assert result.exit_code == 0, result.output
     assert result.output == "Archived 2026-01: 10 events (the partition itself, no row copied).\n"
-    result = invoke(pg_app, "purge-month", "2026-01")
+    result = invoke_partitions(pg_app, "purge-month", "2026-01")
     assert result.exit_code == 0, result.output
     assert result.output == "Purged 2026-01: 10 archived events (partition dropped).\n"
-    result = invoke(pg_app, "purge-month", "2026-13")
+    result = invoke_partitions(pg_app, "purge-month", "2026-13")
     assert result.exit_code == 1
     assert "'2026-13' is not a month: use YYYY-MM." in result.output
 
 
 @postgresql_only
 def test_the_scheduler_adds_partitions_only_on_partitioned_tables(pg_app):
-    state = state_of(pg_app)
+    state = current_state(pg_app)
     with pg_app.app_context():
         assert jobs.PARTITIONS_SCHEDULE not in jobs.schedule(state)
         assert jobs.add_partitions_job() == {"partitioned": False, "created": []}

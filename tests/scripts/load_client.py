@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..support.processes import ROOT
 from .load_app import PAGE_HOST
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 COLLECT_PATH = "/_analytics/collect"
 BROWSER_UAS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from flask_analytics.lifecycle.aggregate import aggregate_range
 from flask_analytics.lifecycle.archive import archive
 from flask_analytics.state import current_state
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..support.processes import ROOT, wait_while_running
 
 pytestmark = pytest.mark.slow
 
@@ -66,18 +65,7 @@ class Subprocess:
 
     def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
         """Poll ``condition`` until true while the process runs (fail if it ends first)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(
-                    f"the process ended (exit {self.proc.returncode}) before {what}:\n"
-                    + self.log.read_text()
-                )
-            if condition():
-                return
-            time.sleep(0.002)
-        self.kill()
-        pytest.fail(f"timed out waiting for {what}")
+        wait_while_running(self.proc, self.log, condition, what, timeout)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

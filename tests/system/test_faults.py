@@ -1,7 +1,7 @@
 """Faults: PostgreSQL stopped and restarted under load, Redis down for jobs and collect.
 
-PostgreSQL and Redis here are private servers (tests/scripts/private_services.py) that
-the tests stop and start; the shared servers are never touched. The load is a real
+PostgreSQL and Redis here are private servers (tests/support/servers.py, on unix
+sockets) that the tests stop and start; the shared servers are never touched. The load is a real
 gunicorn server (tests/scripts/load_app.py) and tracker-like clients
 (tests/scripts/load_client.py): a 503 or a broken connection is retried with the same
 event ids, as the tracker does.
@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,43 +29,12 @@ from flask_analytics.state import current_state
 from ..conftest import DESKTOP_UA, collect_payload
 from ..scripts import load_app
 from ..scripts.load_client import Tally, batches, make_events, run_load, served
-from ..scripts.private_services import PrivatePostgres, PrivateRedis, Unavailable
+from ..support.processes import wait_for
+from ..support.servers import PrivatePostgres, PrivateRedis
 
 FAULT_EVENTS = 6000
 THREADS = 6
 SEED = 11
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    try:
-        server = PrivatePostgres()
-    except Unavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server.start()
-    finally:
-        server.remove()
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    try:
-        server = PrivateRedis()
-    except Unavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server.start()
-    finally:
-        server.remove()
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def create_tables(url: str, monkeypatch: pytest.MonkeyPatch, **env: str) -> Flask:
@@ -155,10 +124,14 @@ def test_postgres_down_during_load_answers_503_then_loses_and_duplicates_nothing
     work = batches(events, rng, 1, 20)
     with served(url, tmp_path / "gunicorn.log") as server:
         load = Load(server.port, work)
-        wait_for(load.delivered_at_least(len(work) // 10), "a tenth of the load")
+        wait_for(load.delivered_at_least(len(work) // 10), "a tenth of the load", timeout=120)
         private_postgres.stop(mode)
         ok_before_stop = load.tally.statuses[202]
-        wait_for(lambda: load.tally.statuses[503] >= 30, "503 answers while PostgreSQL is down")
+        wait_for(
+            lambda: load.tally.statuses[503] >= 30,
+            "503 answers while PostgreSQL is down",
+            timeout=120,
+        )
         ok_while_down = load.tally.statuses[202] - ok_before_stop
         private_postgres.start()
         tally = load.finish()
@@ -205,10 +178,14 @@ def test_postgres_down_with_the_redis_buffer_answers_202_and_flushes_everything_
     consumer = f"faults-{uuid.uuid4().hex[:8]}"
     with served(url, tmp_path / "gunicorn.log", LOAD_BUFFER_REDIS_URL=private_redis.url) as server:
         load = Load(server.port, work)
-        wait_for(load.delivered_at_least(len(work) // 10), "a tenth of the load")
+        wait_for(load.delivered_at_least(len(work) // 10), "a tenth of the load", timeout=120)
         private_postgres.stop("immediate")
         # Collection goes on while the database is down...
-        wait_for(load.delivered_at_least(len(work) // 2), "half of the load while it is down")
+        wait_for(
+            load.delivered_at_least(len(work) // 2),
+            "half of the load while it is down",
+            timeout=120,
+        )
         # ...and a flush meanwhile fails, leaving what it read pending for the next one.
         with app.app_context(), pytest.raises(sa.exc.OperationalError):
             buffer.flush(state, consumer=consumer)
@@ -416,7 +393,9 @@ def test_collect_goes_on_when_the_rate_limit_redis_goes_down_and_limits_again_af
     make_app: Callable[..., Flask], private_redis: PrivateRedis
 ) -> None:
     redis = pytest.importorskip("redis")
-    app = make_app(ANALYTICS_RATE_LIMIT="5/minute", ANALYTICS_RATE_LIMIT_STORAGE=private_redis.url)
+    app = make_app(
+        ANALYTICS_RATE_LIMIT="5/minute", ANALYTICS_RATE_LIMIT_STORAGE=private_redis.limits_url
+    )
     first, second = f"{DESKTOP_UA} a/{uuid.uuid4()}", f"{DESKTOP_UA} b/{uuid.uuid4()}"
     for _ in range(3):
         assert post(app, first).get_json() == {"stored": 1, "dropped": {}}

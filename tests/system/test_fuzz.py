@@ -2,8 +2,10 @@
 
 Over 10,000 generated inputs per run: hostile JSON shapes, raw bytes, odd unicode, NUL
 and control characters, huge strings and numbers, hostile URLs, header abuse. Never a
-5xx, a clear JSON message for every rejection, every stored row within the model's
-constraints, and no raw IP or user agent anywhere afterwards. The counts are printed.
+5xx, a clear JSON message for every rejection, nothing stored for a rejected body and,
+for an accepted one, the name, hostname and path of each event sent, every stored row
+within the model's constraints, and no raw IP or user agent anywhere afterwards. The
+counts are printed.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import json
 import math
 import string
+import uuid
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_analytics import InvalidEvent
+from flask_analytics.models import PATH_MAX
 
 from ..conftest import DESKTOP_UA, all_rows
 
@@ -196,17 +201,80 @@ def check_rows(app: Any) -> int:
     return n
 
 
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "bücher.de", "xn--bcher-kva.de"]
+
+
+def expected_row(event: dict[str, Any]) -> tuple[str, str, str]:
+    """(name, hostname, path) an accepted event must be stored with, worked out from the
+    URL that was sent: its host without a trailing dot, its path (``/`` when empty) with
+    the fragment only under hash routing, the query dropped."""
+    parts = urlsplit(event["url"].strip())
+    assert parts.hostname is not None
+    path = parts.path or "/"
+    if event.get("hash_routing") is True and parts.fragment:
+        path = f"{path}#{parts.fragment}"
+    return event.get("name", "pageview").strip(), parts.hostname.rstrip("."), path[:PATH_MAX]
+
+
+def rows_after(app: Any, last_id: int) -> list[dict[str, Any]]:
+    """The event rows stored after the row ``last_id``, in id order."""
+    ext = app.extensions["analytics_test"]
+    table = ext.Event.__table__
+    query = (
+        sa.select(table.c.id, table.c.event_id, table.c.name, table.c.hostname, table.c.path)
+        .where(table.c.id > last_id)
+        .order_by(table.c.id)
+    )
+    with app.app_context(), ext.db.engine.connect() as conn:
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def check_stored(app: Any, body: Any, response: Any, last_id: list[int]) -> None:
+    """What one request stored: nothing when it was rejected; when accepted, as many rows
+    as the answer says, each with the name, hostname and path of an event that was sent
+    (matched by ``event_id`` when the client chose it). ``last_id`` holds the id of the
+    last row seen, moved past this request's rows before any check (a failed example
+    leaves nothing behind for the next one)."""
+    rows = rows_after(app, last_id[0])
+    if rows:
+        last_id[0] = int(rows[-1]["id"])
+    if response.status_code != 202:
+        assert rows == [], (response.status_code, rows)
+        return
+    answer = response.get_json()
+    sent = body if isinstance(body, list) else [body]
+    assert answer["stored"] + sum(answer["dropped"].values()) == len(sent), answer
+    assert len(rows) == answer["stored"], (answer, rows)
+    by_id: dict[str, tuple[str, str, str]] = {}
+    without_id: Counter[tuple[str, str, str]] = Counter()
+    for event in sent:
+        if event.get("event_id") is None:
+            without_id[expected_row(event)] += 1
+        else:  # the first of two events with one id is the one stored
+            by_id.setdefault(str(uuid.UUID(event["event_id"])), expected_row(event))
+    for row in rows:
+        got = (row["name"], row["hostname"], row["path"])
+        assert row["hostname"] in ALLOWED_HOSTS, got
+        if row["event_id"] in by_id:
+            assert got == by_id[row["event_id"]], (got, sent)
+        else:
+            assert without_id[got] > 0, (got, sent)
+            without_id[got] -= 1
+
+
 @pytest.fixture
 def fuzz_app(make_app):
     return make_app(
-        ANALYTICS_ALLOWED_HOSTS=["localhost", "127.0.0.1", "bücher.de", "xn--bcher-kva.de"],
+        ANALYTICS_ALLOWED_HOSTS=ALLOWED_HOSTS,
         ANALYTICS_RATE_LIMIT=None,  # thousands of requests from one client, on purpose
     )
 
 
 def run_json_fuzz(app: Any, examples: int) -> Counter[int]:
+    """Post ``examples`` generated bodies; each answer and what each stored is checked."""
     client = app.test_client()
     counts: Counter[int] = Counter()
+    last_id = [0]
 
     @settings(FUZZ, max_examples=examples)
     @given(body=bodies)
@@ -219,6 +287,7 @@ def run_json_fuzz(app: Any, examples: int) -> Counter[int]:
             environ_base={"REMOTE_ADDR": IP},
         )
         check_response(response, counts)
+        check_stored(app, body, response, last_id)
 
     fuzz()
     return counts

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +12,6 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
-from rq import Queue
 from rq.job import Job, JobStatus
 
 from flask_analytics import Analytics
@@ -21,107 +19,16 @@ from flask_analytics.state import current_state
 from flask_analytics.tasks import jobs, status
 
 from ..conftest import REDIS_URL, redis_or_skip
+from ..support.events import DAY, add_visits, daily_rows, summary
+from ..support.redis_keys import delete_queue_keys, queue_of
 
-DAY = dt.date(2026, 1, 15)
-
-
-# -- helpers (also used by test_cli) ------------------------------------------------------
-
-
-def cleanup_redis(connection: Redis, token: str) -> None:
-    """Delete the keys (and set members) of one test's queue, and only those."""
-    keys = list(connection.scan_iter(match=f"*{token}*", count=1000))
-    if keys:
-        connection.delete(*keys)
-    for name in ("rq:queues", "rq:workers"):
-        members = [m for m in connection.smembers(name) if token.encode() in m]
-        if members:
-            connection.srem(name, *members)
-    for name in ("rq:cron_jobs", "rq:cron_schedulers"):
-        members = [m for m in connection.zrange(name, 0, -1) if token.encode() in m]
-        if members:
-            connection.zrem(name, *members)
-
-
-@pytest.fixture
-def redis_app(make_app: Any) -> Iterator[Flask]:
-    """An app whose jobs go to a queue of its own on the real Redis server."""
-    connection = redis_or_skip()
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    app: Flask = make_app(ANALYTICS_REDIS_URL=REDIS_URL, ANALYTICS_QUEUE=queue)
-    try:
-        yield app
-    finally:
-        cleanup_redis(connection, queue)
-        connection.close()
-
-
-def queue_of(app: Flask) -> Queue:
-    return Queue(app.config["ANALYTICS_QUEUE"], connection=Redis.from_url(REDIS_URL))
+# -- helpers ----------------------------------------------------------------------------------
 
 
 def burst(app: Flask, *, fork: bool = True) -> bool:
     """Run a real worker (outside any app context) until the queue is empty."""
     name = f"{app.config['ANALYTICS_QUEUE']}-{uuid.uuid4().hex[:6]}"
     return jobs.run_worker(app, burst=True, name=name, fork=fork, logging_level="WARNING")
-
-
-def add_visits(app: Flask, day: dt.date = DAY) -> None:
-    """Three visitors on ``day`` (UTC): 4 pageviews, 1 custom event, 3 sessions."""
-    analytics: Analytics = app.extensions["analytics_test"]
-    at = dt.datetime.combine(day, dt.time(10))
-    rows = [
-        (1, "pageview", at),
-        (1, "pageview", at + dt.timedelta(minutes=5)),
-        (2, "pageview", at + dt.timedelta(hours=1)),
-        (2, "signup", at + dt.timedelta(hours=1, minutes=1)),
-        (3, "pageview", at + dt.timedelta(hours=2)),
-    ]
-    with app.app_context(), analytics.db.engine.begin() as conn:
-        conn.execute(
-            sa.insert(analytics.Event.__table__),
-            [
-                {
-                    "event_id": str(uuid.uuid4()),
-                    "created_at": when,
-                    "name": name,
-                    "hostname": "example.com",
-                    "path": "/",
-                    "visitor_id": visitor,
-                    "channel": "Direct",
-                }
-                for visitor, name, when in rows
-            ],
-        )
-
-
-def summary(app: Flask, day: dt.date = DAY) -> tuple[int, int, int, int] | None:
-    """(visitors, sessions, pageviews, events) of ``day``'s summary row."""
-    analytics: Analytics = app.extensions["analytics_test"]
-    table = analytics.DailySummary.__table__
-    with app.app_context(), analytics.db.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(table.c.visitors, table.c.sessions, table.c.pageviews, table.c.events).where(
-                table.c.date == day
-            )
-        ).first()
-    return None if row is None else tuple(row)  # type: ignore[return-value]
-
-
-def daily_rows(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
-    """Every daily table's rows without their ids, sorted."""
-    analytics: Analytics = app.extensions["analytics_test"]
-    out = {}
-    with app.app_context(), analytics.db.engine.connect() as conn:
-        for name, model in analytics.models.daily.items():
-            table: sa.Table = model.__table__
-            cols = [c for c in table.c if c.name != "id"]
-            out[name] = sorted(tuple(r) for r in conn.execute(sa.select(*cols)))
-    return out
-
-
-def state_of(app: Flask) -> Any:
-    return current_state(app)
 
 
 def fetch(app: Flask, job_id: str) -> Job:
@@ -151,7 +58,7 @@ def failing_job() -> None:
 
 @pytest.mark.redis
 def test_same_day_enqueued_twice_queues_one_job(redis_app):
-    state = state_of(redis_app)
+    state = current_state(redis_app)
     first = jobs.enqueue_aggregate(state, DAY)
     second = jobs.enqueue_aggregate(state, DAY)
     other = jobs.enqueue_aggregate(state, DAY + dt.timedelta(days=1))
@@ -172,7 +79,7 @@ def test_same_day_enqueued_twice_queues_one_job(redis_app):
 @pytest.mark.redis
 def test_worker_runs_the_job_in_the_app_context_and_rows_appear(redis_app):
     add_visits(redis_app)
-    enqueued = jobs.enqueue_aggregate(state_of(redis_app), DAY)
+    enqueued = jobs.enqueue_aggregate(current_state(redis_app), DAY)
     assert summary(redis_app) is None
 
     assert burst(redis_app) is True
@@ -183,14 +90,14 @@ def test_worker_runs_the_job_in_the_app_context_and_rows_appear(redis_app):
     assert job.return_value() == {"date": "2026-01-15", "events": 5}
     assert queue_of(redis_app).count == 0
     # Finished: the same day can be queued again (and is, once).
-    again = jobs.enqueue_aggregate(state_of(redis_app), DAY)
+    again = jobs.enqueue_aggregate(current_state(redis_app), DAY)
     assert again.created
     assert queue_of(redis_app).job_ids == [enqueued.job_id]
 
 
 @pytest.mark.redis
 def test_jobs_read_the_app_config_in_both_worker_kinds(redis_app):
-    state = state_of(redis_app)
+    state = current_state(redis_app)
     for fork in (True, False):
         enqueued = jobs.enqueue(
             state, f"{__name__}.config_job", key=("config",), description="config", timeout=60
@@ -211,7 +118,7 @@ def test_the_work_horse_does_not_share_database_connections(redis_app):
         with engine.connect() as conn:  # returned to the pool, ready to be inherited
             parent_pid = conn.scalar(sa.text("SELECT pg_backend_pid()"))
     enqueued = jobs.enqueue(
-        state_of(redis_app),
+        current_state(redis_app),
         f"{__name__}.backend_pid_job",
         key=("pid",),
         description="pid",
@@ -229,7 +136,7 @@ def test_the_work_horse_does_not_share_database_connections(redis_app):
 
 @pytest.mark.redis
 def test_failed_jobs_show_in_the_status_and_can_be_queued_again(redis_app):
-    state = state_of(redis_app)
+    state = current_state(redis_app)
     first = jobs.enqueue(
         state, f"{__name__}.failing_job", key=("fail",), description="fail", timeout=60
     )
@@ -259,7 +166,7 @@ def test_stale_job_leaves_partly_purged_days_alone_and_the_day_job_refuses_them(
     last run read; the aggregate job of that day fails with the refusal unless forced."""
     from flask_analytics.lifecycle.aggregate import AggregationRefused, aggregate_day
 
-    state = state_of(app)
+    state = current_state(app)
     monkeypatch.setattr(state, "today", lambda: DAY)
     late, purged, new = (DAY - dt.timedelta(days=back) for back in (3, 2, 1))
     for day in (late, purged, new):
@@ -409,12 +316,12 @@ def test_scheduler_times_follow_the_site_zone(make_app):
         assert quarter is not None
         assert quarter.astimezone(kolkata).minute % 15 == 0
     finally:
-        cleanup_redis(connection, queue)
+        delete_queue_keys(connection, queue)
 
 
 @pytest.mark.redis
 def test_scheduled_jobs_enqueue_with_deterministic_ids_and_run(redis_app, monkeypatch):
-    state = state_of(redis_app)
+    state = current_state(redis_app)
     monkeypatch.setattr(state, "today", lambda: DAY)  # inherited by the forked work horses
     add_visits(redis_app, DAY - dt.timedelta(days=1))
     add_visits(redis_app, DAY - dt.timedelta(days=5))  # never aggregated: the stale sweep's

@@ -1,7 +1,7 @@
 """dashboard: access control, headers, query parsing, pages, JSON API and CSV.
 
 Numbers shown by the pages, the API and the CSV exports are compared with an
-independent computation from the raw events (``tests/reference.py`` rows summed over
+independent computation from the raw events (``tests/support/reference.py`` rows summed over
 the range, see ``test_stats``), on SQLite and PostgreSQL.
 """
 
@@ -14,9 +14,11 @@ import re
 from collections.abc import Mapping
 from html.parser import HTMLParser
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from flask_analytics import Analytics
@@ -33,7 +35,7 @@ from flask_analytics.web.dashboard import (
 )
 
 from ..conftest import custom_event_model, moments_ago
-from ..reports.test_stats import (
+from ..support.seeded_stats import (
     TIMEZONE,
     Seeded,
     expected_breakdown,
@@ -522,9 +524,20 @@ def test_realtime_page_shows_live_numbers(paris_app: Flask, seeded: Seeded) -> N
 
 
 def test_data_as_of_is_shown(paris_app: Flask, seeded: Seeded) -> None:
-    html = paris_app.test_client().get("/analytics/").get_data(as_text=True)
-    assert "Data as of" in html
-    assert "data-as-of" in html
+    """The label comes with the time the latest aggregation run finished, in the site's
+    time zone (read here from the runs table, not from the dashboard's code)."""
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    runs = analytics.AggregationRun.__table__
+    with paris_app.app_context(), analytics.db.engine.connect() as conn:
+        finished = conn.scalar(sa.select(sa.func.max(runs.c.finished_at)))
+    assert finished is not None  # seed() aggregated days
+    local = finished.replace(tzinfo=dt.timezone.utc).astimezone(ZoneInfo(TIMEZONE))
+    shown = f"{local.day} {local.strftime('%b %Y, %H:%M')}"
+    client = paris_app.test_client()
+    html = client.get("/analytics/").get_data(as_text=True)
+    assert f'Data as of <time datetime="{local.isoformat()}" data-as-of>{shown}</time>' in html
+    as_of = client.get("/analytics/api/stats").get_json()["data_as_of"]
+    assert as_of == finished.isoformat() + "Z"
 
 
 def test_links_keep_the_period_and_comparison(paris_app: Flask) -> None:
@@ -583,7 +596,12 @@ def test_host_base_template_wraps_the_dashboard(make_app: Any) -> None:
         assert "id='host-nav'" in html, page
         assert "fa-tabs" in html, page
     html = client.get("/analytics/locations?period=today").get_data(as_text=True)
-    assert "Pays FR" in html
+    # The host's country name labels the row of the one event inserted above: its numbers.
+    row = re.search(r'<tr data-key="FR">(.*?)</tr>', html, re.DOTALL)
+    assert row is not None
+    assert "Pays FR" in row.group(1)
+    one = {"visitors": "1", "sessions": "1", "pageviews": "1"}
+    assert Page(html).tables["country"] == {"FR": one}
 
 
 def today_visitors(client: Any) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gzip
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..support.processes import ROOT
+
 STATIC = ROOT / "flask_analytics" / "static" / "analytics"
 BUILD_DIR = ROOT / "tracker"
 #: Bytes of tracker.min.js once gzipped (Plausible's script is about 1.9 KB).
