@@ -50,7 +50,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_analytics import Analytics
-from flask_analytics.reports.stats import LiveCache
+from flask_analytics.reports import LiveCache
 from flask_analytics.state import current_state
 
 SMALL_RAW = 10_000

@@ -42,7 +42,7 @@ from flask_analytics.core.rollups import sessions_select, source_events
 from flask_analytics.ingest import pipeline
 from flask_analytics.lifecycle import partitions as partitioning
 from flask_analytics.lifecycle.aggregate import aggregate_day, aggregate_range
-from flask_analytics.reports.stats import Stats
+from flask_analytics.reports import Stats
 
 
 def explain(conn: sa.Connection, title: str, statement: str, params: Any) -> None:

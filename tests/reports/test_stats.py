@@ -20,12 +20,12 @@ from flask import Flask
 
 from flask_analytics import Analytics
 from flask_analytics.core.clock import day_bounds, utcnow
-from flask_analytics.reports.stats import (
-    DIMENSIONS,
-    INTERNAL_EVENTS,
+from flask_analytics.core.rollups import INTERNAL_EVENTS
+from flask_analytics.reports import (
+    BREAKDOWNS,
     REALTIME_WINDOW,
+    Breakdown,
     DateRange,
-    Dimension,
     LiveCache,
     Stats,
     Totals,
@@ -58,7 +58,7 @@ def ranges(seeded: Seeded) -> dict[str, DateRange]:
 
 
 def assert_breakdown(
-    got: Sequence[Any], expected: Mapping[Any, Mapping[str, int]], dimension: Dimension
+    got: Sequence[Any], expected: Mapping[Any, Mapping[str, int]], dimension: Breakdown
 ) -> None:
     """Every row equals the reference; rows are the top ones, in order."""
     assert len(got) == len(expected), dimension.name
@@ -125,14 +125,14 @@ def test_totals_and_breakdowns_match_reference(
         daily = stats.daily_totals(rng)
         for day in rng.dates():
             assert daily[day] == expected_totals(seeded, DateRange(day, day)), day
-        for dimension in DIMENSIONS.values():
+        for dimension in BREAKDOWNS.values():
             got = stats.breakdown(dimension, rng, limit=1000)
             assert_breakdown(got, expected_breakdown(seeded, dimension, rng), dimension)
 
 
 def test_breakdown_limit_keeps_the_top_rows(paris_app: Flask, seeded: Seeded) -> None:
     rng = ranges(seeded)["all days"]
-    dimension = DIMENSIONS["page"]
+    dimension = BREAKDOWNS["page"]
     expected = expected_breakdown(seeded, dimension, rng)
     with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
         top = open_stats(paris_app, conn).breakdown(dimension, rng, limit=3)
@@ -174,7 +174,7 @@ def test_page_detail_and_histograms_match_reference(paris_app: Flask, seeded: Se
 
 def test_events_breakdown_can_hide_tracker_events(paris_app: Flask, seeded: Seeded) -> None:
     rng = ranges(seeded)["all days"]
-    dimension = DIMENSIONS["event"]
+    dimension = BREAKDOWNS["event"]
     with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
         rows = open_stats(paris_app, conn).breakdown(
             dimension, rng, limit=100, exclude=INTERNAL_EVENTS
@@ -359,12 +359,12 @@ def test_live_counts_can_lift_a_key_into_the_top(app: Flask, analytics: Analytic
             stats = open_stats(app, conn)
             rng = DateRange(stored_day, today)
             assert stats.live_days(rng) == [today]
-            top = stats.breakdown(DIMENSIONS["page"], rng, limit=2)
+            top = stats.breakdown(BREAKDOWNS["page"], rng, limit=2)
             assert [(r.key, r.counts["visitors"]) for r in top] == [("/c", 21), ("/a", 10)]
-            second = stats.breakdown(DIMENSIONS["page"], rng, limit=2, offset=2)
+            second = stats.breakdown(BREAKDOWNS["page"], rng, limit=2, offset=2)
             assert [(r.key, r.counts["visitors"]) for r in second] == [("/b", 9), ("/d", 8)]
             # A NULL key with live rows (direct visits) is merged with its stored row too.
-            sources = stats.breakdown(DIMENSIONS["source"], rng, limit=1)
+            sources = stats.breakdown(BREAKDOWNS["source"], rng, limit=1)
             assert [(r.key, r.counts["sessions"]) for r in sources] == [(None, 5 + 21)]
 
 

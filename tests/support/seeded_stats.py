@@ -21,7 +21,7 @@ from flask import Flask
 
 from flask_analytics import Analytics
 from flask_analytics.core.clock import day_bounds, utcnow
-from flask_analytics.reports.stats import DateRange, Dimension, Totals
+from flask_analytics.reports import Breakdown, DateRange, Totals
 from flask_analytics.state import current_state
 
 from .events import raw_event
@@ -209,7 +209,7 @@ def expected_totals(seeded: Seeded, rng: DateRange) -> Totals:
 
 
 def expected_breakdown(
-    seeded: Seeded, dimension: Dimension, rng: DateRange, exclude: Sequence[str] = ()
+    seeded: Seeded, dimension: Breakdown, rng: DateRange, exclude: Sequence[str] = ()
 ) -> dict[Any, dict[str, int]]:
     """Every key of ``dimension`` with its summed counts (after the dimension's filters)."""
     sums: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(dimension.counts, 0))

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_analytics import Analytics
-from flask_analytics.reports.stats import DIMENSIONS, INTERNAL_EVENTS, DateRange
+from flask_analytics.core.rollups import INTERNAL_EVENTS
+from flask_analytics.reports import BREAKDOWNS, DateRange
 from flask_analytics.state import current_state
 from flask_analytics.web.dashboard import (
     CONTENT_SECURITY_POLICY,
@@ -59,7 +60,7 @@ def every_url(prefix: str = "/analytics") -> list[str]:
         f"{prefix}/static/dashboard.css",
         f"{prefix}/static/dashboard.js",
     ]
-    for name in DIMENSIONS:
+    for name in BREAKDOWNS:
         urls += [f"{prefix}/api/breakdown/{name}", f"{prefix}/api/breakdown/{name}?format=csv"]
     return urls
 
@@ -360,7 +361,7 @@ def test_api_stats_match_reference(paris_app: Flask, seeded: Seeded, which: str)
 def test_api_breakdowns_match_reference_in_json_and_csv(paris_app: Flask, seeded: Seeded) -> None:
     client = paris_app.test_client()
     rng = DateRange(seeded.live_past, seeded.today)
-    for name, dimension in DIMENSIONS.items():
+    for name, dimension in BREAKDOWNS.items():
         expected = expected_breakdown(seeded, dimension, rng)
         body = client.get(f"/analytics/api/breakdown/{name}?{range_query(rng)}").get_json()
         assert body["dimension"] == name
@@ -434,7 +435,7 @@ def test_overview_shows_reference_numbers(paris_app: Flask, seeded: Seeded) -> N
             expected.avg_visit_duration_s
         )
         for name in ("page", "source", "country", "device_type"):
-            dimension = DIMENSIONS[name]
+            dimension = BREAKDOWNS[name]
             check_table(
                 page.tables[name], expected_breakdown(seeded, dimension, rng), dimension.sort, 8
             )
@@ -456,7 +457,7 @@ def test_sub_pages_show_reference_numbers(paris_app: Flask, seeded: Seeded) -> N
     for endpoint, names in checks.items():
         page = Page(client.get(f"/analytics/{endpoint}?{q}").get_data(as_text=True))
         for name in names:
-            dimension = DIMENSIONS[name]
+            dimension = BREAKDOWNS[name]
             check_table(
                 page.tables[name],
                 expected_breakdown(seeded, dimension, rng),
@@ -464,7 +465,7 @@ def test_sub_pages_show_reference_numbers(paris_app: Flask, seeded: Seeded) -> N
                 limits[endpoint],
             )
     events = Page(client.get(f"/analytics/events?{q}").get_data(as_text=True))
-    dimension = DIMENSIONS["event"]
+    dimension = BREAKDOWNS["event"]
     check_table(
         events.tables["event"],
         expected_breakdown(seeded, dimension, rng, exclude=INTERNAL_EVENTS),
@@ -477,7 +478,7 @@ def test_sub_pages_show_reference_numbers(paris_app: Flask, seeded: Seeded) -> N
 def test_page_detail_shows_reference_numbers(paris_app: Flask, seeded: Seeded) -> None:
     client = paris_app.test_client()
     rng = DateRange(seeded.live_past, seeded.today)
-    expected = expected_breakdown(seeded, DIMENSIONS["page"], rng)["/pricing"]
+    expected = expected_breakdown(seeded, BREAKDOWNS["page"], rng)["/pricing"]
     page = Page(
         client.get(f"/analytics/pages/detail?path=/pricing&{range_query(rng)}").get_data(
             as_text=True

@@ -1,0 +1,140 @@
+"""Breakdowns: which daily table and key column each one groups, the counts it sums, and
+the rows they produce (counts plus the rates derived from them)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .totals import ratio
+
+#: Rates a breakdown row may carry: name -> (numerator, denominator, scale).
+ROW_RATES: Final[Mapping[str, tuple[str, str, float]]] = {
+    "bounce_rate": ("bounces", "sessions", 1.0),
+    "views_per_session": ("pageviews", "sessions", 1.0),
+    "exit_rate": ("exits", "pageviews", 1.0),
+    "avg_engagement_s": ("total_engagement_ms", "pageviews", 0.001),
+    "events_per_visitor": ("events", "visitors", 1.0),
+}
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One breakdown: the daily table and key column it groups, the counts it sums.
+
+    ``visitors`` is only offered where summing it over the grouped rows of one day cannot
+    count a visitor twice (one key per visitor and day: page, country, device, event);
+    acquisition breakdowns (channel, source, UTM) count visits instead, since one visitor
+    can start sessions from several sources in a day.
+    """
+
+    name: str
+    table: str
+    key: str
+    counts: tuple[str, ...]
+    sort: str
+    rates: tuple[str, ...] = ()
+    #: Skip rows whose key is NULL (e.g. pageviews without a referrer).
+    skip_null: bool = False
+    #: Keep only keys where this count is above zero (entry and exit pages).
+    positive: str | None = None
+    #: Column equalities selecting the rows (a custom dimension's name).
+    where: tuple[tuple[str, Any], ...] = ()
+    #: Column header / panel title (custom dimensions carry the host's label).
+    label: str = ""
+
+
+_PAGE = ("visitors", "pageviews", "entries", "exits", "total_engagement_ms")
+_ACQUISITION = ("sessions", "pageviews", "bounces")
+_AUDIENCE = ("visitors", "sessions", "pageviews")
+
+#: The built-in breakdowns by name.
+BREAKDOWNS: Final[Mapping[str, Breakdown]] = {
+    d.name: d
+    for d in (
+        Breakdown(
+            "page", "DailyPage", "path", _PAGE, "visitors", ("avg_engagement_s",),
+            positive="pageviews",
+        ),
+        Breakdown(
+            "entry_page", "DailyPage", "path", ("entries", "visitors"), "entries",
+            positive="entries",
+        ),
+        Breakdown(
+            "exit_page", "DailyPage", "path", ("exits", "pageviews"), "exits", ("exit_rate",),
+            positive="exits",
+        ),
+        Breakdown(
+            "referrer", "DailyPageReferrer", "referrer_host", ("pageviews",), "pageviews",
+            skip_null=True,
+        ),
+        Breakdown(
+            "source", "DailyTrafficSource", "source", _ACQUISITION, "sessions",
+            ("bounce_rate", "views_per_session"),
+        ),
+        Breakdown(
+            "channel", "DailyTrafficSource", "channel", _ACQUISITION, "sessions",
+            ("bounce_rate", "views_per_session"),
+        ),
+        Breakdown("country", "DailyCountry", "country", _AUDIENCE, "visitors"),
+        Breakdown("device_type", "DailyDevice", "device_type", _AUDIENCE, "visitors"),
+        Breakdown("browser", "DailyDevice", "browser", _AUDIENCE, "visitors"),
+        Breakdown("os", "DailyDevice", "os", _AUDIENCE, "visitors"),
+        *(
+            Breakdown(
+                utm, "DailyUtm", utm, _ACQUISITION, "sessions",
+                ("bounce_rate", "views_per_session"), skip_null=True,
+            )
+            for utm in ("utm_source", "utm_medium", "utm_campaign")
+        ),
+        Breakdown(
+            "event", "DailyEvent", "name", ("visitors", "events"), "visitors",
+            ("events_per_visitor",),
+        ),
+    )
+}  # fmt: skip
+
+
+def custom_breakdown(name: str, label: str = "") -> Breakdown:
+    """The breakdown of a custom dimension declared with ``analytics.dimension(name)``.
+
+    Its rollups are event-level (visitors with an event carrying the value), one row per
+    value and day, so visitors add up over days like every other breakdown.
+    """
+    return Breakdown(
+        name,
+        "DailyDimension",
+        "value",
+        ("visitors", "pageviews", "events"),
+        "visitors",
+        ("events_per_visitor",),
+        where=(("dimension", name),),
+        label=label or name,
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a breakdown: its key (None = unknown/direct), counts and rates."""
+
+    key: Any
+    counts: dict[str, int]
+    rates: dict[str, float | None] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.counts:
+            return self.counts[name]
+        return self.rates[name]
+
+
+def row_with_rates(
+    key: Any, counts: dict[str, int], rates: Sequence[str], sums: Mapping[str, int] | None = None
+) -> Row:
+    """A row with ``rates`` derived from ``sums`` (default: its shown counts)."""
+    source = counts if sums is None else sums
+    derived = {}
+    for name in rates:
+        numerator, denominator, scale = ROW_RATES[name]
+        derived[name] = ratio(source[numerator], source[denominator], scale)
+    return Row(key, counts, derived)

@@ -1,0 +1,236 @@
+"""Live days: which days of a range are read from raw events, and their rows.
+
+A day whose aggregation is final (a finished run that started after the day ended) is
+read from the ``analytics_daily_*`` tables only. Today, and any day without a final run
+that still has raw events, is computed live from raw events by the aggregation's own
+``SELECT`` statements (:func:`flask_analytics.core.rollups.daily_selects`), so both
+paths share one definition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import sqlalchemy as sa
+
+from ..core.clock import day_bounds
+from ..core.dimensions import dimension_selects
+from ..core.rollups import daily_selects
+from .ranges import DateRange
+
+if TYPE_CHECKING:
+    from ..core.context import Context
+
+#: Rows of the daily tables of one day, by table name.
+DayRows = dict[str, list[dict[str, Any]]]
+
+#: Key columns of each daily table (the rest, but id and date, are counts).
+LIVE_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
+    "DailySummary": (),
+    "DailyPage": ("path",),
+    "DailyPageReferrer": ("path", "referrer_host"),
+    "DailyTrafficSource": ("channel", "source"),
+    "DailyCountry": ("country",),
+    "DailyDevice": ("device_type", "browser", "os"),
+    "DailyUtm": ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"),
+    "DailySession": ("duration_bucket", "pages_bucket"),
+    "DailyEvent": ("name",),
+}
+#: The custom dimensions' rollups (``analytics.dimension(name)``), outside ``models.daily``.
+DIMENSION_TABLE: Final = "DailyDimension"
+#: The shared row layout of the one live statement: this many key and count columns.
+_WIDE_KEYS: Final = 5
+_WIDE_COUNTS: Final = 6
+
+
+class LiveCache:
+    """Live days' rows kept for ``ttl`` seconds, shared by the requests of one app.
+
+    Computing a live day runs the aggregation's session query over that day's raw
+    events; a dashboard user clicking through pages needs it once, not per page. Stored
+    days never go through here: their rows are read from the daily tables.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[dt.date, tuple[float, DayRows]] = {}
+
+    def get(self, day: dt.date) -> DayRows | None:
+        with self._lock:
+            entry = self._entries.get(day)
+            if entry is None or self._clock() - entry[0] >= self.ttl:
+                return None
+            return entry[1]
+
+    def put(self, day: dt.date, rows: DayRows) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            self._entries = {d: e for d, e in self._entries.items() if now - e[0] < self.ttl}
+            self._entries[day] = (now, rows)
+
+
+def live_selects(state: Context, day: dt.date) -> Mapping[str, sa.Select[Any]]:
+    """The aggregation's own selects of ``day``, with CTE names of that day, so several
+    live days can share one statement (columns are picked by name)."""
+    selects: dict[str, sa.Select[Any]] = daily_selects(
+        state, day, cte_suffix=day.strftime("_%Y%m%d")
+    )
+    return selects
+
+
+class LiveDays:
+    """Which days are live for one request, and their rows, read on one connection.
+
+    ``today`` is the request's local date: it is always live.
+    """
+
+    def __init__(
+        self,
+        state: Context,
+        conn: sa.Connection,
+        today: dt.date,
+        cache: LiveCache | None = None,
+    ) -> None:
+        self.state = state
+        self.conn = conn
+        self.today = today
+        self.cache = cache
+        self.models = state.models
+        self._final: dict[dt.date, bool] = {}
+        self._raw_span: tuple[dt.date, dt.date] | None = None
+        self._raw_span_loaded = False
+        self._rows: dict[dt.date, DayRows] = {}
+
+    def raw_span(self) -> tuple[dt.date, dt.date] | None:
+        """Local dates of the oldest and newest raw (or archived) event, if any."""
+        if not self._raw_span_loaded:
+            bounds = []
+            for model in (self.models.Event, self.models.EventArchive):
+                col = model.__table__.c.created_at
+                bounds.append(sa.select(sa.func.min(col)).scalar_subquery())
+                bounds.append(sa.select(sa.func.max(col)).scalar_subquery())
+            row = self.conn.execute(sa.select(*bounds)).one()
+            lows = [v for v in row[0::2] if v is not None]
+            highs = [v for v in row[1::2] if v is not None]
+            if lows and highs:
+                self._raw_span = (
+                    self.state.local_date(min(lows)),
+                    self.state.local_date(max(highs)),
+                )
+            self._raw_span_loaded = True
+        return self._raw_span
+
+    def _load_final(self, days: list[dt.date]) -> None:
+        missing = [d for d in days if d not in self._final]
+        if not missing:
+            return
+        run = self.models.AggregationRun.__table__
+        low, high = min(missing), max(missing)
+        rows = self.conn.execute(
+            sa.select(run.c.date, sa.func.max(run.c.started_at))
+            .where(run.c.finished_at.is_not(None), run.c.date.between(low, high))
+            .group_by(run.c.date)
+        )
+        for day in DateRange(low, high).dates():
+            self._final.setdefault(day, False)
+        tz = self.state.settings.timezone
+        for day, started in rows:
+            # A run that started before the day was over missed its last events.
+            self._final[day] = started >= day_bounds(tz, day)[1]
+
+    def is_final(self, day: dt.date) -> bool:
+        """True when ``day``'s daily rows come from a run started after the day ended."""
+        self._load_final([day])
+        return self._final[day]
+
+    def days(self, rng: DateRange) -> list[dt.date]:
+        """Days of ``rng`` computed from raw events: today and days not finally aggregated."""
+        span = self.raw_span()
+        if span is None:
+            return []
+        low, high = max(rng.start, span[0]), min(rng.end, span[1])
+        if low > high:
+            return []
+        days = list(DateRange(low, high).dates())
+        self._load_final(days)
+        return [d for d in days if d >= self.today or not self._final[d]]
+
+    def rows(self, table: str, day: dt.date) -> list[dict[str, Any]]:
+        """Rows of daily table ``table`` for live ``day``, computed from raw events.
+
+        All nine tables of a day come from one statement (the aggregation's selects
+        sharing their CTEs, so the day's sessions are computed once) and are kept for
+        the request and, through the live cache, for the next requests.
+        """
+        rows = self._rows.get(day)
+        if rows is None and self.cache is not None:
+            rows = self.cache.get(day)
+        if rows is None or table not in rows:
+            fetched = self._fetch_dimensions(day) if table == DIMENSION_TABLE else None
+            rows = {**(rows or {}), **(fetched or self._fetch_daily(day))}
+            if self.cache is not None:
+                self.cache.put(day, rows)
+        self._rows[day] = rows
+        return rows[table]
+
+    def _fetch_dimensions(self, day: dt.date) -> DayRows:
+        select = dimension_selects(self.state, day, cte_suffix=day.strftime("_%Y%m%d"))
+        if select is None:
+            return {DIMENSION_TABLE: []}
+        found = self.conn.execute(select).mappings()
+        return {DIMENSION_TABLE: [{**r, "date": day} for r in found]}
+
+    def _fetch_daily(self, day: dt.date) -> DayRows:
+        if self.conn.dialect.name == "postgresql":
+            # The sessions CTE is materialized whole (every landing attribute): give its
+            # hash aggregate room so it does not spill to disk. Reset at transaction end.
+            self.conn.execute(sa.text("SET LOCAL work_mem = '32MB'"))
+        selects = live_selects(self.state, day)
+        names = list(selects)
+        parts = []
+        for tag, name in enumerate(names):
+            sub = selects[name].subquery()
+            keys, counts = LIVE_KEYS[name], self._counts(name)
+            parts.append(
+                sa.select(
+                    sa.literal(tag, sa.Integer()).label("tag"),
+                    *(sa.cast(sub.c[k], sa.String()).label(f"k{i}") for i, k in enumerate(keys)),
+                    *(
+                        sa.cast(sa.null(), sa.String()).label(f"k{i}")
+                        for i in range(len(keys), _WIDE_KEYS)
+                    ),
+                    *(
+                        sa.cast(sub.c[c], sa.BigInteger()).label(f"n{i}")
+                        for i, c in enumerate(counts)
+                    ),
+                    *(
+                        sa.cast(sa.literal(0), sa.BigInteger()).label(f"n{i}")
+                        for i in range(len(counts), _WIDE_COUNTS)
+                    ),
+                )
+            )
+        result: DayRows = {name: [] for name in names}
+        for row in self.conn.execute(sa.union_all(*parts)):
+            name = names[row[0]]
+            keys, counts = LIVE_KEYS[name], self._counts(name)
+            values: dict[str, Any] = {"date": day}
+            for i, key in enumerate(keys):
+                value = row[1 + i]
+                # Keys travel as text in the shared layout; bucket bounds are integers.
+                values[key] = int(value) if value is not None and key.endswith("_bucket") else value
+            for i, count in enumerate(counts):
+                values[count] = int(row[1 + _WIDE_KEYS + i] or 0)
+            result[name].append(values)
+        return result
+
+    def _counts(self, table: str) -> tuple[str, ...]:
+        skip = {"id", "date", *LIVE_KEYS[table]}
+        return tuple(c.name for c in self.models.daily[table].__table__.c if c.name not in skip)

@@ -1,0 +1,105 @@
+"""What one dashboard request works with: its query, its :class:`Stats`, the breakdowns
+it may ask for, and its page rendered with the template helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from flask import current_app, jsonify, render_template, request
+
+from ...reports import BREAKDOWNS, Breakdown, LiveCache, Stats, custom_breakdown
+from ...state import current_state
+from .helpers import Helpers
+from .query import BadQuery, ViewQuery, parse_query
+
+
+def live_cache() -> LiveCache:
+    """The app's cache of live days' rows (``ANALYTICS_DASHBOARD_LIVE_TTL`` seconds)."""
+    cache: LiveCache | None = current_app.extensions.get("analytics_dashboard_live")
+    if cache is None:
+        ttl = current_app.config["ANALYTICS_DASHBOARD_LIVE_TTL"]
+        cache = current_app.extensions.setdefault(
+            "analytics_dashboard_live", LiveCache(float(ttl or 0))
+        )
+    return cache
+
+
+@contextmanager
+def open_stats() -> Iterator[Stats]:
+    """The request's queries, on one connection held until the block ends."""
+    state = current_state()
+    with state.engine().connect() as conn:
+        yield Stats(state, conn, live_cache=live_cache())
+
+
+def current_query() -> ViewQuery:
+    """The request's period, comparison and metric (raises :class:`BadQuery`)."""
+    return parse_query(request.args, current_state().today())
+
+
+def custom_breakdowns() -> list[Breakdown]:
+    """Breakdowns of the host's ``analytics.dimension(name)`` columns, in declaration order."""
+    return [custom_breakdown(d.name, d.label) for d in current_state().hooks.dimensions]
+
+
+def offered_breakdowns() -> dict[str, Breakdown]:
+    """Every breakdown the API offers: built-in ones win a name clash."""
+    custom = {d.name: d for d in custom_breakdowns()}
+    return {**custom, **BREAKDOWNS}
+
+
+def current_endpoint() -> str:
+    """The short endpoint name of this request ("overview", "page_detail"...)."""
+    return (request.endpoint or "analytics_dashboard.overview").rsplit(".", 1)[-1]
+
+
+def base_template() -> dict[str, Any]:
+    """Template context of every page: the layout it extends (``ANALYTICS_BASE_TEMPLATE``)."""
+    return {"analytics_base_template": current_state().settings.base_template}
+
+
+def render_page(
+    template: str, query: ViewQuery | None, extra: Mapping[str, str] | None = None, **context: Any
+) -> str:
+    """``template`` with the helpers ``fa``, the query ``q`` and the time zone."""
+    state = current_state()
+    helpers = Helpers(query, endpoint=current_endpoint(), extra=extra, today=state.today())
+    return render_template(
+        template, fa=helpers, q=query, timezone=state.settings.timezone.key, **context
+    )
+
+
+def _wants_json() -> bool:
+    return (request.blueprint == "analytics_dashboard") and (
+        request.path.startswith(f"{current_state().settings.dashboard_url}/api/")
+    )
+
+
+def bad_query(error: BadQuery) -> tuple[Any, int]:
+    """400 with the message: JSON for the API, the error page for the HTML pages."""
+    if _wants_json():
+        return jsonify(error=str(error)), 400
+    state = current_state()
+    helpers = Helpers(None, endpoint=current_endpoint(), today=state.today())
+    page = render_template(
+        "analytics/error.html",
+        message=str(error),
+        fa=helpers,
+        q=None,
+        timezone=state.settings.timezone.key,
+    )
+    return page, 400
+
+
+def _local(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.timezone.utc).astimezone(current_state().settings.timezone)
+
+
+def freshness(stats: Stats) -> dict[str, Any]:
+    """Template context saying how fresh the numbers are: last aggregation run, today."""
+    return {"data_as_of": _local(stats.data_as_of()), "today": stats.today}

@@ -1,0 +1,166 @@
+"""The dashboard's query string: period, comparison, chart metric, limit and format.
+
+Parsing validates every parameter into a typed value first; a value the dashboard
+cannot use raises :class:`BadQuery`, answered with 400 and its message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from ...reports import MAX_RANGE_DAYS, DateRange
+
+PERIODS: Final[Mapping[str, str]] = {
+    "today": "Today",
+    "yesterday": "Yesterday",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "90d": "Last 90 days",
+    "12mo": "Last 12 months",
+    "custom": "Custom range",
+}
+DEFAULT_PERIOD: Final = "30d"
+COMPARES: Final[Mapping[str, str]] = {
+    "previous": "Previous period",
+    "year": "Year before",
+    "none": "No comparison",
+}
+#: Card metrics, in display order, with their labels.
+METRICS: Final[Mapping[str, str]] = {
+    "visitors": "Unique visitors",
+    "sessions": "Total visits",
+    "pageviews": "Pageviews",
+    "views_per_session": "Views per visit",
+    "bounce_rate": "Bounce rate",
+    "avg_visit_duration_s": "Visit duration",
+}
+MAX_LIMIT: Final = 10_000
+_DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class BadQuery(ValueError):
+    """A query parameter the dashboard cannot use (answered with 400 and the message)."""
+
+
+@dataclass(frozen=True)
+class ViewQuery:
+    """What the URL asks for: a period (preset or custom), a comparison, a chart metric."""
+
+    period: str
+    range: DateRange
+    compare: str
+    metric: str
+
+    @property
+    def comparison(self) -> DateRange | None:
+        if self.compare == "previous":
+            return self.range.previous()
+        if self.compare == "year":
+            return self.range.year_before()
+        return None
+
+    @property
+    def label(self) -> str:
+        return PERIODS[self.period]
+
+    def params(self) -> dict[str, str]:
+        """The query string that reproduces this view (bookmarkable)."""
+        params = {"period": self.period}
+        if self.period == "custom":
+            params.update(start=self.range.start.isoformat(), end=self.range.end.isoformat())
+        if self.compare != "previous":
+            params["compare"] = self.compare
+        if self.metric != "visitors":
+            params["metric"] = self.metric
+        return params
+
+
+def quote_value(value: str) -> str:
+    """A parameter's value as quoted in an error message, cut after 40 characters."""
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+def parse_date(value: str, name: str) -> dt.date:
+    """Parameter ``name`` as a date (YYYY-MM-DD, 1971 or later)."""
+    if not _DATE_RE.fullmatch(value):
+        raise BadQuery(f"{name} must be a date as YYYY-MM-DD, not {quote_value(value)}.")
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadQuery(f"{name} {quote_value(value)} is not a valid date.") from None
+    if day.year < 1971:
+        raise BadQuery(f"{name} must be in 1971 or later.")
+    return day
+
+
+def preset_range(period: str, today: dt.date) -> DateRange:
+    """The local dates of a preset period ending today (or yesterday)."""
+    day = dt.timedelta(days=1)
+    if period == "today":
+        return DateRange(today, today)
+    if period == "yesterday":
+        return DateRange(today - day, today - day)
+    if period in ("7d", "30d", "90d"):
+        return DateRange(today - (int(period[:-1]) - 1) * day, today)
+    if period == "12mo":
+        month = today.month - 11
+        year = today.year + (month - 1) // 12
+        return DateRange(dt.date(year, (month - 1) % 12 + 1, 1), today)
+    raise BadQuery(
+        f"period must be one of {', '.join(PERIODS)} (custom with start and end), "
+        f"not {quote_value(period)}."
+    )
+
+
+def parse_query(args: Mapping[str, str], today: dt.date) -> ViewQuery:
+    """Validate the dashboard's query parameters, raising :class:`BadQuery`."""
+    period = args.get("period") or None
+    start, end = args.get("start"), args.get("end")
+    if start is not None or end is not None:
+        if period not in (None, "custom"):
+            raise BadQuery("Give either a preset period or start and end, not both.")
+        if not start or not end:
+            raise BadQuery("start and end are both required (YYYY-MM-DD).")
+        first, last = parse_date(start, "start"), parse_date(end, "end")
+        if last < first:
+            raise BadQuery("end must not be before start.")
+        rng = DateRange(first, last)
+        period = "custom"
+    elif period == "custom":
+        raise BadQuery("period=custom needs start and end (YYYY-MM-DD).")
+    else:
+        rng = preset_range(period or DEFAULT_PERIOD, today)
+        period = period or DEFAULT_PERIOD
+    if rng.days > MAX_RANGE_DAYS:
+        raise BadQuery(f"The range is too long: at most {MAX_RANGE_DAYS} days.")
+    compare = args.get("compare") or "previous"
+    if compare not in COMPARES:
+        raise BadQuery(f"compare must be one of {', '.join(COMPARES)}, not {quote_value(compare)}.")
+    metric = args.get("metric") or "visitors"
+    if metric not in METRICS:
+        raise BadQuery(f"metric must be one of {', '.join(METRICS)}, not {quote_value(metric)}.")
+    return ViewQuery(period, rng, compare, metric)
+
+
+def parse_limit(args: Mapping[str, str], default: int) -> int:
+    """The ``limit`` parameter (1 to :data:`MAX_LIMIT`), ``default`` when absent."""
+    value = args.get("limit")
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise BadQuery(
+            f"limit must be a whole number from 1 to {MAX_LIMIT}, not {quote_value(value)}."
+        )
+    return int(value)
+
+
+def parse_format(args: Mapping[str, str]) -> str:
+    """The ``format`` parameter of the API: json (default) or csv."""
+    fmt = args.get("format") or "json"
+    if fmt not in ("json", "csv"):
+        raise BadQuery(f"format must be json or csv, not {quote_value(fmt)}.")
+    return fmt

@@ -1,0 +1,49 @@
+"""The dashboard's gate and headers: closed until the host allows, strict headers always.
+
+Every URL of the blueprint (pages, API, CSV, its static files) answers 403 until the
+host's ``@analytics.dashboard_access`` callback allows the request, and every response
+carries a strict security-header set (a CSP without inline scripts or styles,
+``no-referrer``, ``nosniff``, same-origin framing only). Nothing changes state, so
+there is no form to protect against CSRF.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from flask import Response, abort, current_app, request
+
+from ...state import current_state
+
+#: Security headers of every dashboard response (the CSP allows no inline script/style).
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'self'"
+)
+
+
+def require_access() -> None:
+    """Answer 403 unless the host's ``dashboard_access`` callback allows this request."""
+    access = current_state().hooks.access
+    if access is None or not access():
+        abort(403)
+
+
+def add_security_headers(response: Response) -> Response:
+    """Put the dashboard's security headers on ``response`` (the host's own ones win)."""
+    headers = response.headers
+    # None (the default) is the built-in policy; an empty value sends none.
+    policy = current_app.config["ANALYTICS_DASHBOARD_CSP"]
+    if policy is None:
+        policy = CONTENT_SECURITY_POLICY
+    if policy:
+        headers.setdefault("Content-Security-Policy", policy)
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.endpoint != "analytics_dashboard.static":
+        # Statistics are private: keep them out of shared caches and the back/forward cache.
+        headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,227 @@
+"""The dashboard's HTML pages, one view function each (endpoint = function name)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from flask import request
+
+from ...core.rollups import DURATION_BUCKETS, INTERNAL_EVENTS, PAGES_BUCKETS
+from ...reports import BREAKDOWNS, Breakdown, DateRange, Row, Stats, Totals
+from ...state import current_state
+from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
+from .query import MAX_LIMIT, BadQuery, ViewQuery, parse_limit
+from .series import (
+    bucket_bounds,
+    duration_labels,
+    fill_histogram,
+    histogram_chart,
+    page_chart,
+    pages_labels,
+    realtime_chart,
+    series_chart,
+)
+
+#: Computes one extra template variable of a list page from its stats, query and limit.
+ListExtra = Callable[[Stats, ViewQuery, int], Any]
+
+#: The overview's lists and the only counts they show: fewer sums over a year of rows.
+OVERVIEW_LISTS: Final[Mapping[str, tuple[str, ...]]] = {
+    "page": ("visitors", "pageviews"),
+    "source": ("sessions", "bounces"),
+    "country": ("visitors", "pageviews"),
+    "device_type": ("visitors", "pageviews"),
+}
+
+
+def overview() -> str:
+    """Cards, the time series and the top pages, sources, countries and devices."""
+    query = current_query()
+    comparison = query.comparison
+    with open_stats() as stats:
+        if comparison is not None and comparison.end + dt.timedelta(days=1) == query.range.start:
+            both = stats.daily_totals(comparison.span(query.range))
+            daily = {d: both[d] for d in query.range.dates()}
+            previous_daily: dict[dt.date, Totals] | None = {d: both[d] for d in comparison.dates()}
+        else:
+            daily = stats.daily_totals(query.range)
+            previous_daily = stats.daily_totals(comparison) if comparison else None
+        totals = sum(daily.values(), Totals())
+        previous = sum(previous_daily.values(), Totals()) if previous_daily else None
+        chart, interval = series_chart(stats, query, daily, previous_daily, totals)
+        lists = {
+            name: stats.breakdown(BREAKDOWNS[name], query.range, limit=8, counts=counts)
+            for name, counts in OVERVIEW_LISTS.items()
+        }
+        return render_page(
+            "analytics/overview.html",
+            query,
+            totals=totals,
+            previous=previous,
+            chart=chart,
+            interval=interval,
+            lists=lists,
+            current_visitors=stats.current_visitors(),
+            **freshness(stats),
+        )
+
+
+def pages() -> str:
+    """Top pages, entry pages and exit pages."""
+    query = current_query()
+    limit = parse_limit(request.args, 25)
+    with open_stats() as stats:
+        return render_page(
+            "analytics/pages.html",
+            query,
+            limit=limit,
+            totals=stats.totals(query.range),
+            top=stats.breakdown(BREAKDOWNS["page"], query.range, limit=limit),
+            entries=stats.breakdown(BREAKDOWNS["entry_page"], query.range, limit=limit),
+            exits=stats.breakdown(BREAKDOWNS["exit_page"], query.range, limit=limit),
+            **freshness(stats),
+        )
+
+
+def page_detail() -> str:
+    """One page: its numbers, its daily chart and its referrers."""
+    query = current_query()
+    path = request.args.get("path", "")
+    if not path.startswith("/") or len(path) > 2000:
+        raise BadQuery("path must be a page path starting with '/' (at most 2000 characters).")
+    with open_stats() as stats:
+        found = stats.breakdown(BREAKDOWNS["page"], query.range, limit=1, path=path)
+        row = found[0] if found else None
+        daily = stats.page_daily(query.range, path)
+        metric = "pageviews" if query.metric == "pageviews" else "visitors"
+        return render_page(
+            "analytics/page_detail.html",
+            query,
+            extra={"path": path},
+            path=path,
+            row=row,
+            chart=page_chart(daily, query.range, metric, stats.today),
+            chart_metric=metric,
+            exit_rate=(
+                row.counts["exits"] / row.counts["pageviews"]
+                if row and row.counts["pageviews"]
+                else None
+            ),
+            exits_dimension=BREAKDOWNS["exit_page"],
+            referrers=stats.page_referrers(query.range, path, limit=25),
+            **freshness(stats),
+        )
+
+
+def _list_page(template: str, names: Sequence[str], default_limit: int, **extra: ListExtra) -> str:
+    """A page of breakdown lists ``names``, plus ``extra`` variables computed per request."""
+    query = current_query()
+    limit = parse_limit(request.args, default_limit)
+    with open_stats() as stats:
+        return render_page(
+            template,
+            query,
+            limit=limit,
+            totals=stats.totals(query.range),
+            lists={
+                name: stats.breakdown(BREAKDOWNS[name], query.range, limit=limit) for name in names
+            },
+            **{key: make(stats, query, limit) for key, make in extra.items()},
+            **freshness(stats),
+        )
+
+
+def sources() -> str:
+    """Channels, sources, referrers and UTM parameters."""
+    names = ("channel", "source", "referrer", "utm_source", "utm_medium", "utm_campaign")
+    return _list_page("analytics/sources.html", names, 10)
+
+
+def locations() -> str:
+    """Countries."""
+    return _list_page("analytics/locations.html", ("country",), 50)
+
+
+def devices() -> str:
+    """Device types, browsers and operating systems."""
+    return _list_page("analytics/devices.html", ("device_type", "browser", "os"), 10)
+
+
+def _custom_events(stats: Stats, query: ViewQuery, limit: int) -> list[Row]:
+    """The host's events (the tracker's own ones left out)."""
+    return stats.breakdown(BREAKDOWNS["event"], query.range, limit=limit, exclude=INTERNAL_EVENTS)
+
+
+def _internal_events(stats: Stats, query: ViewQuery, limit: int) -> list[Row]:
+    """The tracker's own events (outbound links, downloads...), whatever the limit."""
+    rows = stats.breakdown(BREAKDOWNS["event"], query.range, limit=MAX_LIMIT)
+    return [r for r in rows if r.key in INTERNAL_EVENTS]
+
+
+def _custom_dimension_rows(
+    stats: Stats, query: ViewQuery, limit: int
+) -> list[tuple[Breakdown, list[Row]]]:
+    """Each custom dimension's breakdown and rows (a built-in name hides it)."""
+    return [
+        (d, stats.breakdown(d, query.range, limit=limit))
+        for d in custom_breakdowns()
+        if d.name not in BREAKDOWNS
+    ]
+
+
+def events() -> str:
+    """Custom events, the tracker's own events and the custom dimensions."""
+    return _list_page(
+        "analytics/events.html",
+        (),
+        50,
+        custom=_custom_events,
+        internal=_internal_events,
+        dimensions=_custom_dimension_rows,
+    )
+
+
+def engagement() -> str:
+    """Visit duration and pages per visit, as histograms."""
+    query = current_query()
+    with open_stats() as stats:
+        totals = stats.totals(query.range)
+        comparison = query.comparison
+        previous = stats.totals(comparison) if comparison is not None else None
+        durations = stats.sessions_histogram(query.range, "duration_bucket")
+        pages_rows = stats.sessions_histogram(query.range, "pages_bucket")
+        duration_bounds = bucket_bounds(DURATION_BUCKETS, durations)
+        pages_bounds = bucket_bounds(PAGES_BUCKETS, pages_rows)
+        durations = fill_histogram(durations, duration_bounds)
+        pages_rows = fill_histogram(pages_rows, pages_bounds)
+        d_labels = duration_labels(duration_bounds)
+        p_labels = pages_labels(pages_bounds)
+        return render_page(
+            "analytics/engagement.html",
+            query,
+            session_minutes=current_state().settings.session_timeout // 60,
+            totals=totals,
+            previous=previous,
+            durations=list(zip(d_labels, durations, strict=True)),
+            pages_rows=list(zip(p_labels, pages_rows, strict=True)),
+            duration_chart=histogram_chart(durations, d_labels, "long"),
+            pages_chart=histogram_chart(pages_rows, p_labels, "pages"),
+            **freshness(stats),
+        )
+
+
+def realtime() -> str:
+    """Current visitors, the last 30 minutes per minute, and today's totals."""
+    with open_stats() as stats:
+        live = stats.realtime()
+        today = DateRange(stats.today, stats.today)
+        return render_page(
+            "analytics/realtime.html",
+            None,
+            live=live,
+            chart=realtime_chart(live.minutes),
+            totals=stats.totals(today),
+            **freshness(stats),
+        )
