@@ -65,7 +65,7 @@ def _use_sqlite_wal(engine: sa.Engine) -> None:
 
 def _request_flush(state: AppState) -> None:
     """Queue a flush job (the buffer passed ``ANALYTICS_BUFFER_FLUSH_THRESHOLD``)."""
-    from .tasks.queueing import request_flush
+    from .tasks.enqueue import request_flush
 
     request_flush(state)
 

@@ -1,4 +1,5 @@
-"""What the CLI needs to choose between running work inline and queueing it on RQ.
+"""What the CLI needs to choose between running work inline and queueing it on RQ, and
+what queueing answers (:class:`Enqueued`, :class:`JobsUnavailable`).
 
 Nothing here imports rq or redis, so commands that run inline work without the
 ``redis`` extra installed.
@@ -6,15 +7,18 @@ Nothing here imports rq or redis, so commands that run inline work without the
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from ..errors import AnalyticsError
+
 if TYPE_CHECKING:
     from ..state import AppState
 
-log = logging.getLogger(__name__)
+
+class JobsUnavailable(AnalyticsError):
+    """Jobs cannot be queued: Redis is not configured or not reachable."""
 
 
 def uses_queue(state: AppState, sync: bool) -> bool:
@@ -44,14 +48,3 @@ class Enqueued:
     #: False when a job with this id was already queued or running (nothing added).
     created: bool
     status: str
-
-
-def request_flush(state: AppState) -> None:
-    """Queue a flush job now (the buffer passed ``ANALYTICS_BUFFER_FLUSH_THRESHOLD``);
-    when jobs cannot be queued, the next scheduled or looping flush writes the rows."""
-    from . import jobs
-
-    try:
-        jobs.enqueue_flush(state)
-    except jobs.JobsUnavailable as exc:
-        log.warning("analytics buffer: could not queue a flush: %s", exc)

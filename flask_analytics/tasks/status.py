@@ -1,6 +1,6 @@
 """What ``flask analytics status`` reports: row counts, aggregation runs, days needing
-aggregation and, with Redis, the queue (read through :mod:`flask_analytics.jobs` only
-then, so the rest works without the ``redis`` extra)."""
+aggregation and, with Redis, the queue (rq is imported only then, so the rest works
+without the ``redis`` extra)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from ..core.runs import DayState, counts, day_states
+from .queueing import JobsUnavailable
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from ..state import AppState
 
 
@@ -69,8 +72,6 @@ def status_report(state: AppState, *, runs: int = 10) -> StatusReport:
     queue = None
     error = None
     if state.settings.redis_url is not None:
-        from .jobs import JobsUnavailable, queue_info
-
         try:
             queue = queue_info(state)
         except JobsUnavailable as exc:
@@ -83,4 +84,30 @@ def status_report(state: AppState, *, runs: int = 10) -> StatusReport:
         pending=[d for d in day_states(state) if not d.fresh],
         queue=queue,
         redis_error=error,
+    )
+
+
+def queue_info(state: AppState, *, connection: Redis | None = None) -> QueueInfo:
+    """Queue length, running and failed jobs of ``ANALYTICS_QUEUE`` (needs the redis extra)."""
+    from rq import Queue
+
+    from .enqueue import fetch_job, redis_connection
+
+    connection = connection or redis_connection(state)
+    queue = Queue(state.settings.queue, connection=connection)
+    failed_ids = queue.failed_job_registry.get_job_ids(0, 4, desc=True)
+    failures = []
+    for jid in failed_ids:
+        job = fetch_job(connection, jid)
+        error = ""
+        result = job.latest_result() if job is not None else None
+        if result is not None and result.exc_string:
+            error = result.exc_string.strip().splitlines()[-1]
+        failures.append((jid, error))
+    return QueueInfo(
+        name=queue.name,
+        queued=queue.count,
+        started=queue.started_job_registry.count,
+        failed=queue.failed_job_registry.count,
+        failures=failures,
     )

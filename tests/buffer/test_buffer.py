@@ -34,7 +34,8 @@ from flask_analytics.buffer import flusher
 from flask_analytics.config import DEFAULTS, load_settings
 from flask_analytics.errors import ConfigError
 from flask_analytics.state import current_state
-from flask_analytics.tasks import jobs
+from flask_analytics.tasks import enqueue, worker
+from flask_analytics.tasks import scheduler as scheduling
 
 from ..conftest import DESKTOP_UA, REDIS_URL, redis_or_skip
 from ..support.processes import ROOT, wait_for, wait_while_running
@@ -1088,16 +1089,16 @@ def test_flush_job_is_scheduled_and_queued_when_the_buffer_passes_its_threshold(
     connection = Redis.from_url(REDIS_URL)
     try:
         state = current_state(app)
-        assert "flush" in [s.name for s in jobs.schedule(state)]
+        assert "flush" in [s.name for s in scheduling.schedule(state)]
         queue = Queue(queue_name, connection=connection)
         post(app, event())
         post(app, event())
         assert queue.count == 0
         post(app, [event(), event()])  # the 3rd entry
-        assert queue.job_ids == [jobs.job_id(state, "flush")]
+        assert queue.job_ids == [enqueue.job_id(state, "flush")]
         post(app, event())  # asked already (flag): nothing more queued
         assert queue.count == 1
-        assert jobs.run_worker(app, burst=True, fork=False)
+        assert worker.run_worker(app, burst=True, fork=False)
         assert count_rows(app) == 5
         assert stream_length(app) == 0
     finally:
@@ -1108,7 +1109,7 @@ def test_flush_job_is_scheduled_and_queued_when_the_buffer_passes_its_threshold(
 @pytest.mark.redis
 def test_no_flush_job_without_the_buffer(make_app):
     app = make_app()
-    assert "flush" not in [s.name for s in jobs.schedule(current_state(app))]
+    assert "flush" not in [s.name for s in scheduling.schedule(current_state(app))]
     result = app.test_cli_runner().invoke(args=["analytics", "flush"])
     assert result.exit_code == 1
     assert "ANALYTICS_INGEST_BUFFER is 'direct'" in result.output

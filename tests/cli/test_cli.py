@@ -12,7 +12,7 @@ from flask import Flask
 
 from flask_analytics.core.clock import day_bounds
 from flask_analytics.state import current_state
-from flask_analytics.tasks import jobs
+from flask_analytics.tasks.scheduler import SiteCronScheduler
 
 from ..conftest import REDIS_URL, all_rows, redis_or_skip
 from ..support.events import (
@@ -327,7 +327,7 @@ def test_demo_data_aggregates_every_recorded_day_when_midnight_passes_meanwhile(
 @pytest.mark.redis
 def test_scheduler_command_lists_the_jobs_and_starts_rq_cron(redis_app, monkeypatch):
     started: list[Any] = []
-    monkeypatch.setattr(jobs.SiteCronScheduler, "start", lambda self: started.append(self))
+    monkeypatch.setattr(SiteCronScheduler, "start", lambda self: started.append(self))
     result = invoke(redis_app, "scheduler")
     assert result.exit_code == 0, result.output
     assert "*/15 * * * *   aggregate-today" in result.output

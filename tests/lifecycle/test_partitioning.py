@@ -20,6 +20,7 @@ from flask_analytics.lifecycle.aggregate import aggregate_day
 from flask_analytics.lifecycle.archive import archive, purge
 from flask_analytics.state import current_state
 from flask_analytics.tasks import jobs
+from flask_analytics.tasks import scheduler as scheduling
 
 from ..conftest import DESKTOP_UA, AppFactory, collect_payload, custom_event_model
 from ..support.events import add_events, add_visits, daily_rows, pin_today
@@ -498,7 +499,7 @@ def test_sqlite_says_partitioning_is_a_postgresql_feature(app):
             with pytest.raises(partitioning.PartitioningUnsupported, match="PostgreSQL feature"):
                 call()
         assert jobs.add_partitions_job() == {"partitioned": False, "created": []}
-        assert jobs.PARTITIONS_SCHEDULE not in jobs.schedule(state)
+        assert scheduling.PARTITIONS_SCHEDULE not in scheduling.schedule(state)
     result = invoke_partitions(app, "migrate")
     assert result.exit_code == 1
     assert "Partitioning is a PostgreSQL feature: this app's database is sqlite" in result.output
@@ -571,12 +572,12 @@ def test_cli(pg_app, monkeypatch):
 def test_the_scheduler_adds_partitions_only_on_partitioned_tables(pg_app):
     state = current_state(pg_app)
     with pg_app.app_context():
-        assert jobs.PARTITIONS_SCHEDULE not in jobs.schedule(state)
+        assert scheduling.PARTITIONS_SCHEDULE not in scheduling.schedule(state)
         assert jobs.add_partitions_job() == {"partitioned": False, "created": []}
     migrate(pg_app, months_ahead=0)
-    assert jobs.PARTITIONS_SCHEDULE not in jobs.schedule(state)  # no app context: unknown
+    assert scheduling.PARTITIONS_SCHEDULE not in scheduling.schedule(state)  # no app context: unknown
     with pg_app.app_context():
-        assert jobs.schedule(state)[-1] == jobs.PARTITIONS_SCHEDULE
+        assert scheduling.schedule(state)[-1] == scheduling.PARTITIONS_SCHEDULE
         done = jobs.add_partitions_job()
     assert done["partitioned"]
     assert len(done["created"]) == 2 * partitioning.DEFAULT_MONTHS_AHEAD

@@ -16,7 +16,8 @@ from rq.job import Job, JobStatus
 
 from flask_analytics import Analytics
 from flask_analytics.state import current_state
-from flask_analytics.tasks import jobs, status
+from flask_analytics.tasks import enqueue, jobs, queueing, status, worker
+from flask_analytics.tasks import scheduler as scheduling
 
 from ..conftest import REDIS_URL, redis_or_skip
 from ..support.events import DAY, add_visits, daily_rows, summary
@@ -28,7 +29,7 @@ from ..support.redis_keys import delete_queue_keys, queue_of
 def burst(app: Flask, *, fork: bool = True) -> bool:
     """Run a real worker (outside any app context) until the queue is empty."""
     name = f"{app.config['ANALYTICS_QUEUE']}-{uuid.uuid4().hex[:6]}"
-    return jobs.run_worker(app, burst=True, name=name, fork=fork, logging_level="WARNING")
+    return worker.run_worker(app, burst=True, name=name, fork=fork, logging_level="WARNING")
 
 
 def fetch(app: Flask, job_id: str) -> Job:
@@ -59,9 +60,9 @@ def failing_job() -> None:
 @pytest.mark.redis
 def test_same_day_enqueued_twice_queues_one_job(redis_app):
     state = current_state(redis_app)
-    first = jobs.enqueue_aggregate(state, DAY)
-    second = jobs.enqueue_aggregate(state, DAY)
-    other = jobs.enqueue_aggregate(state, DAY + dt.timedelta(days=1))
+    first = enqueue.enqueue_aggregate(state, DAY)
+    second = enqueue.enqueue_aggregate(state, DAY)
+    other = enqueue.enqueue_aggregate(state, DAY + dt.timedelta(days=1))
 
     assert first.created
     assert not second.created
@@ -79,7 +80,7 @@ def test_same_day_enqueued_twice_queues_one_job(redis_app):
 @pytest.mark.redis
 def test_worker_runs_the_job_in_the_app_context_and_rows_appear(redis_app):
     add_visits(redis_app)
-    enqueued = jobs.enqueue_aggregate(current_state(redis_app), DAY)
+    enqueued = enqueue.enqueue_aggregate(current_state(redis_app), DAY)
     assert summary(redis_app) is None
 
     assert burst(redis_app) is True
@@ -90,7 +91,7 @@ def test_worker_runs_the_job_in_the_app_context_and_rows_appear(redis_app):
     assert job.return_value() == {"date": "2026-01-15", "events": 5}
     assert queue_of(redis_app).count == 0
     # Finished: the same day can be queued again (and is, once).
-    again = jobs.enqueue_aggregate(current_state(redis_app), DAY)
+    again = enqueue.enqueue_aggregate(current_state(redis_app), DAY)
     assert again.created
     assert queue_of(redis_app).job_ids == [enqueued.job_id]
 
@@ -99,7 +100,7 @@ def test_worker_runs_the_job_in_the_app_context_and_rows_appear(redis_app):
 def test_jobs_read_the_app_config_in_both_worker_kinds(redis_app):
     state = current_state(redis_app)
     for fork in (True, False):
-        enqueued = jobs.enqueue(
+        enqueued = enqueue.enqueue(
             state, f"{__name__}.config_job", key=("config",), description="config", timeout=60
         )
         assert burst(redis_app, fork=fork)
@@ -117,7 +118,7 @@ def test_the_work_horse_does_not_share_database_connections(redis_app):
             pytest.skip("backend pids are a PostgreSQL notion")
         with engine.connect() as conn:  # returned to the pool, ready to be inherited
             parent_pid = conn.scalar(sa.text("SELECT pg_backend_pid()"))
-    enqueued = jobs.enqueue(
+    enqueued = enqueue.enqueue(
         current_state(redis_app),
         f"{__name__}.backend_pid_job",
         key=("pid",),
@@ -137,7 +138,7 @@ def test_the_work_horse_does_not_share_database_connections(redis_app):
 @pytest.mark.redis
 def test_failed_jobs_show_in_the_status_and_can_be_queued_again(redis_app):
     state = current_state(redis_app)
-    first = jobs.enqueue(
+    first = enqueue.enqueue(
         state, f"{__name__}.failing_job", key=("fail",), description="fail", timeout=60
     )
     burst(redis_app)
@@ -149,7 +150,7 @@ def test_failed_jobs_show_in_the_status_and_can_be_queued_again(redis_app):
     assert report.queue.failures == [
         (first.job_id, "RuntimeError: boom: a job failure for the status report")
     ]
-    again = jobs.enqueue(
+    again = enqueue.enqueue(
         state, f"{__name__}.failing_job", key=("fail",), description="fail", timeout=60
     )
     assert again.created
@@ -214,8 +215,8 @@ def bare_state(**config: Any) -> Any:
 
 def test_unreachable_redis_is_a_clear_error():
     state = bare_state(ANALYTICS_REDIS_URL="redis://:secret@127.0.0.1:1/0")
-    with pytest.raises(jobs.JobsUnavailable, match="not reachable") as info:
-        jobs.enqueue_aggregate(state, DAY)
+    with pytest.raises(queueing.JobsUnavailable, match="not reachable") as info:
+        enqueue.enqueue_aggregate(state, DAY)
     assert "secret" not in str(info.value)
     assert "--sync" in str(info.value)
 
@@ -257,9 +258,9 @@ DOCUMENTED = [
 
 
 def test_schedule_registers_the_documented_jobs():
-    listed = [(s.name, s.func, s.args, s.cron) for s in jobs.schedule(bare_state())]
+    listed = [(s.name, s.func, s.args, s.cron) for s in scheduling.schedule(bare_state())]
     assert listed == DOCUMENTED
-    with_purge = jobs.schedule(bare_state(ANALYTICS_ARCHIVE_RETENTION_DAYS=730))
+    with_purge = scheduling.schedule(bare_state(ANALYTICS_ARCHIVE_RETENTION_DAYS=730))
     assert [(s.name, s.func, s.args, s.cron) for s in with_purge] == [
         *DOCUMENTED,
         ("purge", "flask_analytics.tasks.jobs.purge_job", (), "0 4 1 * *"),
@@ -291,7 +292,7 @@ def utc(*args: int) -> dt.datetime:
     ],
 )
 def test_next_run_reads_cron_in_the_site_zone(cron, after, expected):
-    assert jobs.next_run(cron, after, PARIS) == expected
+    assert scheduling.next_run(cron, after, PARIS) == expected
 
 
 @pytest.mark.redis
@@ -302,7 +303,7 @@ def test_scheduler_times_follow_the_site_zone(make_app):
         ANALYTICS_REDIS_URL=REDIS_URL, ANALYTICS_QUEUE=queue, ANALYTICS_TIMEZONE="Asia/Kolkata"
     )
     try:
-        scheduler = jobs.build_scheduler(app)
+        scheduler = scheduling.build_scheduler(app)
         by_name = {job.name.rsplit("-cron-", 1)[1]: job for job in scheduler.get_jobs()}
         assert {name: job.cron for name, job in by_name.items()} == {
             name: cron for name, _, _, cron in DOCUMENTED
@@ -325,7 +326,7 @@ def test_scheduled_jobs_enqueue_with_deterministic_ids_and_run(redis_app, monkey
     monkeypatch.setattr(state, "today", lambda: DAY)  # inherited by the forked work horses
     add_visits(redis_app, DAY - dt.timedelta(days=1))
     add_visits(redis_app, DAY - dt.timedelta(days=5))  # never aggregated: the stale sweep's
-    scheduler = jobs.build_scheduler(redis_app)
+    scheduler = scheduling.build_scheduler(redis_app)
 
     def all_due() -> None:
         past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
@@ -336,7 +337,7 @@ def test_scheduled_jobs_enqueue_with_deterministic_ids_and_run(redis_app, monkey
     all_due()
     all_due()  # a second tick while the first jobs wait adds nothing
 
-    prefix = jobs.job_id(state)
+    prefix = enqueue.job_id(state)
     assert sorted(queue_of(redis_app).job_ids) == sorted(
         f"{prefix}-{key}"
         for key in (

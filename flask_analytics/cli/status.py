@@ -1,0 +1,73 @@
+"""``status``: row counts, aggregation runs, days needing aggregation, the queue and the
+ingest buffer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ..tasks.status import status_report
+from .common import app_command, app_state, click_errors, plural
+
+if TYPE_CHECKING:
+    from ..buffer import RedisBuffer
+
+
+@app_command("status")
+def status_command() -> None:
+    """Show row counts, recent aggregation runs, days needing aggregation and the queue."""
+    state = app_state()
+    with click_errors():
+        report = status_report(state)
+    click.echo(
+        f"Events: {report.raw_events:,} raw, {report.archived_events:,} archived "
+        f"(time zone {state.settings.timezone.key})."
+    )
+    if state.settings.redis_url is None:
+        click.echo("Jobs: inline (ANALYTICS_REDIS_URL is not set).")
+    elif report.queue is not None:
+        queue = report.queue
+        click.echo(
+            f"Queue {queue.name!r}: {queue.queued:,} queued, {queue.started:,} running, "
+            f"{queue.failed:,} failed."
+        )
+        for jid, error in queue.failures:
+            click.echo(f"  failed {jid}: {error}")
+    click.echo("Last aggregation runs:" if report.runs else "Last aggregation runs: none.")
+    for run in report.runs:
+        finished = f"{run.finished_at:%Y-%m-%d %H:%M:%S} UTC" if run.finished_at else "unfinished"
+        events = "?" if run.source_events is None else f"{run.source_events:,}"
+        click.echo(f"  {run.date.isoformat()}  {finished}  {events} events")
+    if report.pending:
+        click.echo("Days needing aggregation:")
+        for day in report.pending:
+            detail = plural(day.events, "event")
+            if day.run_events is not None:
+                detail += f" now, {day.run_events:,} when aggregated"
+            click.echo(f"  {day.day.isoformat()}  {day.status}: {detail}")
+    else:
+        click.echo("Days needing aggregation: none.")
+    if state.buffer is not None:
+        _buffer_status(state.buffer)
+    if report.redis_error is not None:
+        raise click.ClickException(report.redis_error)
+
+
+def _buffer_status(buffer: RedisBuffer) -> None:
+    from redis.exceptions import RedisError
+
+    try:
+        info = buffer.info()
+    except RedisError as exc:
+        raise click.ClickException(f"Ingest buffer: Redis is not reachable ({exc}).") from exc
+    click.echo(
+        f"Ingest buffer {info.stream!r}: {plural(info.length, 'request')} waiting "
+        f"({info.pending:,} being written by {plural(info.consumers, 'flusher')}), "
+        f"{plural(info.dead, 'row')} refused by the database in {info.stream}:dead."
+    )
+    if info.dead:
+        click.echo(
+            "  Read them with XRANGE; once the cause is fixed, `flask analytics flush "
+            "--requeue-dead` writes them."
+        )
