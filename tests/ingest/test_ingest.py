@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ..conftest import DESKTOP_UA, MOBILE_UA, collect_payload
+from ..conftest import DESKTOP_UA, MOBILE_UA, collect_payload, custom_event_model
 
 
 def events(app):
@@ -251,8 +251,6 @@ def test_offset_ms_backdates_queued_events(app, post_event):
 
 
 def test_enrich_hook_sees_request_and_fills_custom_column(make_app):
-    from .conftest import custom_event_model
-
     app = make_app(event_model=custom_event_model)
     ext = app.extensions["analytics_test"]
 

@@ -14,7 +14,7 @@ from flask import Flask
 
 from flask_analytics import Analytics
 
-from ..conftest import DESKTOP_UA, all_rows, collect_payload
+from ..conftest import DESKTOP_UA, all_rows, collect_payload, custom_event_model
 
 
 def stored(app: Flask, analytics: Analytics) -> list[Any]:
@@ -178,8 +178,6 @@ def test_wrong_method_and_content_type(client):
 
 
 def test_unknown_fields_ignored_and_custom_fields_only_when_declared(make_app):
-    from .conftest import custom_event_model
-
     app = make_app(event_model=custom_event_model, ANALYTICS_CLIENT_FIELDS=["ab_variant"])
     ext: Analytics = app.extensions["analytics_test"]
     response = app.test_client().post(
