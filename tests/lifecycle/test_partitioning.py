@@ -575,9 +575,8 @@ def test_the_scheduler_adds_partitions_only_on_partitioned_tables(pg_app):
         assert scheduling.PARTITIONS_SCHEDULE not in scheduling.schedule(state)
         assert jobs.add_partitions_job() == {"partitioned": False, "created": []}
     migrate(pg_app, months_ahead=0)
-    assert scheduling.PARTITIONS_SCHEDULE not in scheduling.schedule(
-        state
-    )  # no app context: unknown
+    # No app context: whether the database is partitioned is unknown.
+    assert scheduling.PARTITIONS_SCHEDULE not in scheduling.schedule(state)
     with pg_app.app_context():
         assert scheduling.schedule(state)[-1] == scheduling.PARTITIONS_SCHEDULE
         done = jobs.add_partitions_job()
