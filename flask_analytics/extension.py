@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask, current_app, has_request_context, request
 
+from .cli import analytics_cli
 from .config import DEFAULTS, load_settings
 from .core.clock import SYSTEM_CLOCK, Clock
 from .core.context import Hooks
@@ -32,6 +33,9 @@ from .lifecycle.aggregate import AggregationResult, aggregate_day, aggregate_ran
 from .lifecycle.archive import ArchiveResult, PurgeResult, archive, purge
 from .models import EventMixin, build_models
 from .state import AppState
+from .web import collect
+from .web.dashboard import make_blueprint as dashboard_blueprint
+from .web.tracker import analytics_script
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -158,15 +162,9 @@ class Analytics:
             with app.app_context():
                 _use_sqlite_wal(self.db.engine)
 
-        from .cli import analytics_cli
-        from .web import collect
-        from .web.tracker import analytics_script
-
         app.register_blueprint(collect.make_blueprint(settings))
         if self.mount_dashboard if dashboard is None else dashboard:
-            from .web.dashboard import make_blueprint
-
-            app.register_blueprint(make_blueprint(settings))
+            app.register_blueprint(dashboard_blueprint(settings))
         app.add_template_global(analytics_script, "analytics_script")
         app.cli.add_command(analytics_cli)
         csrf = app.extensions.get("csrf")

@@ -20,6 +20,7 @@ from ..ingest import pipeline, privacy
 from ..ingest.payload import decode_body, parse_batch
 from ..ingest.ratelimit import CollectLimiter, RedisError
 from ..state import current_state
+from .tracker import script_view
 
 #: Content types the tracker sends: JSON, or text/plain from ``navigator.sendBeacon``.
 ACCEPTED_TYPES = frozenset({"application/json", "text/plain", ""})
@@ -140,8 +141,6 @@ def collect() -> Response:
 
 def make_blueprint(settings: Settings) -> Blueprint:
     """The public blueprint, with URLs from the app's settings."""
-    from .tracker import script_view
-
     bp = Blueprint("analytics_collect", __name__)
     bp.add_url_rule(settings.collect_url, "collect", collect, methods=["GET", "POST", "OPTIONS"])
     bp.add_url_rule(settings.script_url, "script", script_view)
