@@ -27,7 +27,11 @@ from flask_analytics import Analytics, EventMixin
 from flask_analytics.core.clock import day_bounds
 from flask_analytics.state import current_state
 
+from .support.schema import SchemaKeeper
 from .support.servers import PrivatePostgres, PrivateRedis, Unavailable
+
+#: The frozen clock: ``frozen_clock``, the ``clock`` marker and ``--frozen-at``.
+pytest_plugins = ["tests.clock"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ANALYTICS_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -87,8 +91,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 AppFactory = Callable[..., Flask]
 
 
+@pytest.fixture(scope="session")
+def schemas() -> SchemaKeeper:
+    """Empty analytics tables for each app (PostgreSQL's are emptied, not rebuilt)."""
+    return SchemaKeeper()
+
+
+@pytest.fixture(autouse=True)
+def no_kept_schema(request: pytest.FixtureRequest, schemas: SchemaKeeper) -> None:
+    """A test that uses the session's database without ``make_app`` finds no analytics
+    tables left by an earlier test, as when each test dropped its own."""
+    names = request.fixturenames
+    if "make_app" not in names and ("database_url" in names or "postgres_url" in names):
+        schemas.drop_kept()
+
+
 @pytest.fixture
-def make_app(database_url: str) -> Iterator[AppFactory]:
+def make_app(database_url: str, schemas: SchemaKeeper) -> Iterator[AppFactory]:
     """Build an app with ``Analytics`` on a fresh schema; config overrides as kwargs.
 
     ``event_model`` may be a callable ``(db) -> model class`` for a subclassed model.
@@ -110,15 +129,14 @@ def make_app(database_url: str) -> Iterator[AppFactory]:
         analytics = Analytics(app, db=db, event_model=model)
         app.extensions["analytics_test"] = analytics
         with app.app_context():
-            db.drop_all()
-            db.create_all()
+            schemas.fresh(db)
         created.append((app, db))
         return app
 
     yield factory
     for app, db in created:
         with app.app_context():
-            db.drop_all()
+            schemas.release(db)
             db.engine.dispose()
 
 

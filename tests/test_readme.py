@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
@@ -23,6 +24,7 @@ def _block(marker: str, language: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.real_clock("the Quickstart's flask commands run in other processes, on the real clock")
 def test_the_quickstart_runs_as_written(tmp_path, monkeypatch):
     (tmp_path / "mysite.py").write_text(_block("app", "python"), "utf-8")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}

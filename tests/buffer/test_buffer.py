@@ -836,6 +836,7 @@ def fill(app: Flask, n_requests: int) -> list[str]:
 
 @pytest.mark.redis
 @pytest.mark.slow
+@pytest.mark.real_clock("the flusher runs in another process, on the real clock")
 @pytest.mark.parametrize("stall", ["write", "commit"])
 def test_flusher_killed_mid_batch_loses_and_duplicates_nothing(buffered_app, tmp_path, stall):
     app = buffered_app()
@@ -861,6 +862,7 @@ def test_flusher_killed_mid_batch_loses_and_duplicates_nothing(buffered_app, tmp
 
 @pytest.mark.redis
 @pytest.mark.slow
+@pytest.mark.real_clock("the flusher runs in another process, on the real clock")
 def test_flusher_killed_whenever_it_holds_a_batch_loses_and_duplicates_nothing(
     buffered_app, tmp_path
 ):
@@ -877,6 +879,7 @@ def test_flusher_killed_whenever_it_holds_a_batch_loses_and_duplicates_nothing(
 
 @pytest.mark.redis
 @pytest.mark.slow
+@pytest.mark.real_clock("the flusher runs in another process, on the real clock")
 def test_flush_loop_writes_as_events_arrive_and_stops_on_sigterm(buffered_app, tmp_path):
     app = buffered_app()
     flusher = Flusher(app, tmp_path, "--loop")

@@ -280,6 +280,7 @@ def test_archive_and_purge_enqueue_with_redis(make_app):
         connection.close()
 
 
+@pytest.mark.usefixtures("frozen_clock")  # midnight cannot pass before "today" is read
 def test_demo_data_records_and_aggregates_the_days(app):
     result = invoke(app, "demo-data", "--days", "2", "--seed", "7", "--sync")
     assert result.exit_code == 0, result.output

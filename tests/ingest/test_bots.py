@@ -9,8 +9,11 @@ figures are printed (``pytest -s``) and copied into docs/reliability.md by
 
 from __future__ import annotations
 
+import fcntl
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -63,10 +66,25 @@ def load(loader: Callable[[], T]) -> T:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="module")
-def browser_figures() -> list[Figure]:
+def measure_browsers() -> list[Figure]:
     corpora = [load(bot_corpora.fake_useragent_browsers), load(bot_corpora.matomo_browsers)]
     return [measure(corpus.name, list(corpus.agents)) for corpus in corpora]
+
+
+@pytest.fixture(scope="module")
+def browser_figures(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> list[Figure]:
+    """The browser corpora measured once per run (half a minute): under xdist the first
+    worker to get here measures them and the others read its figures."""
+    if worker_id == "master":
+        return measure_browsers()
+    shared = Path(tmp_path_factory.getbasetemp()).parent / "bot-browser-figures.json"
+    with shared.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if shared.exists():
+            return [Figure(**f) for f in json.loads(shared.read_text("utf-8"))]
+        figures = measure_browsers()
+        shared.write_text(json.dumps([asdict(f) for f in figures]), "utf-8")
+        return figures
 
 
 @pytest.fixture(scope="module")

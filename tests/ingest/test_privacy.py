@@ -70,11 +70,12 @@ def test_same_slash24_and_ua_same_day_is_one_visitor(app, analytics):
     assert len({a.visitor_id, c.visitor_id, d.visitor_id}) == 3
 
 
-def test_next_day_is_a_new_visitor_and_old_salts_are_deleted(make_app):
+@pytest.mark.clock
+def test_next_day_is_a_new_visitor_and_old_salts_are_deleted(make_app, frozen_clock):
     app = make_app(ANALYTICS_TIMEZONE="Europe/Berlin")
     ext = app.extensions["analytics_test"]
     tz = ext.state(app).settings.timezone
-    now = dt.datetime.now(tz)
+    now = frozen_clock.now().astimezone(tz)
     today = now.date()
     at = {
         offset: dt.datetime.combine(today - dt.timedelta(days=offset), dt.time(12), tzinfo=tz)
@@ -99,11 +100,12 @@ def test_next_day_is_a_new_visitor_and_old_salts_are_deleted(make_app):
     assert sorted(dates) == [today - dt.timedelta(days=1), today]
 
 
-def test_salt_is_the_local_day_of_the_event(make_app):
+@pytest.mark.clock
+def test_salt_is_the_local_day_of_the_event(make_app, frozen_clock):
     app = make_app(ANALYTICS_TIMEZONE="America/New_York")
     ext = app.extensions["analytics_test"]
     tz = ext.state(app).settings.timezone
-    today = dt.datetime.now(tz).date()
+    today = frozen_clock.today(tz)
     # 23:30 and 00:00 local of the same visitor are on two local days. Today's event is
     # at its local midnight, so it is never in the future (track() refuses that), whatever
     # the time of day the test runs at.

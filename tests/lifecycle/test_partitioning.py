@@ -305,10 +305,11 @@ def test_copy_into_the_partitioned_table_skips_known_ids(pg_app):
 # -- partitions ahead ------------------------------------------------------------------------
 
 
+@pytest.mark.clock
 @postgresql_only
-def test_add_partitions_is_idempotent_and_empties_the_default(pg_app):
+def test_add_partitions_is_idempotent_and_empties_the_default(pg_app, frozen_clock):
     migrate(pg_app, months_ahead=1)
-    this_month = dt.datetime.now(dt.timezone.utc).date().replace(day=1)
+    this_month = frozen_clock.utcnow().date().replace(day=1)
     later = partitioning.add_months(this_month, 5)
     add_events(pg_app, [dt.datetime.combine(later, dt.time(12))])  # no partition yet
     assert sql(pg_app, "SELECT count(*) FROM analytics_event_default") == [(1,)]

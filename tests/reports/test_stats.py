@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_analytics import Analytics
-from flask_analytics.core.clock import day_bounds, utcnow
+from flask_analytics.core.clock import day_bounds
 from flask_analytics.core.rollups import INTERNAL_EVENTS
 from flask_analytics.reports import (
     BREAKDOWNS,
@@ -33,6 +33,7 @@ from flask_analytics.reports import (
 )
 from flask_analytics.state import current_state
 
+from ..clock import FrozenClock
 from ..support.seeded_stats import (
     CUSTOM_EVENTS,
     TIMEZONE,
@@ -74,7 +75,9 @@ def paris_app(make_app: Any) -> Flask:
 
 
 @pytest.fixture
-def seeded(paris_app: Flask) -> Seeded:
+def seeded(paris_app: Flask, frozen_clock: FrozenClock) -> Seeded:
+    """The seeded data set, with time frozen while the test reads it: the app's "today"
+    is the day the data was made for."""
     return seed(paris_app, paris_app.extensions["analytics_test"])
 
 
@@ -206,6 +209,7 @@ def test_final_days_are_read_from_daily_tables_only(paris_app: Flask, seeded: Se
             assert stats.totals(DateRange(day, day)).visitors == 424_242
 
 
+@pytest.mark.clock
 def test_today_and_unfinished_runs_are_live(paris_app: Flask, seeded: Seeded) -> None:
     analytics: Analytics = paris_app.extensions["analytics_test"]
     day = seeded.aggregated[-1]
@@ -284,6 +288,7 @@ def test_hourly_has_23_hours_on_spring_forward(paris_app: Flask) -> None:
     assert [h.pageviews for h in hours[:4]] == [0, 0, 1, 0]
 
 
+@pytest.mark.clock
 def test_realtime_counts_the_last_five_minutes(paris_app: Flask, seeded: Seeded) -> None:
     with paris_app.app_context(), current_state(paris_app).engine().connect() as conn:
         stats = open_stats(paris_app, conn)
@@ -321,7 +326,10 @@ def test_realtime_counts_the_last_five_minutes(paris_app: Flask, seeded: Seeded)
 # -- merging stored and live rows -----------------------------------------------------------------
 
 
-def test_live_counts_can_lift_a_key_into_the_top(app: Flask, analytics: Analytics) -> None:
+@pytest.mark.clock
+def test_live_counts_can_lift_a_key_into_the_top(
+    app: Flask, analytics: Analytics, frozen_clock: FrozenClock
+) -> None:
     state = current_state(app)
     today = state.today()
     stored_day = today - dt.timedelta(days=1)
@@ -349,7 +357,7 @@ def test_live_counts_can_lift_a_key_into_the_top(app: Flask, analytics: Analytic
                   "source_events": 1}],
             )  # fmt: skip
         # Today (live): /c gets 20 more visitors, /e 1; 3 direct visits.
-        now = utcnow() - dt.timedelta(seconds=5)
+        now = frozen_clock.utcnow() - dt.timedelta(seconds=5)
         start = day_bounds(state.settings.timezone, today)[0]
         moment = max(start, now - dt.timedelta(minutes=1))
         rows = [make_row(moment, 100 + i, path="/c") for i in range(20)]

@@ -30,7 +30,10 @@ from flask_analytics.state import current_state
 
 from ..support.processes import ROOT, wait_while_running
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.real_clock("the job being killed runs in another process, on the real clock"),
+]
 
 
 class Subprocess:

@@ -111,6 +111,7 @@ class Load:
 
 
 @pytest.mark.slow
+@pytest.mark.real_clock("the app is served by gunicorn in other processes, on the real clock")
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_postgres_down_during_load_answers_503_then_loses_and_duplicates_nothing(
     private_postgres: PrivatePostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
@@ -159,6 +160,7 @@ def test_postgres_down_during_load_answers_503_then_loses_and_duplicates_nothing
 
 @pytest.mark.slow
 @pytest.mark.redis
+@pytest.mark.real_clock("the app is served by gunicorn in other processes, on the real clock")
 def test_postgres_down_with_the_redis_buffer_answers_202_and_flushes_everything_later(
     private_postgres: PrivatePostgres,
     private_redis: PrivateRedis,

@@ -23,7 +23,10 @@ import sqlalchemy as sa
 from ..scripts import load_app
 from ..scripts.load_client import batches, make_events, run_load, served
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.real_clock("the app is served by gunicorn in other processes, on the real clock"),
+]
 
 EVENTS = int(os.environ.get("ANALYTICS_LOAD_EVENTS", "20000"))
 THREADS = 8

@@ -35,6 +35,7 @@ from flask_analytics.web.dashboard import (
     preset_range,
 )
 
+from ..clock import FrozenClock
 from ..conftest import custom_event_model, moments_ago
 from ..support.seeded_stats import (
     TIMEZONE,
@@ -146,7 +147,9 @@ def paris_app(make_app: Any) -> Flask:
 
 
 @pytest.fixture
-def seeded(paris_app: Flask) -> Seeded:
+def seeded(paris_app: Flask, frozen_clock: FrozenClock) -> Seeded:
+    """The seeded data set, with time frozen while the test reads it: the app's "today"
+    is the day the data was made for."""
     return seed(paris_app, paris_app.extensions["analytics_test"])
 
 
@@ -391,6 +394,7 @@ def test_api_breakdown_limit(paris_app: Flask, seeded: Seeded) -> None:
     assert body["limit"] == 2
 
 
+@pytest.mark.usefixtures("frozen_clock")  # "today" below is the rows' day
 def test_csv_export_defuses_formulas(paris_app: Flask) -> None:
     analytics: Analytics = paris_app.extensions["analytics_test"]
     state = current_state(paris_app)
@@ -402,7 +406,7 @@ def test_csv_export_defuses_formulas(paris_app: Flask) -> None:
     ]
     with paris_app.app_context():
         insert(analytics, rows)
-    today = state.local_date(now).isoformat()  # the rows' day, even if midnight just passed
+    today = state.today().isoformat()
     client = paris_app.test_client()
 
     def cells(dimension: str) -> list[str]:
@@ -511,6 +515,7 @@ def test_engagement_histograms_show_reference_numbers(paris_app: Flask, seeded: 
         assert sum(values) == expected.sessions, histogram
 
 
+@pytest.mark.clock
 def test_realtime_page_shows_live_numbers(paris_app: Flask, seeded: Seeded) -> None:
     client = paris_app.test_client()
     page = Page(client.get("/analytics/realtime").get_data(as_text=True))
@@ -570,6 +575,7 @@ def test_metric_switch_changes_the_chart(paris_app: Flask, seeded: Seeded) -> No
 # -- templates ------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("frozen_clock")  # the row stays in "today"
 def test_host_base_template_wraps_the_dashboard(make_app: Any) -> None:
     app = make_app(ANALYTICS_BASE_TEMPLATE="host/admin.html")
     allow(app.extensions["analytics_test"])
@@ -611,6 +617,7 @@ def today_visitors(client: Any) -> int:
     return visitors
 
 
+@pytest.mark.clock
 @pytest.mark.parametrize(("ttl", "fresh"), [(0, True), (3600, False)])
 def test_todays_numbers_are_reused_for_the_live_ttl(make_app: Any, ttl: int, fresh: bool) -> None:
     app = make_app(ANALYTICS_DASHBOARD_LIVE_TTL=ttl)
@@ -646,6 +653,7 @@ def test_csp_can_be_replaced_for_host_chrome(make_app: Any, setting: Any, sent: 
 # -- custom dimensions ----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("frozen_clock")  # the rows stay in "today"
 def test_custom_dimension_panel_api_and_csv_match_raw_events(make_app: Any) -> None:
     app = make_app(event_model=custom_event_model)
     analytics: Analytics = app.extensions["analytics_test"]

@@ -25,6 +25,7 @@ from flask import Flask
 from flask_analytics import Analytics
 from flask_analytics.core.clock import utcnow
 
+from ..clock import FrozenClock
 from ..conftest import DESKTOP_UA, MOBILE_UA, all_rows, collect_payload
 
 BLUEPRINT = "analytics_dashboard"
@@ -119,6 +120,7 @@ def every_ip() -> set[str]:
     return found
 
 
+@pytest.mark.usefixtures("frozen_clock")  # "today" and "3 days ago" stay where they were
 @pytest.mark.parametrize("trusted_proxies", [0, 1])
 def test_no_raw_ip_or_user_agent_anywhere_after_a_varied_run(
     make_app: Callable[..., Flask], trusted_proxies: int
@@ -201,17 +203,16 @@ def test_forbidden_forms_cover_prefixes_and_embedded_addresses() -> None:
 # -- salts ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.clock
 @pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "America/Adak"])
 def test_salts_older_than_48_hours_are_deleted_and_forgotten(
-    make_app: Callable[..., Flask], zone: str, monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., Flask], zone: str, frozen_clock: FrozenClock
 ) -> None:
     app = make_app(ANALYTICS_TIMEZONE=zone)
     analytics: Analytics = app.extensions["analytics_test"]
     state = analytics.state(app)
-    now = dt.datetime.now(state.settings.timezone)
+    now = frozen_clock.now().astimezone(state.settings.timezone)
     today = now.date()
-    # One clock for the whole test: local midnight passing mid-test must not move "today".
-    monkeypatch.setattr(state.salts, "_today", lambda: today)
     with app.app_context():
         old = {}
         state.salts.salt_for(today)
@@ -530,31 +531,41 @@ def test_xss_corpus_in_every_tracked_field_is_inert_in_the_browser(
             urls.append(url + (query if "?" not in url else "&period=7d"))
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.add_init_script(INIT_SCRIPT)
-    tab = context.new_page()
     dialogs: list[str] = []
     errors: list[str] = []
-    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    tab.on(
-        "console", lambda m: errors.append(f"{tab.url}: {m.text}") if m.type == "error" else None
-    )
-    tab.on("pageerror", lambda exc: errors.append(f"{tab.url}: {exc}"))
-    tab.on("requestfailed", lambda r: errors.append(f"{tab.url}: failed {r.url}"))
-    tab.on(
-        "response",
-        lambda r: errors.append(f"{tab.url}: {r.status} {r.url}") if r.status >= 400 else None,
-    )
+
+    def open_tab(url: str) -> tuple[Any, Any]:
+        tab = context.new_page()
+        tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        tab.on(
+            "console",
+            lambda m: errors.append(f"{tab.url}: {m.text}") if m.type == "error" else None,
+        )
+        tab.on("pageerror", lambda exc: errors.append(f"{tab.url}: {exc}"))
+        tab.on("requestfailed", lambda r: errors.append(f"{tab.url}: failed {r.url}"))
+        tab.on(
+            "response",
+            lambda r: errors.append(f"{tab.url}: {r.status} {r.url}") if r.status >= 400 else None,
+        )
+        return tab, tab.goto(live_server.url + url, wait_until="commit")
+
     texts = {}
     try:
-        for url in urls:
-            response = tab.goto(live_server.url + url)
-            assert response is not None, url
-            assert response.status == 200, url
-            tab.wait_for_load_state("networkidle")
-            tab.mouse.move(640, 450)  # a hover, for handlers that need one
-            assert tab.evaluate("typeof window.__pwned") == "undefined", url
-            assert tab.evaluate("window.__csp") == [], url
-            assert tab.evaluate(DOM_CHECK) == [], url
-            texts[url] = shown(tab.evaluate("document.body ? document.body.textContent : ''"))
+        # A few tabs load at once: their half-second waits for an idle network overlap.
+        for first in range(0, len(urls), 8):
+            batch = [(url, *open_tab(url)) for url in urls[first : first + 8]]
+            for url, tab, response in batch:
+                assert response is not None, url
+                assert response.status == 200, url
+                tab.wait_for_load_state("load")
+                tab.wait_for_load_state("networkidle")
+                tab.mouse.move(640, 450)  # a hover, for handlers that need one
+                assert tab.evaluate("typeof window.__pwned") == "undefined", url
+                assert tab.evaluate("window.__csp") == [], url
+                assert tab.evaluate(DOM_CHECK) == [], url
+                texts[url] = shown(tab.evaluate("document.body ? document.body.textContent : ''"))
+            for _url, tab, _response in batch:
+                tab.close()
     finally:
         context.close()
     assert dialogs == []
