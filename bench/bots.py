@@ -5,7 +5,7 @@
 Corpora come from maintained packages (tests/scripts/bot_corpora.py: fake-useragent,
 device-detector's Matomo fixtures, crawler-user-agents). For comparison it also runs the
 detector as it was before the rules of ``_NOT_A_BROWSER``/``_NOT_BROWSER_SHAPED`` (the
-automation regex, the crawler list and ua-parser only). tests/test_bots.py asserts the
+automation regex, the crawler list and ua-parser only). tests/ingest/test_bots.py asserts the
 goals; docs/reliability.md quotes these figures.
 """
 

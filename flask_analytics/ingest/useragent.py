@@ -14,7 +14,7 @@ A user agent is a bot when any of these says so, cheapest first:
    ordinary browsers);
 5. ua-parser's ``Spider`` device family.
 
-tests/test_bots.py measures this against corpora from maintained packages (false
+tests/ingest/test_bots.py measures this against corpora from maintained packages (false
 positives on real browsers, recall on crawlers) and docs/reliability.md has the figures.
 Parsing costs about a millisecond, so the extension wraps :func:`parse_user_agent` in a
 per-app LRU cache; the raw user agent string itself is never stored.
@@ -34,7 +34,7 @@ UA_MAX = 1000
 
 #: Words and marks no browser's user agent contains, matched against the lowercased
 #: string (each measured at zero false positives on the browser corpora of
-#: tests/test_bots.py).
+#: tests/ingest/test_bots.py).
 _NOT_A_BROWSER = re.compile(
     # automation, headless browsers and HTTP libraries
     r"headless|phantomjs|slimerjs|lighthouse|pagespeed|puppeteer|playwright|"

@@ -1,4 +1,4 @@
-"""A host app for the flusher crash tests (tests/test_buffer.py).
+"""A host app for the flusher crash tests (tests/buffer/test_buffer.py).
 
 ``flask --app tests.scripts.buffer_app:create_app analytics flush --loop`` runs the real
 command line in a process of its own, on the database of ``BUFFER_DATABASE_URL`` (whose

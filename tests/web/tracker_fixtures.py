@@ -40,7 +40,7 @@ FIELD_COLUMNS = ("plan", "ab_variant")
 
 @dataclass
 class Site:
-    """The test site (tests/tracker_app.py) served over real HTTP."""
+    """The test site (tests/web/tracker_app.py) served over real HTTP."""
 
     app: Flask
     url: str
