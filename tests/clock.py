@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -38,27 +39,52 @@ def at(text: str) -> dt.datetime:
     return instant.astimezone(UTC)
 
 
-#: Instants around the edges that "today" depends on, in the zones the tests use:
-#: a second before and at local midnight in UTC and New York (a year end), Kiritimati
-#: and Adak (UTC+14 and UTC-10 share 10:00 UTC in winter) and Paris (a month end, Feb 28
-#: to Mar 1), and both DST changes of Paris and New York (the first second of the new
-#: offset: a 23- or 25-hour day). Each clock-marked test runs at every one, so the list
-#: stays short. They lie after the machine's real date so expiries that the Redis server
-#: keeps with its own clock (``EXAT``) are still ahead of it.
-PINNED: dict[str, dt.datetime] = {
-    "utc-midnight-before": at("2026-12-31T23:59:59Z"),  # the year's last UTC second
-    "utc-midnight": at("2027-01-01T00:00:00Z"),
-    "new-york-midnight-before": at("2027-01-01T04:59:59Z"),  # 23:59:59 on Dec 31 there
-    "new-york-midnight": at("2027-01-01T05:00:00Z"),
-    "kiritimati-adak-midnight-before": at("2027-01-01T09:59:59Z"),
-    "kiritimati-adak-midnight": at("2027-01-01T10:00:00Z"),
-    "paris-midnight-before": at("2027-02-28T22:59:59Z"),  # 23:59:59 on Feb 28 in Paris
-    "paris-midnight": at("2027-02-28T23:00:00Z"),  # 00:00:00 on Mar 1 in Paris
-    "paris-spring-forward": at("2027-03-28T01:00:00Z"),  # 02:00 CET -> 03:00 CEST
-    "paris-fall-back": at("2027-10-31T01:00:00Z"),  # 03:00 CEST -> 02:00 CET
-    "new-york-spring-forward": at("2027-03-14T07:00:00Z"),  # 02:00 EST -> 03:00 EDT
-    "new-york-fall-back": at("2027-11-07T06:00:00Z"),  # 02:00 EDT -> 01:00 EST
-}
+def local_midnight(zone: str, day: dt.date) -> dt.datetime:
+    """The aware UTC instant of local midnight starting ``day`` in ``zone``."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def offset_change(zone: str, year: int, month: int) -> dt.datetime:
+    """The first UTC instant of ``zone``'s new UTC offset in ``month`` (a DST change)."""
+    tz = ZoneInfo(zone)
+    hour = dt.datetime(year, month, 1, tzinfo=UTC)
+    before = hour.astimezone(tz).utcoffset()
+    while hour.month == month:
+        hour += dt.timedelta(hours=1)
+        if hour.astimezone(tz).utcoffset() != before:
+            return hour
+    raise ValueError(f"{zone} changes no offset in {year}-{month:02d}")
+
+
+def pinned_instants(year: int) -> dict[str, dt.datetime]:
+    """Instants around the edges that "today" depends on, in the zones the tests use: a
+    second before and at local midnight in UTC and New York (a year end), Kiritimati and
+    Adak (UTC+14 and UTC-10 share a midnight at 10:00 UTC in winter) and Paris (a month
+    end, February to March), and the first second of each DST change of Paris and New York
+    (a 23- or 25-hour day)."""
+    second = dt.timedelta(seconds=1)
+    new_year = dt.date(year + 1, 1, 1)
+    edges = {
+        "utc-midnight": local_midnight("UTC", new_year),
+        "new-york-midnight": local_midnight("America/New_York", new_year),
+        "kiritimati-adak-midnight": local_midnight("America/Adak", new_year),
+        "paris-midnight": local_midnight("Europe/Paris", dt.date(year, 3, 1)),
+    }
+    instants: dict[str, dt.datetime] = {}
+    for name, instant in edges.items():
+        instants[f"{name}-before"] = instant - second
+        instants[name] = instant
+    instants["paris-spring-forward"] = offset_change("Europe/Paris", year, 3)
+    instants["paris-fall-back"] = offset_change("Europe/Paris", year, 10)
+    instants["new-york-spring-forward"] = offset_change("America/New_York", year, 3)
+    instants["new-york-fall-back"] = offset_change("America/New_York", year, 11)
+    return instants
+
+
+#: The pinned instants, all in the year after the real one, so that they stay ahead of
+#: the machine's date: the Redis server keeps expiries (``EXAT``) with its own clock. Each
+#: clock-marked test runs at every one, so the list stays short.
+PINNED: dict[str, dt.datetime] = pinned_instants(dt.datetime.now(UTC).year + 1)
 
 #: Why a ``browser`` test skips under ``--frozen-at``.
 BROWSER_CLOCK = "a real browser keeps its own clock, not the frozen one"
