@@ -302,7 +302,7 @@ def bench(kind: str, args: argparse.Namespace) -> None:
     ):
         apps = [load(kind, small_url, SMALL_RAW, args), load(kind, big_url, args.big, args)]
         with apps[0].app_context():
-            today = apps[0].extensions["analytics"].today()
+            today = current_state(apps[0]).today()
         yesterday = today - dt.timedelta(days=1)
         urls = {
             "final": f"/analytics/?start={yesterday - dt.timedelta(days=RANGE_DAYS - 1)}"
