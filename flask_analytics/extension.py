@@ -14,8 +14,8 @@ from flask import Flask, current_app, has_request_context, request
 from .cli import analytics_cli
 from .config import DEFAULTS, load_settings
 from .core.clock import SYSTEM_CLOCK, Clock
-from .core.context import Hooks
-from .core.dimensions import CustomDimension, DailyAggregation, check_dimension
+from .core.dimensions import check_dimension
+from .core.hooks import CustomDimension, DailyAggregation, Hooks
 from .errors import InvalidEvent
 from .ingest import pipeline
 from .ingest.payload import (

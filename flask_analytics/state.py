@@ -22,7 +22,7 @@ from flask import Flask, current_app, has_app_context
 
 from .config import Settings, load_spam_list
 from .core.clock import Clock, local_date
-from .core.context import Hooks
+from .core.hooks import Hooks
 from .errors import ConfigError
 from .ingest import pipeline
 from .ingest.geo import CountryReader, open_database

@@ -8,9 +8,7 @@ layer that builds the state.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -18,23 +16,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..models import Models
     from .clock import Clock
-    from .dimensions import CustomDimension, DailyAggregation
-
-#: ``fn(event: dict, request)`` filling in fields of every event (``@analytics.enrich``).
-Enricher = Callable[[dict[str, Any], Any], None]
-
-
-@dataclass
-class Hooks:
-    """The host's callbacks and declarations, shared by every app of one extension."""
-
-    enrichers: list[Enricher] = field(default_factory=list)
-    #: Custom columns shown as breakdowns, in declaration order.
-    dimensions: list[CustomDimension] = field(default_factory=list)
-    #: Host functions run inside every day's aggregation transaction.
-    daily_aggregations: list[DailyAggregation] = field(default_factory=list)
-    #: Who may see the dashboard (``@analytics.dashboard_access``); None: nobody.
-    access: Callable[[], Any] | None = None
+    from .hooks import Hooks
 
 
 class Context(Protocol):

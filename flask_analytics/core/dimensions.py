@@ -15,29 +15,17 @@ for ``day`` on ``conn``, inside the same transaction as the built-in tables.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from ..models import UTM_MAX, EventMixin, Models
 from .clock import day_bounds
+from .hooks import CustomDimension, DailyAggregation
 
 if TYPE_CHECKING:
     from .context import Context
-
-#: ``fn(conn, day, events)`` run inside a day's aggregation transaction.
-DailyAggregation = Callable[[sa.Connection, dt.date, sa.Subquery], None]
-
-
-@dataclass(frozen=True)
-class CustomDimension:
-    """A custom event column declared with ``analytics.dimension(name)``: rolled up per
-    day and shown as a breakdown."""
-
-    name: str
-    label: str
 
 
 def check_dimension(event_model: Any, name: str) -> None:
