@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -283,30 +283,31 @@ def redis_app(make_app: AppFactory) -> Iterator[Flask]:
         connection.close()
 
 
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A PostgreSQL server of this test's own (on a unix socket) that it may stop and start."""
+ServerT = TypeVar("ServerT", PrivatePostgres, PrivateRedis)
+
+
+def _private_server(kind: type[ServerT]) -> Iterator[ServerT]:
+    """Start a server of this test's own, skip when the machine has none, remove it after."""
     try:
-        server = PrivatePostgres()
+        server = kind()
     except Unavailable as exc:
         pytest.skip(str(exc))
     try:
         yield server.start()
     finally:
         server.remove()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of this test's own (on a unix socket) that it may stop and start."""
+    yield from _private_server(PrivatePostgres)
 
 
 @pytest.fixture
 def private_redis() -> Iterator[PrivateRedis]:
     """A redis-server of this test's own (on a unix socket) that it may stop and start."""
-    try:
-        server = PrivateRedis()
-    except Unavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server.start()
-    finally:
-        server.remove()
+    yield from _private_server(PrivateRedis)
 
 
 # -- Live server and browser -----------------------------------------------------------

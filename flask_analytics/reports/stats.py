@@ -61,17 +61,9 @@ class Stats:
         """Local dates of the oldest and newest raw (or archived) event, if any."""
         return self.live.raw_span()
 
-    def is_final(self, day: dt.date) -> bool:
-        """True when ``day``'s daily rows come from a run started after the day ended."""
-        return self.live.is_final(day)
-
     def live_days(self, rng: DateRange) -> list[dt.date]:
         """Days of ``rng`` computed from raw events: today and days not finally aggregated."""
         return self.live.days(rng)
-
-    def live_rows(self, table: str, day: dt.date) -> list[dict[str, Any]]:
-        """Rows of daily table ``table`` for live ``day``, computed from raw events."""
-        return self.live.rows(table, day)
 
     # -- sums over stored and live rows -------------------------------------------------------
 
@@ -100,7 +92,7 @@ class Stats:
         """Sums of ``counts`` of daily table ``table`` over ``rng``, grouped by ``keys``.
 
         Stored rows of final days are grouped in SQL; live days' rows (see
-        :meth:`live_rows`) are added in Python. With ``limit``, SQL returns only the top
+        :meth:`LiveDays.rows`) are added in Python. With ``limit``, SQL returns only the top
         stored groups plus the stored sums of every key that has live rows: a key
         without live rows can only reach the merged top if it is in the stored top, so
         the result is exact. ``exclude``, ``skip_null`` and ``positive`` (a count that
