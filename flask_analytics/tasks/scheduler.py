@@ -215,14 +215,14 @@ class SiteCronJob(CronJob):
 
     def get_next_enqueue_time(self) -> dt.datetime:
         assert self.cron is not None
-        base = self.latest_enqueue_time or dt.datetime.now(dt.timezone.utc)
+        base = self.latest_enqueue_time or self.state.clock.now()
         return next_run(self.cron, base, self.timezone)
 
     def enqueue(self, connection: Redis) -> Job:
         enqueued = enqueue_scheduled(self.state, self.entry, connection=connection)
         # The job may already be gone (a queued duplicate that finished and expired).
         job = fetch_job(connection, enqueued.job_id) or Job(enqueued.job_id, connection=connection)
-        stamp = (job.enqueued_at or dt.datetime.now(dt.timezone.utc)).timestamp()
+        stamp = (job.enqueued_at or self.state.clock.now()).timestamp()
         # The same bookkeeping as CronJob.enqueue, so rq's cron monitoring sees these jobs.
         with connection.pipeline() as pipe:
             pipe.zadd(self.job_history_key, {job.id: stamp})

@@ -14,7 +14,7 @@ from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
 from rq.job import Job, JobStatus
 
-from flask_analytics import Analytics
+from flask_analytics import Analytics, Clock
 from flask_analytics.state import current_state
 from flask_analytics.tasks import enqueue, jobs, queueing, status, worker
 from flask_analytics.tasks import scheduler as scheduling
@@ -316,6 +316,33 @@ def test_scheduler_times_follow_the_site_zone(make_app):
         quarter = by_name["aggregate-today"].next_enqueue_time
         assert quarter is not None
         assert quarter.astimezone(kolkata).minute % 15 == 0
+    finally:
+        delete_queue_keys(connection, queue)
+
+
+class FixedClock(Clock):
+    def __init__(self, moment: dt.datetime) -> None:
+        self.moment = moment
+
+    def now(self) -> dt.datetime:
+        return self.moment
+
+
+@pytest.mark.redis
+def test_scheduler_times_count_from_the_apps_clock(make_app):
+    connection = redis_or_skip()
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    app = make_app(
+        ANALYTICS_REDIS_URL=REDIS_URL, ANALYTICS_QUEUE=queue, ANALYTICS_TIMEZONE="Asia/Kolkata"
+    )
+    # Noon UTC is 17:30 in Kolkata: the next 00:30 there is 19:00 UTC the same day.
+    moment = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+    current_state(app).clock = FixedClock(moment)
+    try:
+        scheduler = scheduling.build_scheduler(app)
+        by_name = {job.name.rsplit("-cron-", 1)[1]: job for job in scheduler.get_jobs()}
+        yesterday = by_name["aggregate-yesterday"].next_enqueue_time
+        assert yesterday == dt.datetime(2030, 6, 1, 19, 0, tzinfo=dt.timezone.utc)
     finally:
         delete_queue_keys(connection, queue)
 
