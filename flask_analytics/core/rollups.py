@@ -280,7 +280,7 @@ def total(expr: Any) -> Any:
     return sa.cast(sa.func.coalesce(sa.func.sum(expr), 0), sa.BigInteger())
 
 
-def _bucket_lower_bound(value: Any, bounds: tuple[int, ...]) -> Any:
+def bucket_lower_bound(value: Any, bounds: tuple[int, ...]) -> Any:
     """The largest of ``bounds`` that is <= ``value`` (``bounds[0]`` below them all)."""
     return sa.case(*((value >= b, b) for b in reversed(bounds[1:])), else_=bounds[0])
 
@@ -368,8 +368,8 @@ def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> 
         return sa.select(*columns).group_by(*(s[k] for k in keys))
 
     bucketed = sa.select(
-        _bucket_lower_bound(s.duration_s, DURATION_BUCKETS).label("duration_bucket"),
-        _bucket_lower_bound(s.pageviews, PAGES_BUCKETS).label("pages_bucket"),
+        bucket_lower_bound(s.duration_s, DURATION_BUCKETS).label("duration_bucket"),
+        bucket_lower_bound(s.pageviews, PAGES_BUCKETS).label("pages_bucket"),
         s.duration_s,
         s.pageviews,
     ).subquery("bucketed")

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
+from ..core.clock import day_bounds, to_local
 from . import realtime as raw_events
 from .breakdowns import ROW_RATES, Breakdown, Row, row_with_rates
+from .filtered import HOURLY, FilteredEvents, RawDataMissing
+from .filters import Filter
 from .live import DIMENSION_TABLE, LiveCache, LiveDays
 from .ranges import DateRange
 from .realtime import Hour, Realtime
@@ -44,6 +47,8 @@ class Stats:
         *,
         now: dt.datetime | None = None,
         live_cache: LiveCache | None = None,
+        filters: Sequence[Filter] = (),
+        raw: bool = False,
     ) -> None:
         self.state = state
         self.conn = conn
@@ -54,6 +59,13 @@ class Stats:
         self.live_cache = live_cache
         #: Which days of a range are live, and their rows (kept for this request).
         self.live = LiveDays(state, conn, self.today, live_cache)
+        self.filters = tuple(filters)
+        self._raw_checked: set[DateRange] = set()
+        #: Filtered questions (or ``raw=True``) read raw events: see :mod:`.filtered`.
+        self.raw = raw or bool(self.filters)
+        self.filtered = FilteredEvents(
+            state, conn, self.filters, [d.name for d in state.hooks.dimensions]
+        )
 
     # -- which days are live ------------------------------------------------------------------
 
@@ -64,6 +76,31 @@ class Stats:
     def live_days(self, rng: DateRange) -> list[dt.date]:
         """Days of ``rng`` computed from raw events: today and days not finally aggregated."""
         return self.live.days(rng)
+
+    def check_raw(self, rng: DateRange) -> None:
+        """Raise :class:`RawDataMissing` when ``rng`` reaches days that have daily rows
+        but whose raw events are gone (purged after the archive's retention)."""
+        if rng in self._raw_checked:
+            return
+        span = self.live.raw_span()
+        summary = self.models.daily["DailySummary"].__table__
+        last = rng.end if span is None else min(rng.end, span[0] - dt.timedelta(days=1))
+        if last >= rng.start:
+            stored = self.conn.execute(
+                sa.select(sa.func.max(summary.c.date)).where(
+                    summary.c.date.between(rng.start, last)
+                )
+            ).scalar()
+            if stored is not None:
+                if span is None:
+                    raise RawDataMissing(
+                        "Filtered reports read raw events, and none are left for this range."
+                    )
+                raise RawDataMissing(
+                    f"Filtered reports read raw events, kept from {span[0].isoformat()}: "
+                    f"start the range on {span[0].isoformat()} or later."
+                )
+        self._raw_checked.add(rng)
 
     # -- sums over stored and live rows -------------------------------------------------------
 
@@ -98,8 +135,12 @@ class Stats:
         the result is exact. ``exclude``, ``skip_null`` and ``positive`` (a count that
         must be above zero) filter the first key; ``equals`` filters any column.
         """
-        model = self._daily_table(table)
         equals = equals or {}
+        if self.raw:
+            self.check_raw(rng)
+            computed = self.filtered.grouped(table, rng, keys, counts, equals)
+            return _finish(computed, counts, exclude, skip_null, positive, sort, limit, offset)
+        model = self._daily_table(table)
         live_days = self.live.days(rng)
         live: dict[tuple[Any, ...], list[int]] = {}
         for day in live_days:
@@ -161,27 +202,8 @@ class Stats:
             stored = merged.get(key, [0] * len(counts))
             merged[key] = [a + b for a, b in zip(stored, values, strict=True)]
 
-        result = []
-        for key, values in merged.items():
-            first = key[0]
-            if (skip_null and first is None) or (exclude and first in exclude):
-                continue
-            counted = dict(zip(counts, values, strict=True))
-            if positive is not None and counted[positive] <= 0:
-                continue
-            result.append((key, counted))
-        if sort is not None:
-            result.sort(
-                key=lambda item: (
-                    -item[1][sort],
-                    *((k is None, k if k is not None else "") for k in item[0]),
-                )
-            )
-        else:
-            result.sort(key=lambda item: tuple((k is None, k) for k in item[0]))
-        if limit is not None:
-            result = result[offset : offset + limit]
-        return result
+        by_key = {key: dict(zip(counts, values, strict=True)) for key, values in merged.items()}
+        return _finish(by_key, counts, exclude, skip_null, positive, sort, limit, offset)
 
     # -- summary --------------------------------------------------------------------------
 
@@ -281,7 +303,18 @@ class Stats:
 
     def hourly(self, day: dt.date) -> list[Hour]:
         """Visitors (distinct per hour) and pageviews per local hour of ``day``."""
-        return raw_events.hourly(self.conn, self.models, self.tz, day)
+        if not self.raw:
+            return raw_events.hourly(self.conn, self.models, self.tz, day)
+        rng = DateRange(day, day)
+        self.check_raw(rng)
+        sums = self.filtered.grouped(HOURLY, rng, ("hour",), ("visitors", "pageviews"), {})
+        start, end = day_bounds(self.tz, day)
+        hours = []
+        for slot in range(int((end - start).total_seconds()) // 3600):
+            counted = sums.get((slot,), {"visitors": 0, "pageviews": 0})
+            moment = to_local(start + dt.timedelta(hours=slot), self.tz)
+            hours.append(Hour(moment, counted["visitors"], counted["pageviews"]))
+        return hours
 
     def current_visitors(self) -> int:
         """Distinct visitors of raw events in the last five minutes."""
@@ -290,6 +323,39 @@ class Stats:
     def realtime(self, *, limit: int = 10) -> Realtime:
         """Current visitors (last 5 minutes) and the last 30 minutes of raw events."""
         return raw_events.realtime(self.conn, self.models, self.tz, self.now, limit=limit)
+
+
+def _finish(
+    sums: Mapping[tuple[Any, ...], dict[str, int]],
+    counts: Sequence[str],
+    exclude: Sequence[Any],
+    skip_null: bool,
+    positive: str | None,
+    sort: str | None,
+    limit: int | None,
+    offset: int,
+) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
+    """Grouped sums filtered on their first key and count, sorted, cut to ``limit``."""
+    result = []
+    for key, counted in sums.items():
+        first = key[0]
+        if (skip_null and first is None) or (exclude and first in exclude):
+            continue
+        if positive is not None and counted[positive] <= 0:
+            continue
+        result.append((key, counted))
+    if sort is not None:
+        result.sort(
+            key=lambda item: (
+                -item[1][sort],
+                *((k is None, k if k is not None else "") for k in item[0]),
+            )
+        )
+    else:
+        result.sort(key=lambda item: tuple((k is None, k) for k in item[0]))
+    if limit is not None:
+        result = result[offset : offset + limit]
+    return result
 
 
 def _as_date(value: Any) -> dt.date:

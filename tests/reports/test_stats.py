@@ -36,14 +36,12 @@ from flask_analytics.state import current_state
 from ..clock import FrozenClock
 from ..support.seeded_stats import (
     CUSTOM_EVENTS,
-    TIMEZONE,
     Seeded,
     expected_breakdown,
     expected_totals,
     insert,
     make_row,
     reference_rows,
-    seed,
 )
 
 
@@ -67,18 +65,6 @@ def assert_breakdown(
         assert row.counts == expected[row.key], (dimension.name, row.key)
     sort = [row.counts[dimension.sort] for row in got]
     assert sort == sorted(sort, reverse=True), dimension.name
-
-
-@pytest.fixture
-def paris_app(make_app: Any) -> Flask:
-    return make_app(ANALYTICS_TIMEZONE=TIMEZONE)
-
-
-@pytest.fixture
-def seeded(paris_app: Flask, frozen_clock: FrozenClock) -> Seeded:
-    """The seeded data set, with time frozen while the test reads it: the app's "today"
-    is the day the data was made for."""
-    return seed(paris_app, paris_app.extensions["analytics_test"])
 
 
 def open_stats(app: Flask, conn: sa.Connection) -> Stats:

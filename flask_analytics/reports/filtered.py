@@ -1,0 +1,432 @@
+"""The raw path of the query engine: any question over a range, filtered, from raw events.
+
+Filtered questions cannot be read from the daily rollups (they hold one dimension each),
+so they are computed from raw + archived events of the range in one statement:
+
+1. ``src``: the range's events, each with its local day (an index from the range's first
+   day, computed from UTC seconds per stretch of equal-length days, so DST days are exact).
+2. Sessions, cut by the aggregation's rule (a visitor's events of one local day, split at
+   gaps above ``SESSION_TIMEOUT``; ordered by ``(created_at, id)``), with window functions.
+3. Kept sessions: those whose landing attributes (first pageview, else first event) and
+   entry/exit pages pass the session filters, and, with event filters, that hold at least
+   one event passing them all. Kept events: the events of kept sessions that pass the
+   event filters (every event of a kept session without event filters).
+4. From those, the rows of a *virtual daily table* (the same names and columns as the
+   ``analytics_daily_*`` tables, one row per local day and key), summed over the range
+   like the stored ones.
+
+Counts follow DESIGN.md's filter definition: pageviews and events count kept events;
+visitors are distinct visitors of kept events per day, summed over days; sessions,
+bounces and duration are the kept sessions'. A session's bounce, duration and pages
+bucket are properties of the whole session. Without filters every number equals the
+rollups' (the tests compare both paths on random traffic).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import sqlalchemy as sa
+
+from ..core import dialects
+from ..core.clock import day_bounds
+from ..core.rollups import (
+    DURATION_BUCKETS,
+    ENGAGEMENT,
+    PAGES_BUCKETS,
+    PAGEVIEW,
+    SESSION_ATTRIBUTES,
+    bucket_lower_bound,
+    total,
+)
+from ..models import UTM_MAX
+from .filters import EVENT_DIMENSIONS, SESSION_DIMENSIONS, Filter, condition, prop_value
+from .ranges import DateRange
+
+if TYPE_CHECKING:
+    from ..core.context import Context
+
+#: Virtual tables the raw path computes, beyond the daily tables: visitors and
+#: pageviews per UTC hour slot of one local day (the chart of a one-day range).
+HOURLY: Final = "Hourly"
+_DAY_SECONDS: Final = 86400
+#: Event columns read from the tables (custom columns and props are added as needed).
+_EVENT_COLUMNS: Final = (
+    "id",
+    "created_at",
+    "visitor_id",
+    "name",
+    "path",
+    "hostname",
+    "referrer_host",
+    "engagement_ms",
+    *SESSION_ATTRIBUTES,
+)
+#: Session columns taken from the landing event.
+_LANDING_COLUMNS: Final = ("hostname", "referrer_host", *SESSION_ATTRIBUTES)
+
+
+class RawDataMissing(ValueError):
+    """A raw-path question about days whose raw events are gone (purged after archive)."""
+
+
+def _epoch(moment: dt.datetime) -> int:
+    return calendar.timegm(moment.timetuple())
+
+
+def day_index(ts: Any, tz: dt.tzinfo, rng: DateRange) -> Any:
+    """The 0-based local day of ``rng`` holding UTC second ``ts`` (an SQL integer).
+
+    Days of exactly 24 hours in a row share one stretch where the index is a division;
+    a DST day (23 or 25 hours) is a stretch of its own. A year has at most five.
+    """
+    stretches: list[list[int]] = []  # [first index, start second, end second, 24 h]
+    for index, day in enumerate(rng.dates()):
+        start, end = (_epoch(b) for b in day_bounds(tz, day))
+        full = int(end - start == _DAY_SECONDS)
+        if stretches and full and stretches[-1][3]:
+            stretches[-1][2] = end
+        else:
+            stretches.append([index, start, end, full])
+    whens = [
+        (ts < stop, sa.literal(first) + (ts - begin) // _DAY_SECONDS)
+        for first, begin, stop, _ in stretches[:-1]
+    ]
+    first, begin, _, _ = stretches[-1]
+    last = sa.literal(first) + (ts - begin) // _DAY_SECONDS
+    return sa.case(*whens, else_=last) if whens else last
+
+
+class FilteredEvents:
+    """The raw path of one request: virtual daily rows of kept events and sessions."""
+
+    def __init__(
+        self,
+        state: Context,
+        conn: sa.Connection,
+        filters: Sequence[Filter],
+        custom_columns: Sequence[str] = (),
+    ) -> None:
+        self.state = state
+        self.conn = conn
+        self.filters = tuple(filters)
+        self.dialect = conn.dialect.name
+        self.tz = state.settings.timezone
+        self.models = state.models
+        self.custom_columns = tuple(custom_columns)
+        self.session_filters = [f for f in self.filters if f.is_session]
+        self.event_filters = [f for f in self.filters if not f.is_session]
+
+    # -- statement ------------------------------------------------------------------------
+
+    def _extra_columns(self, table: str) -> list[str]:
+        wanted = {
+            f.dimension
+            for f in self.event_filters
+            if f.dimension not in EVENT_DIMENSIONS and f.prop_key is None
+        }
+        if any(f.prop_key is not None for f in self.event_filters):
+            wanted.add("props")
+        if table == "DailyDimension":
+            wanted.update(self.custom_columns)
+        return sorted(wanted)
+
+    def _event_value(self, item: Filter, columns: Any) -> Any:
+        key = item.prop_key
+        if key is not None:
+            return prop_value(columns.props, key, self.dialect)
+        return columns[EVENT_DIMENSIONS.get(item.dimension, item.dimension)]
+
+    def _parts(self, rng: DateRange, table: str) -> tuple[Any, Any, Any]:
+        """(kept sessions, kept events, numbered events) of ``rng``, as subqueries."""
+        start, _ = day_bounds(self.tz, rng.start)
+        _, end = day_bounds(self.tz, rng.end)
+        extra = self._extra_columns(table)
+        parts = []
+        for archived, model in enumerate((self.models.Event, self.models.EventArchive)):
+            t: sa.Table = model.__table__
+            ts = dialects.epoch_seconds(t.c.created_at, self.dialect)
+            parts.append(
+                sa.select(
+                    *(t.c[name] for name in (*_EVENT_COLUMNS, *extra)),
+                    sa.literal_column(str(archived), sa.Integer()).label("archived"),
+                    ts.label("ts"),
+                    day_index(ts, self.tz, rng).label("day"),
+                ).where(t.c.created_at >= start, t.c.created_at < end)
+            )
+        src = sa.union_all(*parts).cte("fa_src")
+        c = src.c
+        is_pv = sa.case((c.name == PAGEVIEW, 1), else_=0)
+        ev_ok: Any = sa.literal_column("1", sa.Integer())
+        if self.event_filters:
+            ev_ok = sa.case(
+                (sa.and_(*(condition(f, self._event_value(f, c), self.dialect)
+                           for f in self.event_filters)), 1),
+                else_=0,
+            )  # fmt: skip
+        timeout = self.state.settings.session_timeout
+        walk: dict[str, Any] = {"order_by": (c.visitor_id, c.created_at, c.id), "rows": (None, 0)}
+        same_visit = sa.and_(
+            sa.func.lag(c.visitor_id).over(**walk) == c.visitor_id,
+            sa.func.lag(c.day).over(**walk) == c.day,
+            c.ts - sa.func.lag(c.ts).over(**walk) <= timeout,
+        )
+        ordered = sa.select(
+            *(c[name] for name in ("id", "archived", "created_at", "visitor_id", "day", "ts")),
+            *(c[name] for name in ("name", "path", "referrer_host", "engagement_ms", *extra)),
+            is_pv.label("is_pv"),
+            ev_ok.label("ev_ok"),
+            sa.func.sum(is_pv).over(**walk).label("pvn"),
+            sa.case((same_visit, 0), else_=1).label("starts"),
+        ).subquery("fa_ordered")
+        o = ordered.c
+        walk = {"order_by": (o.visitor_id, o.created_at, o.id), "rows": (None, 0)}
+        numbered = (
+            sa.select(
+                *o,
+                sa.func.sum(o.starts).over(**walk).label("session_no"),
+                sa.func.max(sa.case((o.starts == 1, o.pvn - o.is_pv)))
+                .over(**walk)
+                .label("pv_base"),
+            )
+        ).cte("fa_numbered")
+        n = numbered.c
+        is_entry = sa.and_(n.is_pv == 1, n.pvn == n.pv_base + 1)
+        pageviews = sa.func.sum(n.is_pv)
+
+        def landing(column: Any) -> Any:
+            return sa.case(
+                (pageviews > 0, sa.func.max(sa.case((is_entry, column)))),
+                else_=sa.func.max(sa.case((n.starts == 1, column))),
+            )
+
+        width = 12
+        exit_key = sa.func.max(
+            sa.case((n.is_pv == 1, dialects.sortable_number(n.pvn, width, self.dialect) + n.path))
+        )
+        engaged = sa.func.max(sa.case((n.name == ENGAGEMENT, 1), else_=0))
+        kept_pv = sa.func.sum(sa.case((sa.and_(n.ev_ok == 1, n.is_pv == 1), 1), else_=0))
+        kept_ev = sa.func.sum(sa.case((sa.and_(n.ev_ok == 1, n.is_pv == 0), 1), else_=0))
+        grouped = (
+            sa.select(
+                n.session_no,
+                n.visitor_id,
+                sa.func.max(n.day).label("day"),
+                (sa.func.max(n.ts) - sa.func.min(n.ts)).label("duration_s"),
+                pageviews.label("pageviews"),
+                sa.case((sa.and_(pageviews == 1, engaged == 0), 1), else_=0).label("bounce"),
+                sa.func.max(sa.case((is_entry, n.path))).label("entry_path"),
+                sa.func.substr(exit_key, width + 1).label("exit_path"),
+                landing(n.id).label("landing_id"),
+                landing(n.archived).label("landing_archived"),
+                sa.func.max(n.ev_ok).label("hit"),
+                kept_pv.label("kpv"),
+                kept_ev.label("kev"),
+            )
+            .group_by(n.session_no, n.visitor_id)
+            .subquery("fa_grouped")
+        )
+        g = grouped.c
+        landing_src = src.alias("fa_landing")
+        lc = landing_src.c
+        session_columns: dict[str, Any] = {
+            **{name: lc[name] for name in _LANDING_COLUMNS},
+            "entry_path": g.entry_path,
+            "exit_path": g.exit_path,
+        }
+        wheres = [
+            condition(f, session_columns[SESSION_DIMENSIONS[f.dimension]], self.dialect)
+            for f in self.session_filters
+        ]
+        if self.event_filters:
+            wheres.append(g.hit == 1)
+        sessions = (
+            sa.select(*g, *(lc[name] for name in _LANDING_COLUMNS))
+            .select_from(
+                grouped.join(
+                    landing_src, sa.and_(lc.id == g.landing_id, lc.archived == g.landing_archived)
+                )
+            )
+            .where(*wheres)
+        )
+        kept_sessions = sessions.cte("fa_sessions")
+        ks = kept_sessions.c
+        kept_events = (
+            sa.select(*n)
+            .select_from(numbered.join(kept_sessions, ks.session_no == n.session_no))
+            .where(n.ev_ok == 1)
+            .subquery("fa_events")
+        )
+        return kept_sessions, kept_events, numbered
+
+    def table_select(self, table: str, rng: DateRange) -> sa.Select[Any]:
+        """Rows of virtual daily table ``table`` over ``rng``, one per local day and key,
+        with the stored table's column names (``day`` is the day's index in ``rng``)."""
+        sessions, events, _ = self._parts(rng, table)
+        s, e = sessions.c, events.c
+        visitors = sa.func.count(sa.distinct(s.visitor_id)).label("visitors")
+        sessions_n = sa.func.count().label("sessions")
+        pageviews = total(s.kpv).label("pageviews")
+        bounces = total(s.bounce).label("bounces")
+        is_pv = e.name == PAGEVIEW
+
+        def by_session(*keys: str, bounced: bool = False) -> sa.Select[Any]:
+            columns = [s.day, *(s[k] for k in keys), visitors, sessions_n, pageviews]
+            if bounced:
+                columns.append(bounces)
+            return sa.select(*columns).group_by(s.day, *(s[k] for k in keys))
+
+        if table == "DailySummary":
+            return sa.select(
+                s.day,
+                visitors,
+                sessions_n,
+                pageviews,
+                bounces,
+                total(s.duration_s).label("total_duration_s"),
+                total(s.kev).label("events"),
+            ).group_by(s.day)
+        if table == "DailyPage":
+            zero: Any = sa.literal_column("0", sa.BigInteger())
+            views = (
+                sa.select(
+                    e.day,
+                    e.path.label("path"),
+                    sa.func.count(sa.distinct(sa.case((is_pv, e.visitor_id)))).label("visitors"),
+                    sa.func.sum(sa.case((is_pv, 1), else_=0)).label("pageviews"),
+                    zero.label("entries"),
+                    zero.label("exits"),
+                    sa.func.sum(
+                        sa.case(
+                            (e.name == ENGAGEMENT, sa.func.coalesce(e.engagement_ms, 0)), else_=0
+                        )
+                    ).label("total_engagement_ms"),
+                )
+                .where(e.name.in_((PAGEVIEW, ENGAGEMENT)))
+                .group_by(e.day, e.path)
+            )
+            entries = (
+                sa.select(s.day, s.entry_path, zero, zero, sa.func.count(), zero, zero)
+                .where(s.entry_path.is_not(None))
+                .group_by(s.day, s.entry_path)
+            )
+            exits = (
+                sa.select(s.day, s.exit_path, zero, zero, zero, sa.func.count(), zero)
+                .where(s.exit_path.is_not(None))
+                .group_by(s.day, s.exit_path)
+            )
+            parts = sa.union_all(views, entries, exits).subquery("fa_page_parts")
+            p = parts.c
+            return sa.select(
+                p.day,
+                p.path,
+                total(p.visitors).label("visitors"),
+                total(p.pageviews).label("pageviews"),
+                total(p.entries).label("entries"),
+                total(p.exits).label("exits"),
+                total(p.total_engagement_ms).label("total_engagement_ms"),
+            ).group_by(p.day, p.path)
+        if table == "DailyPageReferrer":
+            return (
+                sa.select(
+                    e.day,
+                    e.path,
+                    e.referrer_host,
+                    sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
+                    sa.func.count().label("pageviews"),
+                )
+                .where(is_pv)
+                .group_by(e.day, e.path, e.referrer_host)
+            )
+        if table == "DailyTrafficSource":
+            return by_session("channel", "source", bounced=True)
+        if table == "DailyCountry":
+            return by_session("country")
+        if table == "DailyDevice":
+            return by_session("device_type", "browser", "os")
+        if table == "DailyUtm":
+            return by_session(
+                "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", bounced=True
+            )
+        if table == "DailySession":
+            duration = bucket_lower_bound(s.duration_s, DURATION_BUCKETS).label("duration_bucket")
+            pages = bucket_lower_bound(s.pageviews, PAGES_BUCKETS).label("pages_bucket")
+            return sa.select(
+                s.day,
+                duration,
+                pages,
+                sessions_n,
+                total(s.duration_s).label("total_duration_s"),
+                pageviews,
+            ).group_by(s.day, duration, pages)
+        if table == "DailyEvent":
+            return (
+                sa.select(
+                    e.day,
+                    e.name,
+                    sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
+                    sa.func.count().label("events"),
+                )
+                .where(e.name != PAGEVIEW)
+                .group_by(e.day, e.name)
+            )
+        if table == HOURLY:
+            start, _ = day_bounds(self.tz, rng.start)
+            hour = ((e.ts - _epoch(start)) // 3600).label("hour")
+            return sa.select(
+                e.day,
+                hour,
+                sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
+                total(sa.case((is_pv, 1), else_=0)).label("pageviews"),
+            ).group_by(e.day, hour)
+        raise KeyError(f"no virtual table {table!r}")
+
+    def dimension_select(self, name: str, rng: DateRange) -> sa.Select[Any]:
+        """Rows of custom dimension ``name`` (``analytics_daily_dimension``'s columns)."""
+        _, events, _ = self._parts(rng, "DailyDimension")
+        e = events.c
+        pageview = sa.case((e.name == PAGEVIEW, 1), else_=0)
+        value = sa.cast(e[name], sa.String(UTM_MAX)).label("value")
+        return sa.select(
+            e.day,
+            sa.literal(name, sa.String()).label("dimension"),
+            value,
+            sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
+            total(pageview).label("pageviews"),
+            total(1 - pageview).label("events"),
+        ).group_by(e.day, value)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def grouped(
+        self,
+        table: str,
+        rng: DateRange,
+        keys: Sequence[str],
+        counts: Sequence[str],
+        equals: Mapping[str, Any],
+    ) -> dict[tuple[Any, ...], dict[str, int]]:
+        """Sums of ``counts`` of virtual table ``table`` over ``rng``, grouped by ``keys``
+        (``date`` is a key like any other), for rows whose columns equal ``equals``."""
+        if table == "DailyDimension":
+            inner = self.dimension_select(str(equals["dimension"]), rng).subquery("fa_rows")
+        else:
+            inner = self.table_select(table, rng).subquery("fa_rows")
+        r = inner.c
+        key_columns = [r.day if k == "date" else r[k] for k in keys]
+        query = sa.select(*key_columns, *(total(r[c]) for c in counts)).group_by(*key_columns)
+        for column, value in equals.items():
+            query = query.where(r[column] == value)
+        if self.dialect == "postgresql":
+            self.conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+        result: dict[tuple[Any, ...], dict[str, int]] = {}
+        for record in self.conn.execute(query):
+            key = tuple(
+                rng.start + dt.timedelta(days=int(v)) if k == "date" else v
+                for k, v in zip(keys, record, strict=False)
+            )
+            result[key] = {c: int(v or 0) for c, v in zip(counts, record[len(keys) :], strict=True)}
+        return result
