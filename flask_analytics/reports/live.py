@@ -1,10 +1,12 @@
 """Live days: which days of a range are read from raw events, and their rows.
 
 A day whose aggregation is final (a finished run that started after the day ended) is
-read from the ``analytics_daily_*`` tables only. Today, and any day without a final run
-that still has raw events, is computed live from raw events by the aggregation's own
-``SELECT`` statements (:func:`flask_analytics.core.rollups.daily_selects`), so both
-paths share one definition.
+read from the ``analytics_daily_*`` tables only. A day without a final run is computed
+live from raw events by the aggregation's own ``SELECT`` statements
+(:func:`flask_analytics.core.rollups.daily_selects`), so both paths share one
+definition, but only if it holds raw (or archived) events: which days do is found by one
+statement of index probes (:func:`flask_analytics.core.runs.days_holding_events`), so an
+empty day costs nothing, however long the range.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sqlalchemy as sa
 from ..core.clock import day_bounds
 from ..core.dimensions import dimension_selects
 from ..core.rollups import daily_selects
+from ..core.runs import days_holding_events
 from .ranges import DateRange
 
 if TYPE_CHECKING:
@@ -105,6 +108,7 @@ class LiveDays:
         self.cache = cache
         self.models = state.models
         self._final: dict[dt.date, bool] = {}
+        self._holds_events: dict[dt.date, bool] = {}
         self._raw_span: tuple[dt.date, dt.date] | None = None
         self._raw_span_loaded = False
         self._rows: dict[dt.date, DayRows] = {}
@@ -151,17 +155,30 @@ class LiveDays:
         self._load_final([day])
         return self._final[day]
 
+    def holds_events(self, days: list[dt.date]) -> dict[dt.date, bool]:
+        """Whether each of ``days`` holds raw or archived events (one statement for all)."""
+        missing = [d for d in days if d not in self._holds_events]
+        if missing:
+            tables = [self.models.Event.__table__, self.models.EventArchive.__table__]
+            tz = self.state.settings.timezone
+            found = days_holding_events(self.conn, tz, tables, missing)
+            for day in missing:
+                self._holds_events[day] = day in found
+        return {d: self._holds_events[d] for d in days}
+
+    def stored(self, day: dt.date) -> bool:
+        """True when ``day`` is read from the daily tables whatever its raw events."""
+        return day < self.today and self.is_final(day)
+
     def days(self, rng: DateRange) -> list[dt.date]:
-        """Days of ``rng`` computed from raw events: today and days not finally aggregated."""
-        span = self.raw_span()
-        if span is None:
-            return []
-        low, high = max(rng.start, span[0]), min(rng.end, span[1])
-        if low > high:
-            return []
-        days = list(DateRange(low, high).dates())
+        """Days of ``rng`` computed from raw events: those not :meth:`stored` that hold raw
+        (or archived) events. Empty days are never live: they read as zero, or as the
+        rows a run stored for them."""
+        days = list(rng.dates())
         self._load_final(days)
-        return [d for d in days if d >= self.today or not self._final[d]]
+        candidates = [d for d in days if not self.stored(d)]
+        holds = self.holds_events(candidates)
+        return [d for d in candidates if holds[d]]
 
     def rows(self, table: str, day: dt.date) -> list[dict[str, Any]]:
         """Rows of daily table ``table`` for live ``day``, computed from raw events.

@@ -1,0 +1,246 @@
+"""Live days: which days of a range are computed from raw events, and how often.
+
+A day is live only when it holds raw (or archived) events and has no final run; every
+live computation is counted from the SQL the database receives (the live statement
+names its CTEs after its day), never from the code's own bookkeeping, and the numbers
+are compared with ``tests/support/reference.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_analytics import Analytics
+from flask_analytics.core.clock import day_bounds
+from flask_analytics.core.runs import days_holding_events
+from flask_analytics.reports import BREAKDOWNS, DateRange, Stats
+from flask_analytics.state import current_state
+from flask_analytics.web.dashboard.query import preset_range
+
+from ..clock import FrozenClock
+from ..support.seeded_stats import (
+    TIMEZONE,
+    Seeded,
+    day_events,
+    expected_breakdown,
+    expected_totals,
+    insert,
+    make_row,
+)
+
+DAY = dt.timedelta(days=1)
+#: The live statement names its CTEs ``src_YYYYMMDD`` and ``sessions_YYYYMMDD``.
+LIVE_CTE = re.compile(r"\bsessions_(\d{8})\b")
+
+
+@pytest.fixture
+def paris_app(make_app: Any) -> Flask:
+    app: Flask = make_app(ANALYTICS_TIMEZONE=TIMEZONE)
+    app.extensions["analytics_test"].dashboard_access(lambda: True)
+    return app
+
+
+@contextmanager
+def live_computations(engine: sa.Engine) -> Iterator[Counter[dt.date]]:
+    """Counts, per day, the statements computing a live day that reach the database."""
+    counted: Counter[dt.date] = Counter()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        for day in set(LIVE_CTE.findall(statement)):
+            counted[dt.datetime.strptime(day, "%Y%m%d").date()] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield counted
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+
+
+@contextmanager
+def statements(engine: sa.Engine) -> Iterator[list[str]]:
+    """Every statement sent to the database while the block runs."""
+    sent: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+
+
+def stored_events(analytics: Analytics) -> list[dict[str, Any]]:
+    """Raw events read back (the reference orders a visitor's events by time and id)."""
+    with analytics.db.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(analytics.Event.__table__)).mappings()]
+
+
+def seeded_days(
+    app: Flask, days: list[dt.date], *, today: dt.date, now: dt.datetime, seed: int = 3
+) -> None:
+    """Realistic raw events on each of ``days`` (today's stop at ``now``)."""
+    rnd = random.Random(seed)
+    tz = current_state(app).settings.timezone
+    rows: list[dict[str, Any]] = []
+    for day in days:
+        start, end = day_bounds(tz, day)
+        end = min(end, now)
+        if day == today:
+            # Always some of today, even a second after midnight.
+            rows.append(make_row(start, 77, path="/today"))
+        if end > start:
+            rows += day_events(rnd, start, end, 8)
+    with app.app_context():
+        insert(app.extensions["analytics_test"], rows)
+
+
+def reference(app: Flask, today: dt.date, now: dt.datetime) -> Seeded:
+    """What the reference needs: every stored event and the site's time zone."""
+    analytics: Analytics = app.extensions["analytics_test"]
+    with app.app_context():
+        events = stored_events(analytics)
+    return Seeded(events, today, [], today, ZoneInfo(TIMEZONE), now)
+
+
+def assert_matches_reference(stats: Stats, seeded: Seeded, rng: DateRange) -> None:
+    expected = expected_totals(seeded, rng)
+    assert expected.pageviews > 0
+    assert stats.totals(rng) == expected
+    for name in ("page", "source", "country", "device_type", "event"):
+        dimension = BREAKDOWNS[name]
+        got = stats.breakdown(dimension, rng, limit=1000)
+        want = expected_breakdown(seeded, dimension, rng)
+        assert {row.key: row.counts for row in got} == want, name
+
+
+# -- which days hold events -------------------------------------------------------------------
+
+
+def test_days_holding_events_follow_local_days_across_dst(paris_app: Flask) -> None:
+    """Bounds are local days (25 hours on 26 October 2025 in Paris), raw or archived."""
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    utc = dt.datetime
+    rows = [
+        # 23:59:59 CEST on the 25th, then 00:30 CEST and 23:30 CET on the 26th (25 h).
+        make_row(utc(2025, 10, 25, 21, 59, 59), 1),
+        make_row(utc(2025, 10, 25, 22, 30), 2),
+        make_row(utc(2025, 10, 26, 22, 30), 3),
+    ]
+    # The 28th holds archived events only (archived rows keep their raw id).
+    archived = {**make_row(utc(2025, 10, 28, 12), 4), "id": 1_000}
+    with paris_app.app_context():
+        insert(analytics, rows)
+        with analytics.db.engine.begin() as conn:
+            conn.execute(sa.insert(analytics.EventArchive.__table__), [archived])
+        tz = ZoneInfo(TIMEZONE)
+        days = list(DateRange(dt.date(2025, 10, 20), dt.date(2025, 10, 30)).dates())
+        tables = [analytics.Event.__table__, analytics.EventArchive.__table__]
+        with analytics.db.engine.connect() as conn:
+            found = days_holding_events(conn, tz, tables, days)
+            assert found == {dt.date(2025, 10, 25), dt.date(2025, 10, 26), dt.date(2025, 10, 28)}
+            raw_only = days_holding_events(conn, tz, tables[:1], days)
+            assert raw_only == {dt.date(2025, 10, 25), dt.date(2025, 10, 26)}
+            assert days_holding_events(conn, tz, tables, []) == set()
+
+
+def test_five_years_of_days_are_checked_in_one_statement(paris_app: Flask) -> None:
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    end = dt.date(2026, 6, 30)
+    rng = DateRange(end - dt.timedelta(days=5 * 366 - 1), end)
+    busy = [rng.start, rng.start + 400 * DAY, end]
+    with paris_app.app_context():
+        insert(analytics, [make_row(day_bounds(ZoneInfo(TIMEZONE), d)[0], 1) for d in busy])
+        with analytics.db.engine.connect() as conn:
+            stats = Stats(current_state(paris_app), conn, now=dt.datetime(2030, 1, 1))
+            with statements(analytics.db.engine) as sent:
+                assert stats.live.days(rng) == busy
+    probes = [s for s in sent if "EXISTS" in s.upper()]
+    assert len(probes) == 1
+    # The runs of the range and the probe: nothing per day.
+    assert len(sent) == 2
+
+
+# -- empty days cost nothing -----------------------------------------------------------------
+
+
+def test_only_days_holding_events_without_a_final_run_are_live(
+    paris_app: Flask, frozen_clock: FrozenClock
+) -> None:
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    state = current_state(paris_app)
+    now = frozen_clock.utcnow()
+    today = state.today()
+    final, unaggregated, early_run = today - 20 * DAY, today - 10 * DAY, today - 5 * DAY
+    seeded_days(paris_app, [final, unaggregated, early_run, today], today=today, now=now)
+    run = analytics.AggregationRun.__table__
+    with paris_app.app_context():
+        analytics.aggregate(final)
+        analytics.aggregate(early_run)
+        with analytics.db.engine.begin() as conn:
+            # A run that started before its day ended missed the day's last events.
+            ended = day_bounds(state.settings.timezone, early_run)[1]
+            conn.execute(
+                sa.update(run)
+                .where(run.c.date == early_run)
+                .values(started_at=ended - dt.timedelta(minutes=5))
+            )
+    seeded = reference(paris_app, today, now)
+    rng = DateRange(today - 29 * DAY, today)
+    with paris_app.app_context(), analytics.db.engine.connect() as conn:
+        stats = Stats(state, conn)
+        with live_computations(analytics.db.engine) as computed:
+            assert stats.live.days(rng) == [unaggregated, early_run, today]
+            assert_matches_reference(stats, seeded, rng)
+            for day in (final, unaggregated, early_run, today):
+                assert_matches_reference(stats, seeded, DateRange(day, day))
+    # Each live day computed once for the request, the 26 empty days and the final day never.
+    assert computed == {unaggregated: 1, early_run: 1, today: 1}
+
+
+@pytest.mark.parametrize("years_ago", [1, 3])
+def test_one_old_event_does_not_make_the_12_month_overview_live(
+    paris_app: Flask, frozen_clock: FrozenClock, years_ago: int
+) -> None:
+    """One event tracked with a timestamp from a year (inside the range) or years ago
+    (before it): the days between it and today stay stored, only its day is live."""
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    state = current_state(paris_app)
+    now = frozen_clock.utcnow()
+    today = state.today()
+    busy = [today - n * DAY for n in (200, 90, 30, 2)]
+    seeded_days(paris_app, [*busy, today], today=today, now=now)
+    with paris_app.app_context():
+        for day in busy:
+            analytics.aggregate(day)
+        # Inside the 12 months (which start on a 1st, 335 to 365 days ago), or before.
+        old = now - dt.timedelta(days=300 if years_ago == 1 else 365 * years_ago)
+        assert analytics.track("pageview", url="https://example.com/old", timestamp=old)
+    old_day = state.local_date(old)
+    client = paris_app.test_client()
+    with paris_app.app_context():
+        engine = analytics.db.engine
+    with live_computations(engine) as computed:
+        page = client.get("/analytics/?period=12mo&compare=previous")
+    assert page.status_code == 200
+    expected_live = sorted({old_day, today} if years_ago == 1 else {today})
+    assert sorted(computed) == expected_live
+    assert set(computed.values()) == {1}
+    seeded = reference(paris_app, today, now)
+    with paris_app.app_context(), analytics.db.engine.connect() as conn:
+        stats = Stats(state, conn)
+        twelve = preset_range("12mo", today)
+        assert stats.live.days(twelve) == expected_live
+        assert_matches_reference(stats, seeded, twelve)
