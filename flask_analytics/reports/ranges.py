@@ -9,6 +9,10 @@ from typing import Final
 
 #: Longest range one query may cover, in days (five years of daily rows).
 MAX_RANGE_DAYS: Final = 5 * 366
+#: Last date a report may cover: a range of :data:`MAX_RANGE_DAYS` days ending there, the
+#: period after it (the dashboard's "next period" link) and that period's UTC day bounds
+#: all stay within the calendar, which ends on 9999-12-31.
+LAST_DATE: Final = dt.date(9990, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -27,10 +31,9 @@ class DateRange:
         return (self.end - self.start).days + 1
 
     def dates(self) -> Iterator[dt.date]:
-        day = self.start
-        while day <= self.end:
-            yield day
-            day += dt.timedelta(days=1)
+        # Counted, not stepped past the end: the day after 9999-12-31 does not exist.
+        for offset in range(self.days):
+            yield self.start + dt.timedelta(days=offset)
 
     def __contains__(self, day: object) -> bool:
         return isinstance(day, dt.date) and self.start <= day <= self.end

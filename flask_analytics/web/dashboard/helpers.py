@@ -9,6 +9,7 @@ from typing import Any, Final
 from flask import url_for
 
 from ...reports import DateRange
+from ...reports.ranges import LAST_DATE
 from .format import change, compact, decimal, duration, flag, format_metric, grouped, percent
 from .query import COMPARES, METRICS, PERIODS, ViewQuery
 
@@ -89,16 +90,20 @@ class Helpers:
         return {**params, **self.extra}
 
     def shift(self, direction: int) -> str | None:
-        """URL of the period just before (-1) or after (+1), None past today."""
+        """URL of the period just before (-1) or after (+1); None when it starts after
+        today or ends after the last date a report may cover."""
         if self.query is None:
             return None
         rng = self.query.range
-        step = dt.timedelta(days=rng.days * direction)
-        if self.query.period == "12mo":
-            moved = DateRange(add_years(rng.start, direction), add_years(rng.end, direction))
-        else:
-            moved = DateRange(rng.start + step, rng.end + step)
-        if self.today is not None and moved.start > self.today:
+        try:
+            if self.query.period == "12mo":
+                moved = DateRange(add_years(rng.start, direction), add_years(rng.end, direction))
+            else:
+                step = dt.timedelta(days=rng.days * direction)
+                moved = DateRange(rng.start + step, rng.end + step)
+        except (OverflowError, ValueError):  # past the calendar's end (9999-12-31)
+            return None
+        if moved.end > LAST_DATE or (self.today is not None and moved.start > self.today):
             return None
         return self.url(
             self.endpoint, period="custom", start=moved.start.isoformat(), end=moved.end.isoformat()

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from ...models import PATH_MAX
 from ...reports import MAX_RANGE_DAYS, DateRange
+from ...reports.ranges import LAST_DATE
 
 PERIODS: Final[Mapping[str, str]] = {
     "today": "Today",
@@ -39,7 +41,11 @@ METRICS: Final[Mapping[str, str]] = {
     "avg_visit_duration_s": "Visit duration",
 }
 MAX_LIMIT: Final = 10_000
-_DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: ASCII digits only: ``\d`` also matches other scripts' digits ("٢٠٢٦", "²").
+_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_LIMIT_RE: Final = re.compile(r"[0-9]{1,9}")
+#: Control characters (C0, DEL, C1): collection never stores them, PostgreSQL refuses NUL.
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class BadQuery(ValueError):
@@ -85,7 +91,7 @@ def quote_value(value: str) -> str:
 
 
 def parse_date(value: str, name: str) -> dt.date:
-    """Parameter ``name`` as a date (YYYY-MM-DD, 1971 or later)."""
+    """Parameter ``name`` as a date (YYYY-MM-DD, 1971 to :data:`LAST_DATE`)."""
     if not _DATE_RE.fullmatch(value):
         raise BadQuery(f"{name} must be a date as YYYY-MM-DD, not {quote_value(value)}.")
     try:
@@ -94,6 +100,8 @@ def parse_date(value: str, name: str) -> dt.date:
         raise BadQuery(f"{name} {quote_value(value)} is not a valid date.") from None
     if day.year < 1971:
         raise BadQuery(f"{name} must be in 1971 or later.")
+    if day > LAST_DATE:
+        raise BadQuery(f"{name} must be {LAST_DATE.isoformat()} or earlier.")
     return day
 
 
@@ -151,11 +159,23 @@ def parse_limit(args: Mapping[str, str], default: int) -> int:
     value = args.get("limit")
     if value is None or value == "":
         return default
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not _LIMIT_RE.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise BadQuery(
             f"limit must be a whole number from 1 to {MAX_LIMIT}, not {quote_value(value)}."
         )
     return int(value)
+
+
+def parse_path(args: Mapping[str, str]) -> str:
+    """The ``path`` parameter: a page path as collected (``/``, at most PATH_MAX characters)."""
+    path = args.get("path", "")
+    if not path.startswith("/") or len(path) > PATH_MAX:
+        raise BadQuery(
+            f"path must be a page path starting with '/' (at most {PATH_MAX} characters)."
+        )
+    if _CONTROL_RE.search(path):
+        raise BadQuery(f"path must not contain control characters, not {quote_value(path)}.")
+    return path
 
 
 def parse_format(args: Mapping[str, str]) -> str:

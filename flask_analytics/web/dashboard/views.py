@@ -12,7 +12,7 @@ from ...core.rollups import DURATION_BUCKETS, INTERNAL_EVENTS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, Breakdown, DateRange, Row, Stats, Totals
 from ...state import current_state
 from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
-from .query import MAX_LIMIT, BadQuery, ViewQuery, parse_limit
+from .query import MAX_LIMIT, ViewQuery, parse_limit, parse_path
 from .series import (
     bucket_bounds,
     duration_labels,
@@ -88,9 +88,7 @@ def pages() -> str:
 def page_detail() -> str:
     """One page: its numbers, its daily chart and its referrers."""
     query = current_query()
-    path = request.args.get("path", "")
-    if not path.startswith("/") or len(path) > 2000:
-        raise BadQuery("path must be a page path starting with '/' (at most 2000 characters).")
+    path = parse_path(request.args)
     with open_stats() as stats:
         found = stats.breakdown(BREAKDOWNS["page"], query.range, limit=1, path=path)
         row = found[0] if found else None
