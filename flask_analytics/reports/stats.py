@@ -77,6 +77,17 @@ class Stats:
         """Days of ``rng`` computed from raw events: today and days not finally aggregated."""
         return self.live.days(rng)
 
+    def covers(self, rng: DateRange) -> bool:
+        """False when ``rng`` is a raw-path question about days whose raw events are gone
+        (a comparison period of a filtered view then has no numbers)."""
+        if not self.raw:
+            return True
+        try:
+            self.check_raw(rng)
+        except RawDataMissing:
+            return False
+        return True
+
     def check_raw(self, rng: DateRange) -> None:
         """Raise :class:`RawDataMissing` when ``rng`` reaches days that have daily rows
         but whose raw events are gone (purged after the archive's retention)."""

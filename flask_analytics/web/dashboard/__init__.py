@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from ...config import Settings
+from ...reports import RawDataMissing
 from .. import STATIC_DIR, TEMPLATES_DIR
 from . import api, views
 from .current import bad_query, base_template
@@ -47,6 +48,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     bp.before_request(require_access)
     bp.after_request(add_security_headers)
     bp.register_error_handler(BadQuery, bad_query)
+    bp.register_error_handler(RawDataMissing, bad_query)
     bp.context_processor(base_template)
     # Endpoint names (``analytics_dashboard.<name>``) are what templates pass to url_for.
     for rule, view in (

@@ -16,9 +16,9 @@ def api_stats() -> Response:
     fmt = parse_format(request.args)
     comparison = query.range.previous() if query.compare == "none" else query.comparison
     assert comparison is not None
-    with open_stats() as stats:
+    with open_stats(query) as stats:
         totals = stats.totals(query.range)
-        previous = stats.totals(comparison)
+        previous = stats.totals(comparison) if stats.covers(comparison) else None
         as_of = stats.data_as_of()
     if fmt == "csv":
         header = ["period", "start", "end", *totals.counts(), *totals.rates()]
@@ -27,7 +27,7 @@ def api_stats() -> Response:
             + [json_number(v) for v in t.rates().values()]
             for label, rng, t in (
                 ("current", query.range, totals),
-                ("previous", comparison, previous),
+                *((("previous", comparison, previous),) if previous is not None else ()),
             )
         ]
         return csv_response(header, rows, f"stats-{query.range.start}-{query.range.end}.csv")
@@ -35,9 +35,10 @@ def api_stats() -> Response:
         {
             **totals_json(query.range, totals),
             "timezone": current_state().settings.timezone.key,
+            "filters": [f.param() for f in query.filters],
             "data_as_of": as_of.isoformat() + "Z" if as_of else None,
             "visitors_note": "Visitors over a range are the sum of daily unique visitors.",
-            "previous": totals_json(comparison, previous),
+            "previous": totals_json(comparison, previous) if previous is not None else None,
         }
     )
 
@@ -55,7 +56,7 @@ def api_breakdown(dimension: str) -> Response:
     query = current_query()
     fmt = parse_format(request.args)
     limit = parse_limit(request.args, MAX_LIMIT if fmt == "csv" else 100)
-    with open_stats() as stats:
+    with open_stats(query) as stats:
         rows = stats.breakdown(breakdown, query.range, limit=limit)
     if fmt == "csv":
         header = [breakdown.name, *breakdown.counts, *breakdown.rates]
@@ -73,6 +74,7 @@ def api_breakdown(dimension: str) -> Response:
             "start": query.range.start.isoformat(),
             "end": query.range.end.isoformat(),
             "limit": limit,
+            "filters": [f.param() for f in query.filters],
             "rows": [row_json(breakdown, r) for r in rows],
         }
     )

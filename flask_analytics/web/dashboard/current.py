@@ -8,9 +8,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app, jsonify, render_template, request
 
-from ...reports import BREAKDOWNS, Breakdown, LiveCache, Stats, custom_breakdown
+from ...models import EventMixin
+from ...reports import (
+    BREAKDOWNS,
+    Breakdown,
+    LiveCache,
+    RawDataMissing,
+    Stats,
+    custom_breakdown,
+)
 from ...state import current_state
 from .helpers import Helpers
 from .query import BadQuery, ViewQuery, parse_query
@@ -28,16 +37,24 @@ def live_cache() -> LiveCache:
 
 
 @contextmanager
-def open_stats() -> Iterator[Stats]:
-    """The request's queries, on one connection held until the block ends."""
+def open_stats(query: ViewQuery | None = None) -> Iterator[Stats]:
+    """The request's queries, on one connection held until the block ends, limited to
+    ``query``'s filters (filtered questions read raw events)."""
     state = current_state()
+    filters = query.filters if query is not None else ()
     with state.engine().connect() as conn:
-        yield Stats(state, conn, live_cache=live_cache())
+        yield Stats(state, conn, live_cache=live_cache(), filters=filters)
+
+
+def custom_columns() -> list[str]:
+    """The event model's custom columns: filter dimensions besides the built-in ones."""
+    table: sa.Table = current_state().models.Event.__table__
+    return [c.name for c in table.c if c.name not in EventMixin.__annotations__]
 
 
 def current_query() -> ViewQuery:
-    """The request's period, comparison and metric (raises :class:`BadQuery`)."""
-    return parse_query(request.args, current_state().today())
+    """The request's period, comparison, metric and filters (raises :class:`BadQuery`)."""
+    return parse_query(request.args, current_state().today(), custom_columns())
 
 
 def custom_breakdowns() -> list[Breakdown]:
@@ -78,7 +95,7 @@ def _wants_json() -> bool:
     )
 
 
-def bad_query(error: BadQuery) -> tuple[Any, int]:
+def bad_query(error: BadQuery | RawDataMissing) -> tuple[Any, int]:
     """400 with the message: JSON for the API, the error page for the HTML pages."""
     if _wants_json():
         return jsonify(error=str(error)), 400

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ...models import PATH_MAX
-from ...reports import MAX_RANGE_DAYS, DateRange
+from ...reports import MAX_RANGE_DAYS, BadFilter, DateRange, Filter, parse_filters
 from ...reports.ranges import LAST_DATE
 
 PERIODS: Final[Mapping[str, str]] = {
@@ -54,12 +54,14 @@ class BadQuery(ValueError):
 
 @dataclass(frozen=True)
 class ViewQuery:
-    """What the URL asks for: a period (preset or custom), a comparison, a chart metric."""
+    """What the URL asks for: a period (preset or custom), a comparison, a chart metric
+    and the filters every number of the page is limited to."""
 
     period: str
     range: DateRange
     compare: str
     metric: str
+    filters: tuple[Filter, ...] = ()
 
     @property
     def comparison(self) -> DateRange | None:
@@ -73,15 +75,17 @@ class ViewQuery:
     def label(self) -> str:
         return PERIODS[self.period]
 
-    def params(self) -> dict[str, str]:
-        """The query string that reproduces this view (bookmarkable)."""
-        params = {"period": self.period}
+    def params(self) -> dict[str, Any]:
+        """The query string that reproduces this view (bookmarkable); ``filter`` is a list."""
+        params: dict[str, Any] = {"period": self.period}
         if self.period == "custom":
             params.update(start=self.range.start.isoformat(), end=self.range.end.isoformat())
         if self.compare != "previous":
             params["compare"] = self.compare
         if self.metric != "visitors":
             params["metric"] = self.metric
+        if self.filters:
+            params["filter"] = [f.param() for f in self.filters]
         return params
 
 
@@ -124,8 +128,29 @@ def preset_range(period: str, today: dt.date) -> DateRange:
     )
 
 
-def parse_query(args: Mapping[str, str], today: dt.date) -> ViewQuery:
-    """Validate the dashboard's query parameters, raising :class:`BadQuery`."""
+def parse_filter_args(args: Mapping[str, Any], custom: Iterable[str] = ()) -> tuple[Filter, ...]:
+    """The repeated ``filter`` parameter (see :mod:`flask_analytics.reports.filters`):
+    ``request.args`` or a mapping holding one string or a list of them."""
+    getlist = getattr(args, "getlist", None)
+    value = args.get("filter")
+    if getlist is not None:
+        texts = list(getlist("filter"))
+    elif value is None:
+        texts = []
+    else:
+        texts = [value] if isinstance(value, str) else list(value)
+    try:
+        return parse_filters(texts, custom)
+    except BadFilter as error:
+        raise BadQuery(str(error)) from None
+
+
+def parse_query(args: Mapping[str, Any], today: dt.date, custom: Iterable[str] = ()) -> ViewQuery:
+    """Validate the dashboard's query parameters, raising :class:`BadQuery`.
+
+    ``custom``: the event model's custom columns (filter dimensions besides the built-in
+    ones).
+    """
     period = args.get("period") or None
     start, end = args.get("start"), args.get("end")
     if start is not None or end is not None:
@@ -151,7 +176,7 @@ def parse_query(args: Mapping[str, str], today: dt.date) -> ViewQuery:
     metric = args.get("metric") or "visitors"
     if metric not in METRICS:
         raise BadQuery(f"metric must be one of {', '.join(METRICS)}, not {quote_value(metric)}.")
-    return ViewQuery(period, rng, compare, metric)
+    return ViewQuery(period, rng, compare, metric, parse_filter_args(args, custom))
 
 
 def parse_limit(args: Mapping[str, str], default: int) -> int:

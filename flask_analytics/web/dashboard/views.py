@@ -40,7 +40,9 @@ def overview() -> str:
     """Cards, the time series and the top pages, sources, countries and devices."""
     query = current_query()
     comparison = query.comparison
-    with open_stats() as stats:
+    with open_stats(query) as stats:
+        if comparison is not None and not stats.covers(comparison):
+            comparison = None  # a filtered view before the oldest raw event: no comparison
         if comparison is not None and comparison.end + dt.timedelta(days=1) == query.range.start:
             both = stats.daily_totals(comparison.span(query.range))
             daily = {d: both[d] for d in query.range.dates()}
@@ -72,7 +74,7 @@ def pages() -> str:
     """Top pages, entry pages and exit pages."""
     query = current_query()
     limit = parse_limit(request.args, 25)
-    with open_stats() as stats:
+    with open_stats(query) as stats:
         return render_page(
             "analytics/pages.html",
             query,
@@ -89,7 +91,7 @@ def page_detail() -> str:
     """One page: its numbers, its daily chart and its referrers."""
     query = current_query()
     path = parse_path(request.args)
-    with open_stats() as stats:
+    with open_stats(query) as stats:
         found = stats.breakdown(BREAKDOWNS["page"], query.range, limit=1, path=path)
         row = found[0] if found else None
         daily = stats.page_daily(query.range, path)
@@ -117,7 +119,7 @@ def _list_page(template: str, names: Sequence[str], default_limit: int, **extra:
     """A page of breakdown lists ``names``, plus ``extra`` variables computed per request."""
     query = current_query()
     limit = parse_limit(request.args, default_limit)
-    with open_stats() as stats:
+    with open_stats(query) as stats:
         return render_page(
             template,
             query,
@@ -184,10 +186,11 @@ def events() -> str:
 def engagement() -> str:
     """Visit duration and pages per visit, as histograms."""
     query = current_query()
-    with open_stats() as stats:
+    with open_stats(query) as stats:
         totals = stats.totals(query.range)
         comparison = query.comparison
-        previous = stats.totals(comparison) if comparison is not None else None
+        covered = comparison is not None and stats.covers(comparison)
+        previous = stats.totals(comparison) if comparison is not None and covered else None
         durations = stats.sessions_histogram(query.range, "duration_bucket")
         pages_rows = stats.sessions_histogram(query.range, "pages_bucket")
         duration_bounds = bucket_bounds(DURATION_BUCKETS, durations)
