@@ -63,6 +63,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/realtime", views.realtime),
         ("/api/stats", api.api_stats),
         ("/api/breakdown/<dimension>", api.api_breakdown),
+        ("/api/suggest/<dimension>", api.api_suggest),
         ("/api/realtime", api.api_realtime),
     ):
         bp.add_url_rule(rule, view.__name__, view, methods=["GET"])

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Final
+
 from flask import Response, jsonify, request
 
+from ...reports import BREAKDOWNS, BadFilter, Breakdown, parse_filter
+from ...reports.filters import MAX_VALUE_LENGTH, NONE_VALUE
 from ...state import current_state
-from .current import current_query, offered_breakdowns, open_stats
+from .current import current_query, custom_columns, offered_breakdowns, open_stats
 from .export import csv_response, json_number, row_json, totals_json
-from .query import MAX_LIMIT, parse_format, parse_limit, quote_value
+from .query import MAX_LIMIT, BadQuery, parse_format, parse_limit, quote_value
+
+#: Values a suggestion answers by default.
+SUGGEST_LIMIT: Final = 10
 
 
 def api_stats() -> Response:
@@ -88,4 +96,66 @@ def api_realtime() -> Response:
         visitors=live.visitors,
         pageviews=live.pageviews,
         minutes=[{"start": m.start.isoformat(), "pageviews": m.pageviews} for m in live.minutes],
+    )
+
+
+def suggestion_breakdowns() -> dict[str, Breakdown]:
+    """The breakdown giving each filter dimension's values: the API's, plus the UTM term
+    and content (grouped like the other UTM fields; the dashboard shows no panel of them)."""
+    known = offered_breakdowns()
+    for name in ("utm_term", "utm_content"):
+        known.setdefault(name, dataclasses.replace(BREAKDOWNS["utm_source"], name=name, key=name))
+    return known
+
+
+def api_suggest(dimension: str) -> Response:
+    """Values of filter dimension ``dimension`` whose text holds ``q`` (any case), most
+    frequent first, over the page's period and filters, the filter on ``dimension``
+    itself left out: what the filter menu offers. ``(none)`` stands for the unknown value.
+
+    Dimensions without a breakdown (``hostname``, ``prop:KEY``, undeclared custom
+    columns) answer no values. With ``q``, the range's top :data:`MAX_LIMIT` values are
+    searched.
+    """
+    try:
+        parse_filter(f"{dimension}:is:{NONE_VALUE}", custom_columns())
+    except BadFilter as error:
+        response = jsonify(error=str(error))
+        response.status_code = 404
+        return response
+    query = current_query()
+    needle = request.args.get("q", "")
+    if len(needle) > MAX_VALUE_LENGTH:
+        raise BadQuery(f"q is at most {MAX_VALUE_LENGTH} characters long.")
+    limit = parse_limit(request.args, SUGGEST_LIMIT)
+    others = dataclasses.replace(
+        query, filters=tuple(f for f in query.filters if f.dimension != dimension)
+    )
+    breakdown = suggestion_breakdowns().get(dimension)
+    values: list[dict[str, object]] = []
+    if breakdown is not None:
+        with open_stats(others) as stats:
+            rows = stats.breakdown(
+                breakdown,
+                query.range,
+                limit=MAX_LIMIT if needle else limit,
+                counts=(breakdown.sort,),
+            )
+        wanted = needle.casefold()
+        for row in rows:
+            value = NONE_VALUE if row.key is None else str(row.key)
+            if wanted in value.casefold():
+                values.append({"value": value, breakdown.sort: row.counts[breakdown.sort]})
+                if len(values) == limit:
+                    break
+    return jsonify(
+        {
+            "dimension": dimension,
+            "q": needle,
+            "start": query.range.start.isoformat(),
+            "end": query.range.end.isoformat(),
+            "filters": [f.param() for f in others.filters],
+            "counted": breakdown.sort if breakdown is not None else None,
+            "values": values,
+        }
     )

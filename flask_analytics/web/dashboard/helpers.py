@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any, Final
 
-from flask import url_for
+import sqlalchemy as sa
+from flask import has_request_context, request, url_for
 
-from ...reports import DateRange
+from ...reports import OPERATORS, BadFilter, DateRange, Filter, parse_filter, with_filter
+from ...reports.filters import LABELS, MAX_FILTERS, NONE_VALUE
 from ...reports.ranges import LAST_DATE
+from ...state import current_state
 from .format import change, compact, decimal, duration, flag, format_metric, grouped, percent
 from .query import COMPARES, METRICS, PERIODS, ViewQuery
 
@@ -49,6 +53,7 @@ class Helpers:
     compares = COMPARES
     metrics = METRICS
     nav = NAV
+    operators = OPERATORS
 
     def __init__(
         self,
@@ -65,9 +70,16 @@ class Helpers:
         self.extra = dict(extra or {})
         self.today = today
 
+    def _params(self) -> dict[str, Any]:
+        """The current view's parameters (``filter`` a list), as ``ViewQuery.params``."""
+        if self.query is not None:
+            return self.query.params()
+        return {"filter": [f.param() for f in self.filters]} if self.filters else {}
+
     def url(self, endpoint: str, **changes: Any) -> str:
-        """URL of a dashboard page keeping the current period, comparison and metric."""
-        params: dict[str, Any] = self.query.params() if self.query else {}
+        """URL of a dashboard page keeping the current period, comparison, metric and
+        filters (``filter=None`` drops them, a list replaces them)."""
+        params = self._params()
         if endpoint == self.endpoint:
             params.update(self.extra)
         if "period" in changes and changes["period"] != "custom":
@@ -82,12 +94,82 @@ class Helpers:
         """URL of a dashboard page (or static file) without any query parameter."""
         return url_for(f"analytics_dashboard.{endpoint}")
 
-    def hidden(self) -> dict[str, str]:
-        """Fields the custom-range form must carry besides start and end."""
-        params = self.query.params() if self.query else {}
-        for name in ("period", "start", "end"):
-            params.pop(name, None)
-        return {**params, **self.extra}
+    def carried(self, *, filters: bool = True) -> list[tuple[str, str]]:
+        """The current view as form fields, (name, value) pairs: ``filter`` once per
+        filter (left out with ``filters=False``), the page's own parameters included."""
+        fields: list[tuple[str, str]] = []
+        for name, value in {**self._params(), **self.extra}.items():
+            if name == "filter" and not filters:
+                continue
+            values = value if isinstance(value, list | tuple) else [value]
+            fields += [(name, str(v)) for v in values]
+        return fields
+
+    def hidden(self) -> list[tuple[str, str]]:
+        """Fields the custom-range form must carry besides start and end: (name, value)
+        pairs, ``filter`` repeated."""
+        return [(n, v) for n, v in self.carried() if n not in ("period", "start", "end")]
+
+    # -- filters ------------------------------------------------------------------------
+
+    @cached_property
+    def filters(self) -> tuple[Filter, ...]:
+        """The active filters: the query's. Pages without a query (realtime, errors) apply
+        none, but their links carry the request's well-formed ``filter`` parameters on."""
+        if self.query is not None:
+            return self.query.filters
+        if not has_request_context():
+            return ()
+        # Any event column is accepted here: the page the link leads to checks again.
+        table: sa.Table = current_state().models.Event.__table__
+        columns = list(table.c.keys())
+        found: list[Filter] = []
+        for text in request.args.getlist("filter")[:MAX_FILTERS]:
+            try:
+                found.append(parse_filter(text, columns))
+            except BadFilter:
+                continue
+        return tuple(dict.fromkeys(found))
+
+    @staticmethod
+    def row_filter(dimension: str, key: Any) -> Filter:
+        """The filter a breakdown row of ``dimension`` stands for (NULL: ``(none)``)."""
+        return Filter(dimension, "is", (NONE_VALUE if key is None else str(key),))
+
+    def is_filtered(self, dimension: str, key: Any) -> bool:
+        """Whether the row of ``dimension`` with ``key`` is the active filter."""
+        return self.row_filter(dimension, key) in self.filters
+
+    def _with_filters(self, endpoint: str, filters: Sequence[Filter], **changes: Any) -> str:
+        return self.url(endpoint, filter=[f.param() for f in filters] or None, **changes)
+
+    def filter_url(self, dimension: str, key: Any) -> str:
+        """This page limited to the row of ``dimension`` with ``key``, replacing any filter
+        on that dimension. Realtime applies no filter: its rows open today's overview."""
+        filters = with_filter(self.filters, self.row_filter(dimension, key))
+        if self.query is None:
+            return self._with_filters("overview", filters, period="today")
+        return self._with_filters(self.endpoint, filters)
+
+    def without_filter_url(self, removed: Filter) -> str:
+        """This page without filter ``removed``."""
+        return self._with_filters(self.endpoint, [f for f in self.filters if f != removed])
+
+    def clear_filters_url(self) -> str:
+        """This page without any filter."""
+        return self.url(self.endpoint, filter=None)
+
+    @staticmethod
+    def filter_dimensions() -> list[tuple[str, str]]:
+        """Dimensions of the filter menu, (name, label): built-in ones, then the host's
+        custom ones (``prop:KEY`` is typed in)."""
+        custom = [(d.name, d.label) for d in current_state().hooks.dimensions]
+        return [*LABELS.items(), *((n, label) for n, label in custom if n not in LABELS)]
+
+    @staticmethod
+    def suggest_url() -> str:
+        """The value suggestions' URL, to be followed by a dimension name."""
+        return url_for("analytics_dashboard.api_suggest", dimension="_")[:-1]
 
     def shift(self, direction: int) -> str | None:
         """URL of the period just before (-1) or after (+1); None when it starts after
