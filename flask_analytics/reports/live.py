@@ -50,34 +50,85 @@ _WIDE_KEYS: Final = 5
 _WIDE_COUNTS: Final = 6
 
 
+class _Flight:
+    """One computation of a live day under way: what the threads asking meanwhile wait on."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.rows: DayRows | None = None
+
+
 class LiveCache:
     """Live days' rows kept for ``ttl`` seconds, shared by the requests of one app.
 
     Computing a live day runs the aggregation's session query over that day's raw
     events; a dashboard user clicking through pages needs it once, not per page. Stored
     days never go through here: their rows are read from the daily tables.
+
+    :meth:`fetch` computes a day once however many threads ask for it at the same time
+    (single flight): the first computes, the others wait for its rows, even with
+    ``ttl`` 0 (rows computed after they asked are as fresh as their own would be). If
+    the first fails, the next waiting thread computes. Processes do not share it: each
+    worker process computes a live day once per ``ttl``.
     """
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: dict[dt.date, tuple[float, DayRows]] = {}
+        self._entries: dict[tuple[dt.date, str], tuple[float, DayRows]] = {}
+        self._flights: dict[tuple[dt.date, str], _Flight] = {}
 
-    def get(self, day: dt.date) -> DayRows | None:
+    def get(self, day: dt.date, part: str = "daily") -> DayRows | None:
+        """``part`` (what :meth:`fetch` was given) of ``day``, while younger than ``ttl``."""
         with self._lock:
-            entry = self._entries.get(day)
-            if entry is None or self._clock() - entry[0] >= self.ttl:
-                return None
-            return entry[1]
+            return self._fresh((day, part))
 
-    def put(self, day: dt.date, rows: DayRows) -> None:
+    def put(self, day: dt.date, rows: DayRows, part: str = "daily") -> None:
         if self.ttl <= 0:
             return
         with self._lock:
             now = self._clock()
-            self._entries = {d: e for d, e in self._entries.items() if now - e[0] < self.ttl}
-            self._entries[day] = (now, rows)
+            self._entries = {k: e for k, e in self._entries.items() if now - e[0] < self.ttl}
+            self._entries[(day, part)] = (now, rows)
+
+    def fetch(self, day: dt.date, part: str, compute: Callable[[], DayRows]) -> DayRows:
+        """The cached ``part`` of ``day``, or ``compute()``'s, run by one thread at a time."""
+        key = (day, part)
+        while True:
+            with self._lock:
+                rows = self._fresh(key)
+                if rows is not None:
+                    return rows
+                flight = self._flights.get(key)
+                leader = flight is None
+                if flight is None:
+                    flight = self._flights[key] = _Flight()
+            if leader:
+                return self._lead(key, flight, compute)
+            flight.done.wait()
+            if flight.rows is not None:
+                return flight.rows
+            # The computing thread failed: the next one computes (or waits for another).
+
+    def _lead(
+        self, key: tuple[dt.date, str], flight: _Flight, compute: Callable[[], DayRows]
+    ) -> DayRows:
+        try:
+            rows = compute()
+            flight.rows = rows
+            self.put(key[0], rows, key[1])
+            return rows
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+    def _fresh(self, key: tuple[dt.date, str]) -> DayRows | None:
+        entry = self._entries.get(key)
+        if entry is None or self._clock() - entry[0] >= self.ttl:
+            return None
+        return entry[1]
 
 
 def live_selects(state: Context, day: dt.date) -> Mapping[str, sa.Select[Any]]:
@@ -111,7 +162,7 @@ class LiveDays:
         self._holds_events: dict[dt.date, bool] = {}
         self._raw_span: tuple[dt.date, dt.date] | None = None
         self._raw_span_loaded = False
-        self._rows: dict[dt.date, DayRows] = {}
+        self._rows: dict[tuple[dt.date, str], DayRows] = {}
 
     def raw_span(self) -> tuple[dt.date, dt.date] | None:
         """Local dates of the oldest and newest raw (or archived) event, if any."""
@@ -183,19 +234,22 @@ class LiveDays:
     def rows(self, table: str, day: dt.date) -> list[dict[str, Any]]:
         """Rows of daily table ``table`` for live ``day``, computed from raw events.
 
-        All nine tables of a day come from one statement (the aggregation's selects
-        sharing their CTEs, so the day's sessions are computed once) and are kept for
-        the request and, through the live cache, for the next requests.
+        The nine daily tables of a day come from one statement (the aggregation's selects
+        sharing their CTEs, so the day's sessions are computed once), the custom
+        dimensions' from another; both are kept for the request and, through the live
+        cache, for the next requests, which compute a day once between them.
         """
-        rows = self._rows.get(day)
-        if rows is None and self.cache is not None:
-            rows = self.cache.get(day)
-        if rows is None or table not in rows:
-            fetched = self._fetch_dimensions(day) if table == DIMENSION_TABLE else None
-            rows = {**(rows or {}), **(fetched or self._fetch_daily(day))}
-            if self.cache is not None:
-                self.cache.put(day, rows)
-        self._rows[day] = rows
+        part = DIMENSION_TABLE if table == DIMENSION_TABLE else "daily"
+        rows = self._rows.get((day, part))
+        if rows is None:
+
+            def compute() -> DayRows:
+                if part == DIMENSION_TABLE:
+                    return self._fetch_dimensions(day)
+                return self._fetch_daily(day)
+
+            rows = compute() if self.cache is None else self.cache.fetch(day, part, compute)
+            self._rows[(day, part)] = rows
         return rows[table]
 
     def _fetch_dimensions(self, day: dt.date) -> DayRows:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from flask import Flask
 from flask_analytics import Analytics
 from flask_analytics.core.clock import day_bounds
 from flask_analytics.core.runs import days_holding_events
-from flask_analytics.reports import BREAKDOWNS, DateRange, Stats
+from flask_analytics.reports import BREAKDOWNS, DateRange, LiveCache, Stats, live
 from flask_analytics.state import current_state
 from flask_analytics.web.dashboard.query import preset_range
 
@@ -244,3 +245,141 @@ def test_one_old_event_does_not_make_the_12_month_overview_live(
         twelve = preset_range("12mo", today)
         assert stats.live.days(twelve) == expected_live
         assert_matches_reference(stats, seeded, twelve)
+
+
+# -- one computation per live day, however many requests ask ---------------------------------
+
+
+class Waiters:
+    """Counts threads waiting for another thread's live computation (no sleeping: the
+    test waits on a condition until they are all there)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def until(self, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.count >= count, timeout=60)
+
+
+@pytest.fixture
+def waiters(monkeypatch: pytest.MonkeyPatch) -> Waiters:
+    """Every computation's "done" event reports the threads that start waiting on it."""
+    seen = Waiters()
+
+    class Watched(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            with seen.changed:
+                seen.count += 1
+                seen.changed.notify_all()
+            return super().wait(timeout)
+
+    class Flight(live._Flight):
+        def __init__(self) -> None:
+            super().__init__()
+            self.done = Watched()
+
+    monkeypatch.setattr(live, "_Flight", Flight)
+    return seen
+
+
+def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """``work(i)`` in ``count`` threads started together; their results, or exceptions."""
+    results: list[Any] = [None] * count
+    start = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = work(i)
+        except Exception as error:  # handed back to the test, which asserts on it
+            results[i] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    return results
+
+
+@pytest.mark.parametrize("ttl", [30.0, 0.0])
+def test_live_cache_computes_a_day_once_for_concurrent_callers(
+    waiters: Waiters, ttl: float
+) -> None:
+    cache = LiveCache(ttl)
+    day = dt.date(2026, 1, 1)
+    computed: list[int] = []
+
+    def compute() -> dict[str, list[dict[str, Any]]]:
+        computed.append(1)
+        waiters.until(7)  # the seven other threads wait for this computation
+        return {"DailySummary": [{"date": day, "visitors": 3}]}
+
+    results = run_threads(8, lambda _i: cache.fetch(day, "daily", compute))
+    assert len(computed) == 1
+    assert all(r == {"DailySummary": [{"date": day, "visitors": 3}]} for r in results)
+    assert len({id(r) for r in results}) == 1
+    # Later calls: from the cache while it lasts, or computed again without one.
+    again = cache.fetch(day, "daily", lambda: {"DailySummary": []})
+    assert (again is results[0]) == (ttl > 0)
+    assert (cache.get(day) is results[0]) == (ttl > 0)
+
+
+def test_live_cache_hands_a_failed_computation_to_a_waiting_thread(waiters: Waiters) -> None:
+    cache = LiveCache(30)
+    day = dt.date(2026, 1, 1)
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def compute() -> dict[str, list[dict[str, Any]]]:
+        with lock:
+            calls.append(1)
+            first = len(calls) == 1
+        if first:
+            waiters.until(3)
+            raise RuntimeError("database went away")
+        return {"DailySummary": []}
+
+    results = run_threads(4, lambda _i: cache.fetch(day, "daily", compute))
+    failed = [r for r in results if isinstance(r, RuntimeError)]
+    assert len(failed) == 1
+    assert [r for r in results if not isinstance(r, RuntimeError)] == [{"DailySummary": []}] * 3
+    # The first thread's failure, then one computation for the three others.
+    assert len(calls) == 2
+
+
+def test_concurrent_requests_compute_a_live_day_once(
+    paris_app: Flask, frozen_clock: FrozenClock, waiters: Waiters
+) -> None:
+    """Eight requests on their own connections, one live statement: the first computes
+    (held at the database until the seven others wait for it), the others read its rows."""
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    state = current_state(paris_app)
+    now = frozen_clock.utcnow()
+    today = state.today()
+    day = today - 3 * DAY
+    seeded_days(paris_app, [day], today=today, now=now)
+    seeded = reference(paris_app, today, now)
+    cache = LiveCache(30)
+    with paris_app.app_context():
+        engine = analytics.db.engine
+
+    def hold(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if LIVE_CTE.search(statement):
+            waiters.until(7)
+
+    def request(_i: int) -> Any:
+        with paris_app.app_context(), engine.connect() as conn:
+            return Stats(state, conn, live_cache=cache).totals(DateRange(day, day))
+
+    sa.event.listen(engine, "before_cursor_execute", hold)
+    try:
+        with live_computations(engine) as computed:
+            results = run_threads(8, request)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", hold)
+    assert computed == {day: 1}
+    assert results == [expected_totals(seeded, DateRange(day, day))] * 8
