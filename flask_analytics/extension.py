@@ -116,6 +116,7 @@ class Analytics:
         self.DailySession = self.models.daily["DailySession"]
         self.DailyEvent = self.models.daily["DailyEvent"]
         self.DailyDimension = self.models.DailyDimension
+        self.Session = self.models.Session
         self.hooks = Hooks()
         self.clock = clock or SYSTEM_CLOCK
         self.mount_dashboard = dashboard

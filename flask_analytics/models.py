@@ -181,6 +181,44 @@ class DailyDimensionMixin(_DailyMixin):
     events: Mapped[int] = _count()
 
 
+class SessionMixin:
+    """One session (visit) of an aggregated day: what filtered questions read.
+
+    Written by the day's aggregation with the daily tables, from the same computation
+    (``core.rollups.sessions_select``), so its rows add up to the daily summary. A
+    session's events are the visitor's events between ``started_at`` and ``ended_at``
+    (a visitor's sessions of a day never overlap). Landing attributes are those of the
+    session's first pageview, else its first event.
+    """
+
+    __tablename__ = "analytics_session"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    date: Mapped[dt.date] = mapped_column(sa.Date(), nullable=False, index=True)
+    visitor_id: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    #: Times (naive UTC) of the session's first and last event.
+    started_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(), nullable=False)
+    ended_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(), nullable=False)
+    duration_s: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    events: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    pageviews: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    bounce: Mapped[int] = mapped_column(sa.Integer(), nullable=False)
+    entry_path: Mapped[str | None] = mapped_column(sa.String(PATH_MAX))
+    exit_path: Mapped[str | None] = mapped_column(sa.String(PATH_MAX))
+    hostname: Mapped[str | None] = mapped_column(sa.String(HOST_MAX))
+    referrer_host: Mapped[str | None] = mapped_column(sa.String(HOST_MAX))
+    channel: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    source: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_source: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_medium: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_campaign: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_term: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    utm_content: Mapped[str | None] = mapped_column(sa.String(UTM_MAX))
+    device_type: Mapped[str | None] = mapped_column(sa.String(16))
+    browser: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    os: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+
+
 class SaltMixin:
     """A random daily salt: rotated at local midnight, deleted after 48 hours."""
 
@@ -224,6 +262,7 @@ class Models:
     EventArchive: Any
     daily: dict[str, Any]
     DailyDimension: Any
+    Session: Any
     Salt: Any
     AggregationRun: Any
 
@@ -281,6 +320,7 @@ def build_models(db: Any, event_model: Any) -> Models:
         EventArchive=archive,
         daily=daily,
         DailyDimension=_model(db, "AnalyticsDailyDimension", DailyDimensionMixin),
+        Session=_model(db, "AnalyticsSession", SessionMixin),
         Salt=_model(db, "AnalyticsSalt", SaltMixin),
         AggregationRun=_model(db, "AnalyticsAggregationRun", AggregationRunMixin),
     )

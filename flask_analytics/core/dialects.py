@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -44,6 +45,16 @@ def epoch_seconds(column: Any, dialect: str) -> Any:
     if dialect == "sqlite":
         days = sa.func.julianday(sa.func.substr(column, 1, 19)) - _UNIX_EPOCH_JULIAN_DAY
         return sa.cast(days * 86400 + 0.5, sa.BigInteger())
+    raise NotImplementedError(f"flask-analytics does not support the {dialect!r} database yet.")
+
+
+def days_between(start: dt.date, column: Any, dialect: str) -> Any:
+    """Whole days from ``start`` to a ``Date`` column's value (an SQL integer)."""
+    if dialect == "postgresql":
+        return sa.type_coerce(column - sa.literal(start, sa.Date()), sa.Integer())
+    if dialect == "sqlite":
+        days = sa.func.julianday(column) - sa.func.julianday(start.isoformat())
+        return sa.cast(days, sa.Integer())
     raise NotImplementedError(f"flask-analytics does not support the {dialect!r} database yet.")
 
 

@@ -94,6 +94,8 @@ SESSION_ATTRIBUTES = (
     "browser",
     "os",
 )
+#: Event columns a session takes from its landing event (``analytics_session``'s).
+LANDING_COLUMNS = ("hostname", "referrer_host", *SESSION_ATTRIBUTES)
 #: Event columns the rollups read.
 _SOURCE_COLUMNS = (
     "id",
@@ -101,9 +103,8 @@ _SOURCE_COLUMNS = (
     "visitor_id",
     "name",
     "path",
-    "referrer_host",
     "engagement_ms",
-    *SESSION_ATTRIBUTES,
+    *LANDING_COLUMNS,
 )
 
 # -- statement builders ------------------------------------------------------------------
@@ -134,8 +135,9 @@ def sessions_select(
 ) -> sa.Select[Any]:
     """One row per session of the events of ``src`` (window functions, no Python loop).
 
-    Columns: visitor_id, duration_s, events, pageviews, bounce (0/1), entry_path,
-    exit_path and the landing attributes of :data:`SESSION_ATTRIBUTES`.
+    Columns: visitor_id, started_at and ended_at (first and last event time),
+    duration_s, events, pageviews, bounce (0/1), entry_path, exit_path and the landing
+    attributes of :data:`LANDING_COLUMNS`.
 
     All events are walked in one order (visitor, time, id) rather than one window
     partition per visitor: both passes share one sort, session numbers come out unique
@@ -199,6 +201,8 @@ def sessions_select(
     grouped = (
         sa.select(
             n.visitor_id,
+            sa.func.min(n.created_at).label("started_at"),
+            sa.func.max(n.created_at).label("ended_at"),
             (sa.func.max(n.ts) - sa.func.min(n.ts)).label("duration_s"),
             sa.func.count().label("events"),
             pageviews.label("pageviews"),
@@ -214,6 +218,8 @@ def sessions_select(
     g = grouped.c
     columns = [
         g.visitor_id,
+        g.started_at,
+        g.ended_at,
         g.duration_s,
         g.events,
         g.pageviews,
@@ -226,7 +232,7 @@ def sessions_select(
         landing_event = src.alias("landing_event")
         lc = landing_event.c
         on = sa.and_(lc.id == g.landing_id, lc.archived == g.landing_archived)
-        return sa.select(*columns, *(lc[name] for name in SESSION_ATTRIBUTES)).select_from(
+        return sa.select(*columns, *(lc[name] for name in LANDING_COLUMNS)).select_from(
             grouped.join(landing_event, on)
         )
     start, end = bounds
@@ -251,7 +257,7 @@ def sessions_select(
             sa.case((g.landing_archived == 0, raw.c[name]), else_=archived_table.c[name]).label(
                 name
             )
-            for name in SESSION_ATTRIBUTES
+            for name in LANDING_COLUMNS
         ),
     ).select_from(from_landing)
 
@@ -263,15 +269,26 @@ def sessions_table(event_table: sa.Table) -> sa.Table:
         "analytics_tmp_session",
         sa.MetaData(),
         sa.Column("visitor_id", big),
+        sa.Column("started_at", event_table.c.created_at.type),
+        sa.Column("ended_at", event_table.c.created_at.type),
         sa.Column("duration_s", big),
         sa.Column("events", big),
         sa.Column("pageviews", big),
         sa.Column("bounce", sa.Integer()),
         sa.Column("entry_path", sa.String(PATH_MAX)),
         sa.Column("exit_path", sa.String(PATH_MAX)),
-        *(sa.Column(name, event_table.c[name].type) for name in SESSION_ATTRIBUTES),
+        *(sa.Column(name, event_table.c[name].type) for name in LANDING_COLUMNS),
         prefixes=["TEMPORARY"],
         postgresql_on_commit="DROP",
+    )
+
+
+def session_rows_select(day: dt.date, sessions: sa.FromClause) -> sa.Select[Any]:
+    """``analytics_session``'s rows of ``day`` from :func:`sessions_table`'s rows."""
+    s = sessions.c
+    return sa.select(
+        sa.literal(day, sa.Date()).label("date"),
+        *(s[col.name] for col in sessions.columns),
     )
 
 

@@ -1,7 +1,8 @@
 """Per-day SQL rollups: every daily table of one local day, recomputed in one transaction.
 
 ``aggregate_day`` takes the day's lock, deletes the day's rows from every daily table and
-rebuilds them with ``INSERT ... SELECT`` statements over the day's raw events, read as
+rebuilds them (and the day's ``analytics_session`` rows, the sessions filtered questions
+read) with ``INSERT ... SELECT`` statements over the day's raw events, read as
 ``analytics_event UNION ALL analytics_event_archive`` (so archiving a day changes nothing).
 The database does all the work; Python never sees an event. The same statement builders
 give :func:`daily_selects`, the live version the dashboard runs for days not aggregated yet.
@@ -44,6 +45,7 @@ from ..core import dialects, dimensions
 from ..core.clock import day_bounds
 from ..core.rollups import (
     in_table_order,
+    session_rows_select,
     sessions_select,
     sessions_table,
     source_events,
@@ -173,7 +175,11 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
     tmp = sessions_table(models.Event.__table__)
     staged = {
         name: _staging_table(model.__table__)
-        for name, model in {**models.daily, "DailyDimension": models.DailyDimension}.items()
+        for name, model in {
+            **models.daily,
+            "DailyDimension": models.DailyDimension,
+            "Session": models.Session,
+        }.items()
     }
     with (
         engine.connect() as conn,
@@ -207,6 +213,7 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
                 for name, select in in_table_order(models, table_selects(day, src, tmp)).items()
             }
             batches["DailyDimension"] = dimensions.selects(state, day)
+            batches["Session"] = [session_rows_select(day, tmp)]
             for name, table in staged.items():
                 table.create(conn)
                 for select in batches[name]:
@@ -227,6 +234,9 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
             dimension_table = models.DailyDimension.__table__
             conn.execute(sa.delete(dimension_table).where(dimension_table.c.date == day))
             copied = _copy_rows(conn, staged["DailyDimension"], dimension_table)
+            session_table = models.Session.__table__
+            conn.execute(sa.delete(session_table).where(session_table.c.date == day))
+            _copy_rows(conn, staged["Session"], session_table)
             dimensions.run_hooks(conn, state, day)
             if state.hooks.dimensions:
                 rows["DailyDimension"] = copied

@@ -36,9 +36,9 @@ from ..core.clock import day_bounds
 from ..core.rollups import (
     DURATION_BUCKETS,
     ENGAGEMENT,
+    LANDING_COLUMNS,
     PAGES_BUCKETS,
     PAGEVIEW,
-    SESSION_ATTRIBUTES,
     bucket_lower_bound,
     total,
 )
@@ -48,25 +48,26 @@ from .ranges import DateRange
 
 if TYPE_CHECKING:
     from ..core.context import Context
+    from .live import LiveDays
 
 #: Virtual tables the raw path computes, beyond the daily tables: visitors and
 #: pageviews per UTC hour slot of one local day (the chart of a one-day range).
 HOURLY: Final = "Hourly"
 _DAY_SECONDS: Final = 86400
-#: Event columns read from the tables (custom columns and props are added as needed).
-_EVENT_COLUMNS: Final = (
-    "id",
-    "created_at",
+#: Columns of a session besides its landing attributes (``analytics_session``'s, with
+#: ``day``, the index of its local day in the range, instead of ``date``).
+_SESSION_COLUMNS: Final = (
+    "day",
     "visitor_id",
-    "name",
-    "path",
-    "hostname",
-    "referrer_host",
-    "engagement_ms",
-    *SESSION_ATTRIBUTES,
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "events",
+    "pageviews",
+    "bounce",
+    "entry_path",
+    "exit_path",
 )
-#: Session columns taken from the landing event.
-_LANDING_COLUMNS: Final = ("hostname", "referrer_host", *SESSION_ATTRIBUTES)
 
 
 class RawDataMissing(ValueError):
@@ -100,8 +101,39 @@ def day_index(ts: Any, tz: dt.tzinfo, rng: DateRange) -> Any:
     return sa.case(*whens, else_=last) if whens else last
 
 
+def _intervals(tz: dt.tzinfo, days: Sequence[dt.date]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """UTC ``[start, end)`` intervals covering ``days``, consecutive days merged."""
+    intervals: list[tuple[dt.datetime, dt.datetime]] = []
+    for day in sorted(days):
+        start, end = day_bounds(tz, day)
+        if intervals and intervals[-1][1] == start:
+            intervals[-1] = (intervals[-1][0], end)
+        else:
+            intervals.append((start, end))
+    return intervals
+
+
+def _within(column: Any, intervals: Sequence[tuple[dt.datetime, dt.datetime]]) -> Any:
+    if not intervals:
+        return sa.false()
+    return sa.or_(*(sa.and_(column >= start, column < end) for start, end in intervals))
+
+
+def _as_date(value: Any) -> dt.date:
+    # SQLite may hand dates back as ISO strings.
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
 class FilteredEvents:
-    """The raw path of one request: virtual daily rows of kept events and sessions."""
+    """The raw path of one request: virtual daily rows of kept events and sessions.
+
+    ``live`` tells which days of a range have final rollups: their sessions are read
+    from ``analytics_session``; the other days' sessions are cut from raw events here.
+    """
 
     def __init__(
         self,
@@ -109,6 +141,7 @@ class FilteredEvents:
         conn: sa.Connection,
         filters: Sequence[Filter],
         custom_columns: Sequence[str] = (),
+        live: LiveDays | None = None,
     ) -> None:
         self.state = state
         self.conn = conn
@@ -117,8 +150,48 @@ class FilteredEvents:
         self.tz = state.settings.timezone
         self.models = state.models
         self.custom_columns = tuple(custom_columns)
+        self.live = live
         self.session_filters = [f for f in self.filters if f.is_session]
         self.event_filters = [f for f in self.filters if not f.is_session]
+        self._stored: dict[DateRange, list[dt.date]] = {}
+
+    # -- which days read stored sessions --------------------------------------------------
+
+    def stored_days(self, rng: DateRange) -> list[dt.date]:
+        """Days of ``rng`` whose sessions are read from ``analytics_session``: final
+        days (see :class:`~.live.LiveDays`) whose session rows add up to their summary's
+        sessions (days aggregated before the table existed have none)."""
+        if rng in self._stored:
+            return self._stored[rng]
+        days: list[dt.date] = []
+        if self.live is not None:
+            final = [d for d in rng.dates() if d < self.live.today and self.live.is_final(d)]
+            if final:
+                days = self._with_session_rows(final)
+        self._stored[rng] = days
+        return days
+
+    def _with_session_rows(self, days: list[dt.date]) -> list[dt.date]:
+        low, high = min(days), max(days)
+        summary = self.models.daily["DailySummary"].__table__
+        session = self.models.Session.__table__
+        expected: dict[Any, Any] = dict(
+            self.conn.execute(
+                sa.select(summary.c.date, summary.c.sessions).where(
+                    summary.c.date.between(low, high)
+                )
+            ).all()
+        )
+        found: dict[Any, Any] = dict(
+            self.conn.execute(
+                sa.select(session.c.date, sa.func.count())
+                .where(session.c.date.between(low, high))
+                .group_by(session.c.date)
+            ).all()
+        )
+        sessions = {_as_date(k): int(v) for k, v in expected.items()}
+        rows = {_as_date(k): int(v) for k, v in found.items()}
+        return [d for d in days if sessions.get(d, 0) == rows.get(d, 0)]
 
     # -- statement ------------------------------------------------------------------------
 
@@ -140,33 +213,29 @@ class FilteredEvents:
             return prop_value(columns.props, key, self.dialect)
         return columns[EVENT_DIMENSIONS.get(item.dimension, item.dimension)]
 
-    def _parts(self, rng: DateRange, table: str) -> tuple[Any, Any, Any]:
-        """(kept sessions, kept events, numbered events) of ``rng``, as subqueries."""
-        start, _ = day_bounds(self.tz, rng.start)
-        _, end = day_bounds(self.tz, rng.end)
-        extra = self._extra_columns(table)
+    def _events(self, rng: DateRange, columns: Sequence[str], days: Sequence[dt.date]) -> Any:
+        """Raw + archived events of ``days`` (all of ``rng`` when None) with ``columns``."""
         parts = []
         for archived, model in enumerate((self.models.Event, self.models.EventArchive)):
             t: sa.Table = model.__table__
             ts = dialects.epoch_seconds(t.c.created_at, self.dialect)
             parts.append(
                 sa.select(
-                    *(t.c[name] for name in (*_EVENT_COLUMNS, *extra)),
+                    *(t.c[name] for name in columns),
                     sa.literal_column(str(archived), sa.Integer()).label("archived"),
                     ts.label("ts"),
-                    day_index(ts, self.tz, rng).label("day"),
-                ).where(t.c.created_at >= start, t.c.created_at < end)
+                ).where(_within(t.c.created_at, _intervals(self.tz, days)))
             )
-        src = sa.union_all(*parts).cte("fa_src")
+        return sa.union_all(*parts)
+
+    def _computed_sessions(self, rng: DateRange, days: Sequence[dt.date]) -> sa.Select[Any]:
+        """Sessions of ``days`` cut from raw events: ``analytics_session``'s columns, with
+        ``day`` (the day's index in ``rng``) instead of ``date``."""
+        columns = ("id", "created_at", "visitor_id", "name", "path", *LANDING_COLUMNS)
+        events = self._events(rng, columns, days).subquery("fa_day_events")
+        src = sa.select(*events.c, day_index(events.c.ts, self.tz, rng).label("day")).cte("fa_src")
         c = src.c
         is_pv = sa.case((c.name == PAGEVIEW, 1), else_=0)
-        ev_ok: Any = sa.literal_column("1", sa.Integer())
-        if self.event_filters:
-            ev_ok = sa.case(
-                (sa.and_(*(condition(f, self._event_value(f, c), self.dialect)
-                           for f in self.event_filters)), 1),
-                else_=0,
-            )  # fmt: skip
         timeout = self.state.settings.session_timeout
         walk: dict[str, Any] = {"order_by": (c.visitor_id, c.created_at, c.id), "rows": (None, 0)}
         same_visit = sa.and_(
@@ -176,28 +245,25 @@ class FilteredEvents:
         )
         ordered = sa.select(
             *(c[name] for name in ("id", "archived", "created_at", "visitor_id", "day", "ts")),
-            *(c[name] for name in ("name", "path", "referrer_host", "engagement_ms", *extra)),
+            c.name,
+            c.path,
             is_pv.label("is_pv"),
-            ev_ok.label("ev_ok"),
             sa.func.sum(is_pv).over(**walk).label("pvn"),
             sa.case((same_visit, 0), else_=1).label("starts"),
         ).subquery("fa_ordered")
         o = ordered.c
         walk = {"order_by": (o.visitor_id, o.created_at, o.id), "rows": (None, 0)}
-        numbered = (
-            sa.select(
-                *o,
-                sa.func.sum(o.starts).over(**walk).label("session_no"),
-                sa.func.max(sa.case((o.starts == 1, o.pvn - o.is_pv)))
-                .over(**walk)
-                .label("pv_base"),
-            )
-        ).cte("fa_numbered")
+        numbered = sa.select(
+            *o,
+            sa.func.sum(o.starts).over(**walk).label("session_no"),
+            sa.func.max(sa.case((o.starts == 1, o.pvn - o.is_pv))).over(**walk).label("pv_base"),
+        ).subquery("fa_numbered")
         n = numbered.c
         is_entry = sa.and_(n.is_pv == 1, n.pvn == n.pv_base + 1)
         pageviews = sa.func.sum(n.is_pv)
 
         def landing(column: Any) -> Any:
+            # The first pageview, else the first event (the rollups' landing event).
             return sa.case(
                 (pageviews > 0, sa.func.max(sa.case((is_entry, column)))),
                 else_=sa.func.max(sa.case((n.starts == 1, column))),
@@ -208,23 +274,20 @@ class FilteredEvents:
             sa.case((n.is_pv == 1, dialects.sortable_number(n.pvn, width, self.dialect) + n.path))
         )
         engaged = sa.func.max(sa.case((n.name == ENGAGEMENT, 1), else_=0))
-        kept_pv = sa.func.sum(sa.case((sa.and_(n.ev_ok == 1, n.is_pv == 1), 1), else_=0))
-        kept_ev = sa.func.sum(sa.case((sa.and_(n.ev_ok == 1, n.is_pv == 0), 1), else_=0))
         grouped = (
             sa.select(
-                n.session_no,
-                n.visitor_id,
                 sa.func.max(n.day).label("day"),
+                n.visitor_id,
+                sa.func.min(n.created_at).label("started_at"),
+                sa.func.max(n.created_at).label("ended_at"),
                 (sa.func.max(n.ts) - sa.func.min(n.ts)).label("duration_s"),
+                sa.func.count().label("events"),
                 pageviews.label("pageviews"),
                 sa.case((sa.and_(pageviews == 1, engaged == 0), 1), else_=0).label("bounce"),
                 sa.func.max(sa.case((is_entry, n.path))).label("entry_path"),
                 sa.func.substr(exit_key, width + 1).label("exit_path"),
                 landing(n.id).label("landing_id"),
                 landing(n.archived).label("landing_archived"),
-                sa.func.max(n.ev_ok).label("hit"),
-                kept_pv.label("kpv"),
-                kept_ev.label("kev"),
             )
             .group_by(n.session_no, n.visitor_id)
             .subquery("fa_grouped")
@@ -232,40 +295,103 @@ class FilteredEvents:
         g = grouped.c
         landing_src = src.alias("fa_landing")
         lc = landing_src.c
-        session_columns: dict[str, Any] = {
-            **{name: lc[name] for name in _LANDING_COLUMNS},
-            "entry_path": g.entry_path,
-            "exit_path": g.exit_path,
-        }
+        on = sa.and_(lc.id == g.landing_id, lc.archived == g.landing_archived)
+        return sa.select(
+            *(g[name] for name in _SESSION_COLUMNS),
+            *(lc[name] for name in LANDING_COLUMNS),
+        ).select_from(grouped.join(landing_src, on))
+
+    def _stored_sessions(self, rng: DateRange, days: Sequence[dt.date]) -> sa.Select[Any]:
+        """``analytics_session`` rows of ``days``, with their day's index in ``rng``."""
+        t: sa.Table = self.models.Session.__table__
+        day = dialects.days_between(rng.start, t.c.date, self.dialect).label("day")
+        return sa.select(
+            day,
+            *(t.c[name] for name in _SESSION_COLUMNS if name != "day"),
+            *(t.c[name] for name in LANDING_COLUMNS),
+        ).where(t.c.date.in_(list(days)))
+
+    def _parts(self, rng: DateRange, table: str) -> tuple[Any, Any]:
+        """(kept sessions, kept events) of ``rng``: a CTE and a subquery."""
+        stored = self.stored_days(rng)
+        computed = [d for d in rng.dates() if d not in set(stored)]
+        if self.live is not None and computed:
+            holds = self.live.holds_events(computed)
+            computed = [d for d in computed if holds[d]]
+        selects = []
+        if stored:
+            selects.append(self._stored_sessions(rng, stored))
+        if computed:
+            selects.append(self._computed_sessions(rng, computed))
+        if not selects:
+            selects.append(self._stored_sessions(rng, []))
+        every = selects[0] if len(selects) == 1 else sa.union_all(*selects)
+        sessions = every.subquery("fa_every_session")
+        sc = sessions.c
+        session_columns: dict[str, Any] = {name: sc[name] for name in LANDING_COLUMNS}
+        session_columns.update(entry_path=sc.entry_path, exit_path=sc.exit_path)
         wheres = [
             condition(f, session_columns[SESSION_DIMENSIONS[f.dimension]], self.dialect)
             for f in self.session_filters
         ]
-        if self.event_filters:
-            wheres.append(g.hit == 1)
-        sessions = (
-            sa.select(*g, *(lc[name] for name in _LANDING_COLUMNS))
+        passing = sa.select(*sc).where(*wheres).cte("fa_passing")
+        p = passing.c
+        extra = self._extra_columns(table)
+        columns = ("created_at", "visitor_id", "name", "path", "referrer_host", "engagement_ms")
+        events = self._events(rng, (*columns, *extra), list(rng.dates())).subquery("fa_range")
+        e = events.c
+        joined = sa.select(
+            p.day,
+            p.started_at.label("session_start"),
+            *(e[name] for name in (*columns, *extra, "ts")),
+        ).select_from(
+            events.join(
+                passing,
+                sa.and_(
+                    e.visitor_id == p.visitor_id,
+                    e.created_at >= p.started_at,
+                    e.created_at <= p.ended_at,
+                ),
+            )
+        )
+        if not self.event_filters:
+            kept_sessions = sa.select(
+                *p, p.pageviews.label("kpv"), (p.events - p.pageviews).label("kev")
+            ).cte("fa_sessions")
+            return kept_sessions, joined.subquery("fa_events")
+        matching = sa.and_(
+            *(condition(f, self._event_value(f, e), self.dialect) for f in self.event_filters)
+        )
+        kept_events = joined.where(matching).cte("fa_events")
+        k = kept_events.c
+        is_pv = sa.case((k.name == PAGEVIEW, 1), else_=0)
+        per_session = (
+            sa.select(
+                k.visitor_id,
+                k.session_start,
+                sa.func.sum(is_pv).label("kpv"),
+                sa.func.sum(1 - is_pv).label("kev"),
+            )
+            .group_by(k.visitor_id, k.session_start)
+            .subquery("fa_per_session")
+        )
+        q = per_session.c
+        kept_sessions = (
+            sa.select(*p, q.kpv, q.kev)
             .select_from(
-                grouped.join(
-                    landing_src, sa.and_(lc.id == g.landing_id, lc.archived == g.landing_archived)
+                passing.join(
+                    per_session,
+                    sa.and_(q.visitor_id == p.visitor_id, q.session_start == p.started_at),
                 )
             )
-            .where(*wheres)
+            .cte("fa_sessions")
         )
-        kept_sessions = sessions.cte("fa_sessions")
-        ks = kept_sessions.c
-        kept_events = (
-            sa.select(*n)
-            .select_from(numbered.join(kept_sessions, ks.session_no == n.session_no))
-            .where(n.ev_ok == 1)
-            .subquery("fa_events")
-        )
-        return kept_sessions, kept_events, numbered
+        return kept_sessions, kept_events
 
     def table_select(self, table: str, rng: DateRange) -> sa.Select[Any]:
         """Rows of virtual daily table ``table`` over ``rng``, one per local day and key,
         with the stored table's column names (``day`` is the day's index in ``rng``)."""
-        sessions, events, _ = self._parts(rng, table)
+        sessions, events = self._parts(rng, table)
         s, e = sessions.c, events.c
         visitors = sa.func.count(sa.distinct(s.visitor_id)).label("visitors")
         sessions_n = sa.func.count().label("sessions")
@@ -386,7 +512,7 @@ class FilteredEvents:
 
     def dimension_select(self, name: str, rng: DateRange) -> sa.Select[Any]:
         """Rows of custom dimension ``name`` (``analytics_daily_dimension``'s columns)."""
-        _, events, _ = self._parts(rng, "DailyDimension")
+        _, events = self._parts(rng, "DailyDimension")
         e = events.c
         pageview = sa.case((e.name == PAGEVIEW, 1), else_=0)
         value = sa.cast(e[name], sa.String(UTM_MAX)).label("value")

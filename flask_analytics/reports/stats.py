@@ -64,7 +64,7 @@ class Stats:
         #: Filtered questions (or ``raw=True``) read raw events: see :mod:`.filtered`.
         self.raw = raw or bool(self.filters)
         self.filtered = FilteredEvents(
-            state, conn, self.filters, [d.name for d in state.hooks.dimensions]
+            state, conn, self.filters, [d.name for d in state.hooks.dimensions], self.live
         )
 
     # -- which days are live ------------------------------------------------------------------

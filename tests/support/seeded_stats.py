@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -186,6 +187,20 @@ def seed(
             table = analytics.Event.__table__
             stored = [dict(r) for r in conn.execute(sa.select(table)).mappings()]
     return Seeded(stored, today, past[1:], past[0], tz, now)
+
+
+@pytest.fixture
+def paris_app(make_app: Any) -> Flask:
+    """An app in Europe/Paris (conftest modules import this fixture)."""
+    app: Flask = make_app(ANALYTICS_TIMEZONE=TIMEZONE)
+    return app
+
+
+@pytest.fixture
+def seeded(paris_app: Flask, frozen_clock: Any) -> Seeded:
+    """The seeded data set, with time frozen while the test reads it: the app's "today"
+    is the day the data was made for."""
+    return seed(paris_app, paris_app.extensions["analytics_test"])
 
 
 # -- the independent computation ----------------------------------------------------------
