@@ -1,22 +1,26 @@
-"""The raw path of the query engine: any question over a range, filtered, from raw events.
+"""The raw path of the query engine: any question over a range, filtered, exactly.
 
 Filtered questions cannot be read from the daily rollups (they hold one dimension each),
-so they are computed from raw + archived events of the range in one statement:
+so each is answered by one statement over sessions and raw + archived events:
 
-1. ``src``: the range's events, each with its local day (an index from the range's first
-   day, computed from UTC seconds per stretch of equal-length days, so DST days are exact).
-2. Sessions, cut by the aggregation's rule (a visitor's events of one local day, split at
-   gaps above ``SESSION_TIMEOUT``; ordered by ``(created_at, id)``), with window functions.
-3. Kept sessions: those whose landing attributes (first pageview, else first event) and
-   entry/exit pages pass the session filters, and, with event filters, that hold at least
-   one event passing them all. Kept events: the events of kept sessions that pass the
-   event filters (every event of a kept session without event filters).
+1. Sessions of the range: final days' rows of ``analytics_session`` (written by the
+   aggregation from the rollups' own session computation), and, for the other days,
+   sessions cut here from raw events by the same rule (a visitor's events of one local
+   day, split at gaps above ``SESSION_TIMEOUT``, ordered by ``(created_at, id)``), each
+   with its local day as an index into the range (computed from UTC seconds per
+   stretch of equal-length days, so DST days are exact).
+2. Kept sessions: those whose landing attributes (first pageview, else first event) and
+   entry/exit pages pass the session filters, and, with event filters, that hold at
+   least one event passing them all.
+3. Kept events (when the question needs events): the range's events joined to their
+   kept session on visitor and ``started_at <= created_at <= ended_at`` (a visitor's
+   sessions never overlap), passing the event filters.
 4. From those, the rows of a *virtual daily table* (the same names and columns as the
    ``analytics_daily_*`` tables, one row per local day and key), summed over the range
    like the stored ones.
 
 Counts follow DESIGN.md's filter definition: pageviews and events count kept events;
-visitors are distinct visitors of kept events per day, summed over days; sessions,
+visitors are distinct visitors of kept sessions per day, summed over days; sessions,
 bounces and duration are the kept sessions'. A session's bounce, duration and pages
 bucket are properties of the whole session. Without filters every number equals the
 rollups' (the tests compare both paths on random traffic).
