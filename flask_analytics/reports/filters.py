@@ -42,6 +42,8 @@ NONE_VALUE: Final = "(none)"
 MAX_FILTERS: Final = 20
 MAX_ALTERNATIVES: Final = 50
 MAX_VALUE_LENGTH: Final = 2000
+#: A whole ``filter`` parameter: its value plus room for the dimension and operator.
+MAX_FILTER_LENGTH: Final = MAX_VALUE_LENGTH + 100
 MAX_PROP_KEY: Final = 64
 PROP_PREFIX: Final = "prop:"
 
@@ -158,8 +160,8 @@ def _quote(value: str) -> str:
 
 def parse_filter(text: str, custom: Iterable[str] = ()) -> Filter:
     """One ``DIMENSION:OP:VALUE`` parameter (``custom``: the event model's custom columns)."""
-    if len(text) > MAX_VALUE_LENGTH + 100:
-        raise BadFilter(f"A filter is at most {MAX_VALUE_LENGTH} characters long.")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise BadFilter(f"A filter is at most {MAX_FILTER_LENGTH} characters long.")
     if _has_control(text):
         raise BadFilter(f"The filter {_quote(text)} holds a control character.")
     rest = text
