@@ -7,6 +7,12 @@ live from raw events by the aggregation's own ``SELECT`` statements
 definition, but only if it holds raw (or archived) events: which days do is found by one
 statement of index probes (:func:`flask_analytics.core.runs.days_holding_events`), so an
 empty day costs nothing, however long the range.
+
+Today is read from the rows of its latest finished run (the scheduler's "aggregate today"
+job, every 15 minutes) while that run started less than :data:`TODAY_RUN_MAX_AGE` ago:
+provisional rows, exact as of the run's start (every event stored before it started is
+counted), which :meth:`LiveDays.today_as_of` gives the page to show. Without such a run
+(no scheduler, or it stopped) today is computed live, like any other live day.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ LIVE_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 #: The custom dimensions' rollups (``analytics.dimension(name)``), outside ``models.daily``.
 DIMENSION_TABLE: Final = "DailyDimension"
+#: Today is read from its latest finished run's rows while that run started less than this
+#: long ago: twice the scheduler's 15-minute period, so one late or failed run does not
+#: send every request back to the raw events, but a stopped scheduler does.
+TODAY_RUN_MAX_AGE: Final = dt.timedelta(minutes=30)
 #: The shared row layout of the one live statement: this many key and count columns.
 _WIDE_KEYS: Final = 5
 _WIDE_COUNTS: Final = 6
@@ -143,7 +153,9 @@ def live_selects(state: Context, day: dt.date) -> Mapping[str, sa.Select[Any]]:
 class LiveDays:
     """Which days are live for one request, and their rows, read on one connection.
 
-    ``today`` is the request's local date: it is always live.
+    ``today`` is the request's local date and ``now`` its naive UTC time (the app's clock
+    by default): today is live unless a run of today started in the last
+    :data:`TODAY_RUN_MAX_AGE`.
     """
 
     def __init__(
@@ -152,13 +164,17 @@ class LiveDays:
         conn: sa.Connection,
         today: dt.date,
         cache: LiveCache | None = None,
+        *,
+        now: dt.datetime | None = None,
     ) -> None:
         self.state = state
         self.conn = conn
         self.today = today
+        self.now = now if now is not None else state.clock.utcnow()
         self.cache = cache
         self.models = state.models
         self._final: dict[dt.date, bool] = {}
+        self._started: dict[dt.date, dt.datetime | None] = {}
         self._holds_events: dict[dt.date, bool] = {}
         self._raw_span: tuple[dt.date, dt.date] | None = None
         self._raw_span_loaded = False
@@ -196,10 +212,12 @@ class LiveDays:
         )
         for day in DateRange(low, high).dates():
             self._final.setdefault(day, False)
+            self._started.setdefault(day, None)
         tz = self.state.settings.timezone
         for day, started in rows:
             # A run that started before the day was over missed its last events.
             self._final[day] = started >= day_bounds(tz, day)[1]
+            self._started[day] = started
 
     def is_final(self, day: dt.date) -> bool:
         """True when ``day``'s daily rows come from a run started after the day ended."""
@@ -217,8 +235,20 @@ class LiveDays:
                 self._holds_events[day] = day in found
         return {d: self._holds_events[d] for d in days}
 
+    def today_as_of(self) -> dt.datetime | None:
+        """When the run whose rows today is read from started (naive UTC): every event
+        stored before then is counted. None when today is computed live instead."""
+        self._load_final([self.today])
+        started = self._started[self.today]
+        if started is None or self.now - started >= TODAY_RUN_MAX_AGE:
+            return None
+        return started
+
     def stored(self, day: dt.date) -> bool:
-        """True when ``day`` is read from the daily tables whatever its raw events."""
+        """True when ``day`` is read from the daily tables whatever its raw events: a
+        past day with a final run, or today with a recent run (:meth:`today_as_of`)."""
+        if day == self.today:
+            return self.today_as_of() is not None
         return day < self.today and self.is_final(day)
 
     def days(self, rng: DateRange) -> list[dt.date]:

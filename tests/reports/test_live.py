@@ -383,3 +383,104 @@ def test_concurrent_requests_compute_a_live_day_once(
         sa.event.remove(engine, "before_cursor_execute", hold)
     assert computed == {day: 1}
     assert results == [expected_totals(seeded, DateRange(day, day))] * 8
+
+
+# -- today: the scheduler's provisional rows, or live ----------------------------------------
+
+
+def latest_start(analytics: Analytics, day: dt.date) -> dt.datetime:
+    """When the latest finished run of ``day`` started, read from the runs table."""
+    run = analytics.AggregationRun.__table__
+    with analytics.db.engine.connect() as conn:
+        started: dt.datetime = conn.scalar(
+            sa.select(sa.func.max(run.c.started_at)).where(
+                run.c.date == day, run.c.finished_at.is_not(None)
+            )
+        )
+    return started
+
+
+def today_totals(app: Flask) -> tuple[Any, list[dt.date], dt.datetime | None]:
+    """Today's totals, the live days of today, and when today's numbers are as of."""
+    state = current_state(app)
+    today = state.today()
+    with app.app_context(), state.engine().connect() as conn:
+        stats = Stats(state, conn)
+        rng = DateRange(today, today)
+        return stats.totals(rng), stats.live.days(rng), stats.live.today_as_of()
+
+
+@pytest.mark.clock
+def test_today_with_a_recent_run_reads_its_stored_rows(
+    paris_app: Flask, frozen_clock: FrozenClock
+) -> None:
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    state = current_state(paris_app)
+    now = frozen_clock.utcnow()
+    today = state.today()
+    seeded_days(paris_app, [today], today=today, now=now)
+    seeded = reference(paris_app, today, now)
+    expected = expected_totals(seeded, DateRange(today, today))
+    with paris_app.app_context():
+        analytics.aggregate(today)
+        started = latest_start(analytics, today)
+        engine = analytics.db.engine
+    with live_computations(engine) as computed:
+        totals, live_days, as_of = today_totals(paris_app)
+    assert (totals, live_days, as_of) == (expected, [], started)
+    assert computed == {}
+    # Rows the run stored are what is read: a marked row shows through, and an event
+    # written after the run waits for the next one.
+    summary = analytics.DailySummary.__table__
+    with paris_app.app_context():
+        with engine.begin() as conn:
+            conn.execute(sa.update(summary).where(summary.c.date == today).values(visitors=424_242))
+        insert(analytics, [make_row(now, 4_242, path="/after-the-run")])
+    totals, live_days, _as_of = today_totals(paris_app)
+    assert (totals.visitors, totals.pageviews) == (424_242, expected.pageviews)
+    assert live_days == []
+    # The page says when today's numbers were computed (the run's start, local time).
+    local = started.replace(tzinfo=dt.timezone.utc).astimezone(ZoneInfo(TIMEZONE))
+    shown = f"{local.day} {local.strftime('%b %Y, %H:%M')}"
+    html = paris_app.test_client().get("/analytics/?period=today").get_data(as_text=True)
+    assert (
+        f'today\'s numbers as of <time datetime="{local.isoformat()}" data-today-as-of>'
+        f"{shown}</time>"
+    ) in html
+
+
+@pytest.mark.clock
+def test_today_is_live_without_a_recent_run(paris_app: Flask, frozen_clock: FrozenClock) -> None:
+    """No run of today (no scheduler), then one older than TODAY_RUN_MAX_AGE (the
+    scheduler stopped): today is computed live from every event, the page says so."""
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    state = current_state(paris_app)
+    now = frozen_clock.utcnow()
+    today = state.today()
+    seeded_days(paris_app, [today], today=today, now=now)
+    seeded = reference(paris_app, today, now)
+    expected = expected_totals(seeded, DateRange(today, today))
+    with paris_app.app_context():
+        engine = analytics.db.engine
+    with live_computations(engine) as computed:
+        assert today_totals(paris_app) == (expected, [today], None)
+    assert computed == {today: 1}
+    html = paris_app.test_client().get("/analytics/?period=today").get_data(as_text=True)
+    assert "today and days not yet aggregated are computed live." in html
+    assert "data-today-as-of" not in html
+
+    run = analytics.AggregationRun.__table__
+    with paris_app.app_context():
+        analytics.aggregate(today)
+        assert today_totals(paris_app)[1] == []  # a recent run: stored
+        with engine.begin() as conn:
+            conn.execute(sa.update(run).values(started_at=now - live.TODAY_RUN_MAX_AGE))
+        insert(analytics, [make_row(now, 4_242, path="/after-the-run")])
+    seeded = reference(paris_app, today, now)
+    with live_computations(engine) as computed:
+        assert today_totals(paris_app) == (
+            expected_totals(seeded, DateRange(today, today)),
+            [today],
+            None,
+        )
+    assert computed == {today: 1}

@@ -118,5 +118,10 @@ def _local(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def freshness(stats: Stats) -> dict[str, Any]:
-    """Template context saying how fresh the numbers are: last aggregation run, today."""
-    return {"data_as_of": _local(stats.data_as_of()), "today": stats.today}
+    """Template context saying how fresh the numbers are: last aggregation run, today,
+    and when the run today's numbers come from started (None: today is computed live)."""
+    return {
+        "data_as_of": _local(stats.data_as_of()),
+        "today": stats.today,
+        "today_as_of": _local(stats.live.today_as_of()),
+    }
