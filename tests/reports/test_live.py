@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +26,7 @@ from flask import Flask
 from flask_analytics import Analytics
 from flask_analytics.core.clock import day_bounds
 from flask_analytics.core.runs import days_holding_events
-from flask_analytics.reports import BREAKDOWNS, DateRange, LiveCache, Stats, live
+from flask_analytics.reports import BREAKDOWNS, DateRange, LiveCache, Stats, Totals, live
 from flask_analytics.state import current_state
 from flask_analytics.web.dashboard.query import preset_range
 
@@ -410,21 +411,43 @@ def today_totals(app: Flask) -> tuple[Any, list[dt.date], dt.datetime | None]:
         return stats.totals(rng), stats.live.days(rng), stats.live.today_as_of()
 
 
-@pytest.mark.clock
-def test_today_with_a_recent_run_reads_its_stored_rows(
-    paris_app: Flask, frozen_clock: FrozenClock
-) -> None:
+@dataclass
+class Today:
+    """Today's seeded events: the app, its engine, the frozen time, the reference totals."""
+
+    app: Flask
+    analytics: Analytics
+    engine: sa.Engine
+    today: dt.date
+    now: dt.datetime
+    expected: Totals
+
+    def expected_now(self) -> Totals:
+        """The reference's totals of today over the events stored now."""
+        seeded = reference(self.app, self.today, self.now)
+        return expected_totals(seeded, DateRange(self.today, self.today))
+
+
+@pytest.fixture
+def seeded_today(paris_app: Flask, frozen_clock: FrozenClock) -> Today:
     analytics: Analytics = paris_app.extensions["analytics_test"]
-    state = current_state(paris_app)
     now = frozen_clock.utcnow()
-    today = state.today()
+    today = current_state(paris_app).today()
     seeded_days(paris_app, [today], today=today, now=now)
+    with paris_app.app_context():
+        engine = analytics.db.engine
     seeded = reference(paris_app, today, now)
     expected = expected_totals(seeded, DateRange(today, today))
+    return Today(paris_app, analytics, engine, today, now, expected)
+
+
+@pytest.mark.clock
+def test_today_with_a_recent_run_reads_its_stored_rows(seeded_today: Today) -> None:
+    paris_app, analytics, engine = seeded_today.app, seeded_today.analytics, seeded_today.engine
+    today, now, expected = seeded_today.today, seeded_today.now, seeded_today.expected
     with paris_app.app_context():
         analytics.aggregate(today)
         started = latest_start(analytics, today)
-        engine = analytics.db.engine
     with live_computations(engine) as computed:
         totals, live_days, as_of = today_totals(paris_app)
     assert (totals, live_days, as_of) == (expected, [], started)
@@ -450,18 +473,11 @@ def test_today_with_a_recent_run_reads_its_stored_rows(
 
 
 @pytest.mark.clock
-def test_today_is_live_without_a_recent_run(paris_app: Flask, frozen_clock: FrozenClock) -> None:
+def test_today_is_live_without_a_recent_run(seeded_today: Today) -> None:
     """No run of today (no scheduler), then one older than TODAY_RUN_MAX_AGE (the
     scheduler stopped): today is computed live from every event, the page says so."""
-    analytics: Analytics = paris_app.extensions["analytics_test"]
-    state = current_state(paris_app)
-    now = frozen_clock.utcnow()
-    today = state.today()
-    seeded_days(paris_app, [today], today=today, now=now)
-    seeded = reference(paris_app, today, now)
-    expected = expected_totals(seeded, DateRange(today, today))
-    with paris_app.app_context():
-        engine = analytics.db.engine
+    paris_app, analytics, engine = seeded_today.app, seeded_today.analytics, seeded_today.engine
+    today, now, expected = seeded_today.today, seeded_today.now, seeded_today.expected
     with live_computations(engine) as computed:
         assert today_totals(paris_app) == (expected, [today], None)
     assert computed == {today: 1}
@@ -476,11 +492,6 @@ def test_today_is_live_without_a_recent_run(paris_app: Flask, frozen_clock: Froz
         with engine.begin() as conn:
             conn.execute(sa.update(run).values(started_at=now - live.TODAY_RUN_MAX_AGE))
         insert(analytics, [make_row(now, 4_242, path="/after-the-run")])
-    seeded = reference(paris_app, today, now)
     with live_computations(engine) as computed:
-        assert today_totals(paris_app) == (
-            expected_totals(seeded, DateRange(today, today)),
-            [today],
-            None,
-        )
+        assert today_totals(paris_app) == (seeded_today.expected_now(), [today], None)
     assert computed == {today: 1}
