@@ -1,0 +1,570 @@
+"""Filtered reports equal DESIGN.md's filter definition, computed independently.
+
+Seeded traffic over six local days of Europe/Paris around the spring DST change (a
+23-hour day), with a frozen "today": two aggregated days partly moved to the archive,
+two more aggregated days, one past day left live, and today. Several hostnames,
+referrers and UTM tags, custom events with props, engagement events (some late enough
+to open a session of their own), server-side visits without pageviews, events before a
+visit's first pageview, and two custom columns (``plan``, declared as a dimension, and
+``ab_variant``). For every filter of :data:`GROUPS`, each question :class:`Stats` answers
+through the raw path (totals, daily totals, every breakdown, the custom one, both session
+histograms, one page's days and referrers, the DST day's hours) must equal
+``tests/support/filter_reference.py``'s pure-Python numbers, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_analytics import Analytics
+from flask_analytics.reports import (
+    BREAKDOWNS,
+    Breakdown,
+    DateRange,
+    Stats,
+    Totals,
+    custom_breakdown,
+    parse_filters,
+)
+from flask_analytics.reports.totals import SUMMARY_COUNTS
+from flask_analytics.state import current_state
+
+from ..clock import FrozenClock
+from ..conftest import custom_event_model
+from ..support.filter_reference import (
+    FilterSpec,
+    Row,
+    filtered_daily,
+    filtered_hourly,
+    filtered_range,
+    kept_sessions,
+    summed,
+    value_passes,
+)
+from ..support.reference import as_multiset, reference_daily
+
+TIMEZONE = "Europe/Paris"
+TIMEOUT = 1800
+#: Today, frozen: 15:00 in Paris, two days after the spring change.
+NOW = dt.datetime(2027, 3, 30, 13, 0)
+TODAY = dt.date(2027, 3, 30)
+DST_DAY = dt.date(2027, 3, 28)
+FIRST_DAY = dt.date(2027, 3, 25)
+RANGE = DateRange(FIRST_DAY, TODAY)
+#: Aggregated days; the first two are then (partly) moved to the archive.
+AGGREGATED = (dt.date(2027, 3, 25), dt.date(2027, 3, 26), DST_DAY, dt.date(2027, 3, 29))
+LIVE_PAST = dt.date(2027, 3, 27)
+#: The custom columns (custom_event_model) and the one declared as a dimension.
+CUSTOM_COLUMNS = ("plan", "ab_variant")
+DIMENSION = "plan"
+#: The page whose daily numbers and referrers are checked.
+DETAIL_PATH = "/pricing"
+
+HOSTS = ("example.com", "blog.example.com", "shop.example.org")
+PATHS = (
+    "/",
+    "/pricing",
+    "/blog/launch",
+    "/blog/2027/dst",
+    "/Blog/caps",
+    "/docs/install",
+    "/about",
+    "/a|b",
+    "/q/100%_off",
+    "/search?q=[x]",
+)
+SOURCES: tuple[dict[str, Any], ...] = (
+    {"channel": "Direct", "source": None, "referrer_host": None},
+    {"channel": "Organic Search", "source": "Google", "referrer_host": "google.com"},
+    {"channel": "Organic Search", "source": "DuckDuckGo", "referrer_host": "duckduckgo.com"},
+    {"channel": "Organic Social", "source": "Hacker News", "referrer_host": "news.ycombinator.com"},
+    {"channel": "Referral", "source": "github.com", "referrer_host": "github.com"},
+    {
+        "channel": "Email",
+        "source": "newsletter",
+        "referrer_host": None,
+        "utm_source": "newsletter",
+        "utm_medium": "email",
+        "utm_campaign": "spring|summer",
+    },
+    {
+        "channel": "Paid Search",
+        "source": "Google",
+        "referrer_host": "google.com",
+        "utm_source": "google",
+        "utm_medium": "cpc",
+        "utm_campaign": "brand",
+        "utm_term": "analytics",
+        "utm_content": "ad_1",
+    },
+    {
+        "channel": "Paid Search",
+        "source": "Bing",
+        "referrer_host": "bing.com",
+        "utm_source": "bing",
+        "utm_medium": "cpc",
+        "utm_campaign": "brand",
+        "utm_content": "ad_2",
+    },
+)
+DEVICES = (
+    ("desktop", "Chrome", "Windows"),
+    ("desktop", "Firefox", "Linux"),
+    ("mobile", "Safari", "iOS"),
+    ("mobile", "Chrome", "Android"),
+    ("tablet", "Safari", "iPadOS"),
+    (None, None, None),
+)
+COUNTRIES = ("FR", "FR", "US", "DE", "GB", None)
+PLANS = ("free", "pro", "team")
+
+
+# -- the data set ------------------------------------------------------------------------------
+
+
+def event_row(created_at: dt.datetime, visitor: int, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "created_at": created_at,
+        "name": "pageview",
+        "hostname": "example.com",
+        "path": "/",
+        "referrer": None,
+        "referrer_host": None,
+        "channel": "Direct",
+        "source": None,
+        "utm_source": None,
+        "utm_medium": None,
+        "utm_campaign": None,
+        "utm_term": None,
+        "utm_content": None,
+        "device_type": None,
+        "browser": None,
+        "os": None,
+        "country": None,
+        "visitor_id": visitor,
+        "engagement_ms": None,
+        "screen_width": None,
+        "scroll_depth": None,
+        "props": None,
+        "plan": None,
+        "ab_variant": None,
+    }
+    row.update(fields)
+    return row
+
+
+def custom_event(rnd: random.Random) -> dict[str, Any]:
+    name = rnd.choice(("signup", "signup", "outbound", "download", "Signup"))
+    if name == "signup":
+        plan = rnd.choice(PLANS)
+        return {"name": name, "props": {"plan": plan}, "plan": plan}
+    if name == "outbound":
+        return {"name": name, "props": {"url": "https://github.com/x", "note": "a:b|c"}}
+    return {"name": name, "props": None if rnd.random() < 0.5 else {"plan": "pro"}}
+
+
+def visit(rnd: random.Random, start: dt.datetime) -> list[dict[str, Any]]:
+    """One visitor's visit: pageviews, engagement and custom events, at ``start``."""
+    visitor = rnd.randrange(1, 90)
+    host = rnd.choice(HOSTS)
+    landing = rnd.choice(SOURCES)
+    device, browser, os_name = rnd.choice(DEVICES)
+    same = {
+        "device_type": device,
+        "browser": browser,
+        "os": os_name,
+        "country": rnd.choice(COUNTRIES),
+        "ab_variant": rnd.choice(("A", "B", None)),
+    }
+    moment = start + dt.timedelta(microseconds=rnd.randrange(1_000_000))
+    rows = []
+    if rnd.random() < 0.08:
+        # A server-side visit: tracked events only, no pageview.
+        for _ in range(rnd.choice((1, 2))):
+            rows.append(event_row(moment, visitor, hostname=host, **same, **custom_event(rnd)))
+            moment += dt.timedelta(seconds=rnd.randrange(1, 300))
+        return rows
+    if rnd.random() < 0.1:
+        # An event before the first pageview, with other attributes than the landing's.
+        rows.append(
+            event_row(moment, visitor, name="web_vitals", hostname=rnd.choice(HOSTS), path="/")
+        )
+        moment += dt.timedelta(seconds=rnd.randrange(0, 20))
+    for view in range(rnd.choice((1, 1, 2, 3, 4, 6, 11))):
+        path = rnd.choice(PATHS)
+        attribution = (
+            landing
+            if view == 0
+            else {"channel": "Direct", "referrer_host": rnd.choice((host, None))}
+        )
+        common = {**same, "path": path, "hostname": host if rnd.random() > 0.1 else HOSTS[0]}
+        plan = rnd.choice((None, None, "pro", "free"))
+        rows.append(event_row(moment, visitor, **common, **attribution, plan=plan))
+        gap = rnd.choice((rnd.randrange(1, 240), rnd.randrange(1, 240), TIMEOUT, TIMEOUT + 1))
+        if rnd.random() < 0.4:
+            late = rnd.random() < 0.1
+            at = moment + dt.timedelta(seconds=TIMEOUT + 5 if late else rnd.randrange(1, gap + 1))
+            rows.append(
+                event_row(
+                    at,
+                    visitor,
+                    **common,
+                    name="engagement",
+                    engagement_ms=rnd.randrange(500, 90_000),
+                )
+            )
+        if rnd.random() < 0.2:
+            at = moment + dt.timedelta(seconds=rnd.randrange(0, 5))
+            rows.append(event_row(at, visitor, **common, **custom_event(rnd)))
+        moment += dt.timedelta(seconds=gap, microseconds=rnd.randrange(1_000_000))
+    return rows
+
+
+def generate(seed: int, visits: int) -> list[dict[str, Any]]:
+    """``visits`` visits spread over the range's UTC span, none after now."""
+    rnd = random.Random(seed)
+    start = local_midnight(FIRST_DAY)
+    span = int((NOW - start).total_seconds())
+    rows = []
+    for _ in range(visits):
+        rows += visit(rnd, start + dt.timedelta(seconds=rnd.randrange(span)))
+    # A visit across the DST change's missing hour, and one across midnight.
+    rows += visit(rnd, dt.datetime(2027, 3, 28, 0, 50))
+    rows += visit(rnd, local_midnight(dt.date(2027, 3, 27)) - dt.timedelta(minutes=3))
+    return [r for r in rows if r["created_at"] < NOW]
+
+
+def local_midnight(day: dt.date) -> dt.datetime:
+    """Naive UTC of local midnight starting ``day`` (computed here with zoneinfo)."""
+    aware = dt.datetime.combine(day, dt.time.min, tzinfo=ZoneInfo(TIMEZONE))
+    return aware.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def seed_data(app: Flask, analytics: Analytics, frozen_clock: FrozenClock) -> list[dict[str, Any]]:
+    """Insert, aggregate, archive; the stored events of both tables, read back."""
+    frozen_clock.move_to(NOW.replace(tzinfo=dt.timezone.utc))
+    event: sa.Table = analytics.Event.__table__
+    archive: sa.Table = analytics.EventArchive.__table__
+    with app.app_context():
+        with analytics.db.engine.begin() as conn:
+            conn.execute(sa.insert(event), generate(seed=15, visits=220))
+        for day in AGGREGATED:
+            analytics.aggregate(day)
+        # The first aggregated day goes to the archive whole, the second a third of it.
+        moved = sa.or_(
+            event.c.created_at < local_midnight(AGGREGATED[1]),
+            sa.and_(event.c.created_at < local_midnight(LIVE_PAST), event.c.id % 3 == 0),
+        )
+        with analytics.db.engine.begin() as conn:
+            conn.execute(
+                sa.insert(archive).from_select(list(event.c.keys()), sa.select(event).where(moved))
+            )
+            conn.execute(sa.delete(event).where(moved))
+        with analytics.db.engine.connect() as conn:
+            rows = [
+                dict(r) for t in (event, archive) for r in conn.execute(sa.select(t)).mappings()
+            ]
+    assert any(r["created_at"] < local_midnight(AGGREGATED[1]) for r in rows)
+    return rows
+
+
+# -- the filters ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """Filters as plain tuples, and what the reference must show for them to mean anything."""
+
+    filters: tuple[FilterSpec, ...]
+    #: The filtered numbers differ from the unfiltered ones.
+    narrows: bool = True
+
+
+def f(dimension: str, op: str, *values: str) -> FilterSpec:
+    return (dimension, op, values)
+
+
+SOURCE_CASES: dict[str, Case] = {
+    "source is": Case((f("source", "is", "Google"),)),
+    "source is (none)": Case((f("source", "is", "(none)"),)),
+    "country is_not keeps NULL": Case((f("country", "is_not", "FR"),)),
+    "country is_not (none)": Case((f("country", "is_not", "FR", "(none)"),)),
+    "country is (none) or DE": Case((f("country", "is", "(none)", "DE"),)),
+    "channel contains": Case((f("channel", "contains", "Search"),)),
+    "entry_page matches": Case((f("entry_page", "matches", "/blog/*"),)),
+    "exit_page is": Case((f("exit_page", "is", "/pricing", "/about"),)),
+    "hostname is": Case((f("hostname", "is", "blog.example.com"),)),
+    "referrer is": Case((f("referrer", "is", "news.ycombinator.com", "github.com"),)),
+}
+UTM_AND_DEVICE_CASES: dict[str, Case] = {
+    "utm_campaign with a pipe": Case((f("utm_campaign", "is", "spring|summer"),)),
+    "utm_medium is_not": Case((f("utm_medium", "is_not", "cpc"),)),
+    "utm_source contains": Case((f("utm_source", "contains", "oo", "in"),)),
+    "utm_term and utm_content": Case(
+        (f("utm_term", "is", "analytics"), f("utm_content", "matches", "ad_*"))
+    ),
+    "device_type is": Case((f("device_type", "is", "mobile", "tablet"),)),
+    "browser is_not": Case((f("browser", "is_not", "Chrome"),)),
+    "os matches": Case((f("os", "matches", "*OS"),)),
+}
+EVENT_CASES: dict[str, Case] = {
+    "page is": Case((f("page", "is", "/pricing"),)),
+    "page matches": Case((f("page", "matches", "/blog/*"),)),
+    "page is, with a pipe": Case((f("page", "is", "/a|b"),)),
+    "page contains % and _": Case((f("page", "contains", "%_"),)),
+    "event is": Case((f("event", "is", "signup"),)),
+    "event is_not": Case((f("event", "is_not", "pageview", "engagement"),)),
+    "prop is": Case((f("prop:plan", "is", "pro"),)),
+    "prop is_not keeps NULL": Case((f("prop:plan", "is_not", "pro"),)),
+    "prop is (none)": Case((f("prop:plan", "is", "(none)"),)),
+    "prop contains": Case((f("prop:note", "contains", "b|c"),)),
+    "custom column is": Case((f("plan", "is", "pro"),)),
+    "custom column is_not": Case((f("ab_variant", "is_not", "A"),)),
+}
+COMBINED_CASES: dict[str, Case] = {
+    "none": Case((), narrows=False),
+    "source and page": Case((f("source", "is", "Google"), f("page", "matches", "/blog/*"))),
+    "country, event and prop": Case(
+        (
+            f("country", "is_not", "(none)"),
+            f("event", "is", "signup"),
+            f("prop:plan", "is", "pro", "team"),
+        )
+    ),
+    "device, channel and page": Case(
+        (
+            f("device_type", "is", "desktop"),
+            f("channel", "contains", "Organic"),
+            f("page", "is_not", "/"),
+        )
+    ),
+    "entry, exit and hostname": Case(
+        (
+            f("entry_page", "is", "/"),
+            f("exit_page", "is_not", "/"),
+            f("hostname", "matches", "*example.com"),
+        )
+    ),
+    "custom column and page": Case((f("ab_variant", "is", "B"), f("page", "contains", "blog"))),
+    "referrer and page, brackets": Case(
+        (f("referrer", "is_not", "(none)"), f("page", "matches", "/search?q=[*]", "/a|*"))
+    ),
+}
+
+
+def param(spec: FilterSpec) -> str:
+    """The ``filter`` parameter of a spec, escaped by DESIGN.md's rule."""
+    dimension, op, values = spec
+    value = "|".join(v.replace("\\", "\\\\").replace("|", "\\|") for v in values)
+    return f"{dimension}:{op}:{value}"
+
+
+# -- comparing ----------------------------------------------------------------------------------
+
+
+def expected_rows(breakdown: Breakdown, rows: dict[str, list[Row]]) -> dict[Any, dict[str, int]]:
+    """A breakdown's rows by key, as the definition gives them (after its row filters)."""
+    sums = summed(rows[breakdown.table], (breakdown.key,), breakdown.counts, dict(breakdown.where))
+    return {
+        key[0]: counts
+        for key, counts in sums.items()
+        if not (breakdown.skip_null and key[0] is None)
+        and (breakdown.positive is None or counts[breakdown.positive] > 0)
+    }
+
+
+def totals_of(rows: list[Row], keys: Sequence[str] = ()) -> dict[tuple[Any, ...], Totals]:
+    return {k: Totals(**c) for k, c in summed(rows, keys, SUMMARY_COUNTS).items()}
+
+
+class Comparison:
+    """Every question of one case: mismatches are collected, so a failure names them all."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.mismatches: list[str] = []
+        self.nonempty = 0
+
+    def equal(self, question: str, got: Any, expected: Any) -> None:
+        if expected:
+            self.nonempty += 1
+        if got == expected:
+            return
+        if isinstance(got, dict) and isinstance(expected, dict):
+            # Only the keys that differ: (expected, got).
+            keys = sorted(
+                {*got, *expected} - {k for k in got if got[k] == expected.get(k)}, key=repr
+            )
+            expected, got = {k: expected.get(k) for k in keys}, {k: got.get(k) for k in keys}
+        self.mismatches.append(f"{self.name}: {question}: expected {expected!r}, got {got!r}")
+
+
+def compare_case(
+    stats: Stats, events: list[dict[str, Any]], case: Case, comparison: Comparison
+) -> None:
+    rows = filtered_range(events, RANGE.dates(), TIMEZONE, TIMEOUT, case.filters, (DIMENSION,))
+    summary = rows["DailySummary"]
+    expected_total = totals_of(summary).get((), Totals())
+    comparison.equal("totals", stats.totals(RANGE), expected_total)
+    daily = totals_of(summary, ("date",))
+    comparison.equal(
+        "daily_totals",
+        stats.daily_totals(RANGE),
+        {day: daily.get((day,), Totals()) for day in RANGE.dates()},
+    )
+    around = DateRange(DST_DAY, DST_DAY + dt.timedelta(days=1))
+    comparison.equal(
+        "totals from the DST day",
+        stats.totals(around),
+        sum((daily.get((d,), Totals()) for d in around.dates()), Totals()),
+    )
+    for breakdown in (*BREAKDOWNS.values(), custom_breakdown(DIMENSION)):
+        got = stats.breakdown(breakdown, RANGE, limit=1000)
+        comparison.equal(
+            f"breakdown {breakdown.name}",
+            {row.key: row.counts for row in got},
+            expected_rows(breakdown, rows),
+        )
+        order = [row.counts[breakdown.sort] for row in got]
+        if len(got) != len({row.key for row in got}) or order != sorted(order, reverse=True):
+            comparison.mismatches.append(f"{comparison.name}: {breakdown.name}: rows {got!r}")
+    counts = ("sessions", "total_duration_s", "pageviews")
+    for bucket in ("duration_bucket", "pages_bucket"):
+        comparison.equal(
+            f"sessions_histogram {bucket}",
+            {row.key: row.counts for row in stats.sessions_histogram(RANGE, bucket)},
+            {k[0]: c for k, c in summed(rows["DailySession"], (bucket,), counts).items()},
+        )
+    page_days = summed(
+        rows["DailyPage"], ("date",), ("visitors", "pageviews"), {"path": DETAIL_PATH}
+    )
+    comparison.equal(
+        f"page_daily {DETAIL_PATH}",
+        stats.page_daily(RANGE, DETAIL_PATH),
+        {day: Totals(**page_days.get((day,), {})) for day in RANGE.dates()},
+    )
+    referrers = summed(
+        rows["DailyPageReferrer"],
+        ("referrer_host",),
+        ("visitors", "pageviews"),
+        {"path": DETAIL_PATH},
+    )
+    comparison.equal(
+        f"page_referrers {DETAIL_PATH}",
+        {row.key: row.counts for row in stats.page_referrers(RANGE, DETAIL_PATH, limit=1000)},
+        {k[0]: c for k, c in referrers.items()},
+    )
+    hours = filtered_hourly(events, DST_DAY, TIMEZONE, TIMEOUT, case.filters)
+    comparison.equal(
+        f"hourly {DST_DAY}",
+        [(h.start, h.visitors, h.pageviews) for h in stats.hourly(DST_DAY)],
+        hours,
+    )
+
+
+# -- the tests -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def custom_app(make_app: Callable[..., Flask]) -> Flask:
+    app = make_app(event_model=custom_event_model, ANALYTICS_TIMEZONE=TIMEZONE)
+    app.extensions["analytics_test"].dimension(DIMENSION, label="Plan")
+    return app
+
+
+#: The cases in groups, each group checked on one seeded data set per database.
+GROUPS = {
+    "sources": SOURCE_CASES,
+    "utm and devices": UTM_AND_DEVICE_CASES,
+    "events": EVENT_CASES,
+    "combined": COMBINED_CASES,
+}
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_filtered_answers_equal_the_definition(
+    custom_app: Flask, frozen_clock: FrozenClock, group: str
+) -> None:
+    analytics: Analytics = custom_app.extensions["analytics_test"]
+    events = seed_data(custom_app, analytics, frozen_clock)
+    unfiltered = filtered_range(events, RANGE.dates(), TIMEZONE, TIMEOUT, ())
+    unfiltered_totals = totals_of(unfiltered["DailySummary"])[()]
+    assert len(filtered_hourly(events, DST_DAY, TIMEZONE, TIMEOUT, ())) == 23
+    state = current_state(custom_app)
+    mismatches: list[str] = []
+    with custom_app.app_context(), state.engine().connect() as conn:
+        for name, case in GROUPS[group].items():
+            filters = parse_filters([param(s) for s in case.filters], CUSTOM_COLUMNS)
+            assert [(x.dimension, x.op, x.values) for x in filters] == list(case.filters), name
+            reference = filtered_range(events, RANGE.dates(), TIMEZONE, TIMEOUT, case.filters)
+            got = totals_of(reference["DailySummary"]).get((), Totals())
+            assert got.sessions > 0, name
+            assert got.pageviews + got.events > 0, name
+            assert (got != unfiltered_totals) == case.narrows, name
+            comparison = Comparison(name)
+            stats = Stats(state, conn, filters=filters, raw=True)
+            compare_case(stats, events, case, comparison)
+            assert comparison.nonempty >= 15, (name, comparison.nonempty)
+            mismatches += comparison.mismatches
+            if not case.filters:
+                # The rollups (aggregated, archived, live days) give the same numbers.
+                rollups = Comparison(f"{name}, rollups")
+                compare_case(Stats(state, conn), events, case, rollups)
+                mismatches += rollups.mismatches
+    assert not mismatches, "\n".join(mismatches[:40])
+
+
+# -- the reference on its own --------------------------------------------------------------------
+
+
+def test_the_reference_without_filters_equals_the_daily_reference() -> None:
+    events = [dict(r, id=i) for i, r in enumerate(generate(seed=3, visits=120))]
+    for day in RANGE.dates():
+        filtered = filtered_daily(events, day, TIMEZONE, TIMEOUT, ())
+        daily = reference_daily(events, day, TIMEZONE, TIMEOUT)
+        for table, rows in daily.items():
+            assert as_multiset(filtered[table]) == as_multiset(rows), (day, table)
+
+
+def test_reference_matching() -> None:
+    assert value_passes("is", ("FR", "DE"), "DE")
+    assert not value_passes("is", ("FR",), "fr")
+    assert not value_passes("is", ("FR",), None)
+    assert value_passes("is", ("(none)",), None)
+    assert value_passes("is_not", ("FR",), None)
+    assert not value_passes("is_not", ("FR", "(none)"), None)
+    assert value_passes("contains", ("oo",), "Google")
+    assert not value_passes("contains", ("oo",), None)
+    assert value_passes("matches", ("/blog/*",), "/blog/")
+    assert value_passes("matches", ("*a*b*",), "xaxxbx")
+    assert not value_passes("matches", ("*a*b",), "xbxa")
+    assert not value_passes("matches", ("/blog/*",), "/Blog/x")
+    assert not value_passes("matches", ("/b?g",), "/bag")
+    assert value_passes("matches", ("/b?g",), "/b?g")
+    assert not value_passes("matches", ("ab*ba",), "aba")
+
+
+def test_reference_sessions_take_the_landing_pageview() -> None:
+    at = dt.datetime(2027, 3, 25, 10)
+    events = [
+        dict(event_row(at, 1, name="web_vitals", country="US"), id=1),
+        dict(event_row(at + dt.timedelta(seconds=5), 1, country="FR", path="/x"), id=2),
+        dict(event_row(at + dt.timedelta(seconds=9), 1, name="signup", path="/x"), id=3),
+    ]
+    [(session, kept)] = kept_sessions(events, TIMEOUT, [f("country", "is", "FR")])
+    assert kept == events
+    assert kept_sessions(events, TIMEOUT, [f("country", "is", "US")]) == []
+    [(_, kept)] = kept_sessions(events, TIMEOUT, [f("event", "is", "signup")])
+    assert [e["id"] for e in kept] == [3]
+    assert session.landing["id"] == 2
