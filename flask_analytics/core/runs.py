@@ -13,9 +13,9 @@ means the run saw them all.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -91,37 +91,52 @@ def days_with_events(
         after = end
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def days_holding_events(
     conn: sa.Connection, tz: ZoneInfo, tables: Sequence[sa.Table], days: Sequence[dt.date]
 ) -> set[dt.date]:
     """Which local ``days`` hold at least one row of any of ``tables``.
 
-    One statement (per ~10,000 days): a ``VALUES`` list of the days' UTC bounds (DST days
+    One statement (per ~16,000 days): a ``VALUES`` list of the days' UTC bounds (DST days
     included), each probed with ``EXISTS`` on the ``created_at`` index of every table. It
     costs a few index lookups per day, however many events a day holds, so five years of
-    days take one round trip.
+    days take one round trip. The statement is written as text for the driver: compiling
+    thousands of bound values through SQLAlchemy Core costs about 0.1 ms per day, more
+    than the database takes to answer.
     """
     found: set[dt.date] = set()
-    if not tables:
+    if not tables or not days:
         return found
-    # Three parameters a day; both dialects take over 30,000 in one statement.
-    chunk = max(1, int(getattr(conn.dialect, "insertmanyvalues_max_parameters", 999)) // 3)
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    column = quote("created_at")
+    created_at = tables[0].c.created_at.type.dialect_impl(dialect)
+    process: Callable[[Any], Any] = created_at.bind_processor(dialect) or _as_is
+    # The package's drivers: sqlite3 takes "?", psycopg "%s".
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    holds = " OR ".join(
+        f"EXISTS (SELECT 1 FROM {dialect.identifier_preparer.format_table(table)} AS t "
+        f"WHERE t.{column} >= fa_days.lo AND t.{column} < fa_days.hi)"
+        for table in tables
+    )
+    # Two parameters a day; both drivers take over 30,000 in one statement.
+    chunk = max(1, int(getattr(dialect, "insertmanyvalues_max_parameters", 999)) // 2)
     ordered = list(dict.fromkeys(days))
     for first in range(0, len(ordered), chunk):
         part = ordered[first : first + chunk]
-        bounds = sa.values(
-            sa.column("n", sa.Integer()),
-            sa.column("lo", sa.DateTime()),
-            sa.column("hi", sa.DateTime()),
-            name="fa_days",
-        ).data([(i, *day_bounds(tz, day)) for i, day in enumerate(part)])
-        probe = bounds.cte("fa_days")
-        holds = [
-            sa.exists().where(table.c.created_at >= probe.c.lo, table.c.created_at < probe.c.hi)
-            for table in tables
-        ]
-        query = sa.select(probe.c.n).where(sa.or_(*holds))
-        found.update(part[int(n)] for n in conn.scalars(query))
+        starts: dict[Any, dt.date] = {}
+        params: list[Any] = []
+        for day in part:
+            low, high = day_bounds(tz, day)
+            key = process(low)
+            starts[key] = day
+            params += [key, process(high)]
+        values = ", ".join([f"({mark}, {mark})"] * len(part))
+        sql = f"WITH fa_days (lo, hi) AS (VALUES {values}) SELECT lo FROM fa_days WHERE {holds}"
+        found.update(starts[low] for (low,) in conn.exec_driver_sql(sql, tuple(params)))
     return found
 
 

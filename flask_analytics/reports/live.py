@@ -5,8 +5,9 @@ read from the ``analytics_daily_*`` tables only. A day without a final run is co
 live from raw events by the aggregation's own ``SELECT`` statements
 (:func:`flask_analytics.core.rollups.daily_selects`), so both paths share one
 definition, but only if it holds raw (or archived) events: which days do is found by one
-statement of index probes (:func:`flask_analytics.core.runs.days_holding_events`), so an
-empty day costs nothing, however long the range.
+statement of index probes (:func:`flask_analytics.core.runs.days_holding_events`) over the
+days between the oldest and the newest event, so an empty day costs nothing, however long
+the range.
 
 Today is read from the rows of its latest finished run (the scheduler's "aggregate today"
 job, every 15 minutes) while that run started less than :data:`TODAY_RUN_MAX_AGE` ago:
@@ -255,7 +256,14 @@ class LiveDays:
         """Days of ``rng`` computed from raw events: those not :meth:`stored` that hold raw
         (or archived) events. Empty days are never live: they read as zero, or as the
         rows a run stored for them."""
-        days = list(rng.dates())
+        span = self.raw_span()
+        if span is None:
+            return []
+        low, high = max(rng.start, span[0]), min(rng.end, span[1])
+        if low > high:
+            return []
+        # Only days between the oldest and newest event can hold one: probe those.
+        days = list(DateRange(low, high).dates())
         self._load_final(days)
         candidates = [d for d in days if not self.stored(d)]
         holds = self.holds_events(candidates)
