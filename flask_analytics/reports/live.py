@@ -256,18 +256,22 @@ class LiveDays:
         """Days of ``rng`` computed from raw events: those not :meth:`stored` that hold raw
         (or archived) events. Empty days are never live: they read as zero, or as the
         rows a run stored for them."""
+        candidates = [d for d in self.span_days(rng) if not self.stored(d)]
+        holds = self.holds_events(candidates)
+        return [d for d in candidates if holds[d]]
+
+    def span_days(self, rng: DateRange) -> list[dt.date]:
+        """Days of ``rng`` from the oldest to the newest raw (or archived) event: the only
+        ones that can hold events (their runs are read in one query)."""
         span = self.raw_span()
         if span is None:
             return []
         low, high = max(rng.start, span[0]), min(rng.end, span[1])
         if low > high:
             return []
-        # Only days between the oldest and newest event can hold one: probe those.
         days = list(DateRange(low, high).dates())
         self._load_final(days)
-        candidates = [d for d in days if not self.stored(d)]
-        holds = self.holds_events(candidates)
-        return [d for d in candidates if holds[d]]
+        return days
 
     def rows(self, table: str, day: dt.date) -> list[dict[str, Any]]:
         """Rows of daily table ``table`` for live ``day``, computed from raw events.
