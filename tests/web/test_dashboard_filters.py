@@ -1,19 +1,15 @@
 """dashboard filters: links carry them, chips and row links, the suggest endpoint, 400s.
 
 Pages, API and CSV under ``filter=DIMENSION:OP:VALUE`` (Flask test client, SQLite and
-PostgreSQL). Filtered numbers are checked against the reference (``tests/support/
-reference.py``) run over the events the filter keeps, selected here by DESIGN.md's rule:
-a session filter keeps whole sessions by their landing event, a page filter keeps the
-page's events.
+PostgreSQL). Filtered numbers are checked against ``tests/support/filter_reference.py``
+(DESIGN.md's filter definition in plain Python).
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import datetime as dt
 import io
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -22,11 +18,11 @@ import pytest
 from flask import Flask
 
 from flask_analytics import Analytics
-from flask_analytics.reports import BREAKDOWNS, DateRange, Totals
+from flask_analytics.reports import BREAKDOWNS, DateRange
 from flask_analytics.reports.filters import NONE_VALUE
 
 from ..clock import FrozenClock
-from ..support.reference import local_date, sessions_of
+from ..support.filter_reference import FilterSpec, Row, filtered_range, summed
 from ..support.seeded_stats import (
     TIMEOUT,
     TIMEZONE,
@@ -66,35 +62,23 @@ def query(rng: DateRange, filters: Iterable[str] = (), **params: str) -> str:
     return urlencode([*range_args(rng).items(), *params.items(), *(("filter", f) for f in filters)])
 
 
-def keep_sessions(seeded: Seeded, keep: Callable[[Mapping[str, Any]], bool]) -> Seeded:
-    """The data set reduced to the sessions whose landing event passes ``keep`` (a
-    session filter keeps whole sessions; sessions never span local days)."""
-    by_day: dict[dt.date, list[Mapping[str, Any]]] = {}
-    for event in seeded.events:
-        by_day.setdefault(local_date(event["created_at"], seeded.tz), []).append(event)
-    kept: list[dict[str, Any]] = []
-    for events in by_day.values():
-        for session in sessions_of(events, TIMEOUT):
-            if keep(session.landing):
-                kept += [dict(e) for e in session.events]
-    return dataclasses.replace(seeded, events=kept)
+def reference(seeded: Seeded, rng: DateRange, *filters: FilterSpec) -> dict[str, list[Row]]:
+    """The reference's virtual daily rows of ``rng`` under ``filters``."""
+    return filtered_range(seeded.events, rng.dates(), seeded.tz, TIMEOUT, filters)
 
 
-def page_numbers(seeded: Seeded, path: str, rng: DateRange) -> dict[str, int]:
-    """Under ``page:is:PATH``: pageviews of the page, and visitors with one of its events
-    per day, summed over the days."""
-    events = [
-        e
-        for e in seeded.events
-        if e["path"] == path and local_date(e["created_at"], seeded.tz) in rng.dates()
-    ]
-    per_day: dict[dt.date, set[int]] = {}
-    for e in events:
-        per_day.setdefault(local_date(e["created_at"], seeded.tz), set()).add(e["visitor_id"])
-    return {
-        "pageviews": sum(1 for e in events if e["name"] == "pageview"),
-        "visitors": sum(len(v) for v in per_day.values()),
-    }
+def reference_totals(rows: Mapping[str, list[Row]]) -> dict[str, int]:
+    (sums,) = summed(rows["DailySummary"], (), ("visitors", "sessions", "pageviews")).values()
+    return sums
+
+
+def reference_breakdown(
+    rows: Mapping[str, list[Row]], table: str, key: str, count: str
+) -> dict[Any, int]:
+    """``count`` per value of ``key`` (rows whose count is zero left out, as the
+    breakdowns of pages do)."""
+    sums = summed(rows[table], (key,), (count,))
+    return {k[0]: v[count] for k, v in sums.items() if v[count] > 0}
 
 
 # -- reading pages ------------------------------------------------------------------------
@@ -157,10 +141,6 @@ def numbers(cards: Mapping[str, str]) -> dict[str, int]:
     return {name: int(cards[name]) for name in ("visitors", "sessions", "pageviews")}
 
 
-def expected_numbers(totals: Totals) -> dict[str, int]:
-    return {"visitors": totals.visitors, "sessions": totals.sessions, "pageviews": totals.pageviews}
-
-
 # -- links carry the filters ----------------------------------------------------------------
 
 
@@ -221,9 +201,9 @@ def test_rows_add_their_filter_and_chips_remove_them(paris_app: Flask, seeded: S
     client = paris_app.test_client()
     html = client.get(f"/analytics/?{query(rng, ['country:is:FR'])}").get_data(as_text=True)
     page = Parsed(html)
-    kept = keep_sessions(seeded, lambda landing: landing["country"] == "FR")
+    in_fr = reference(seeded, rng, ("country", "is", ("FR",)))
     # Source rows: the country filter stays, the row's source is added; Direct is (none).
-    sources = expected_breakdown(kept, BREAKDOWNS["source"], rng)
+    sources = reference_breakdown(in_fr, "DailyTrafficSource", "source", "sessions")
     rows = page.row_links("source")
     assert len(rows) == min(8, len(sources))
     added = {params(x["href"])["filter"][1] for x in rows}
@@ -301,31 +281,26 @@ def test_filter_values_are_escaped(paris_app: Flask, seeded: Seeded) -> None:
 def test_filtered_pages_api_and_csv_equal_the_reference(paris_app: Flask, seeded: Seeded) -> None:
     rng = whole_range(seeded)
     client = paris_app.test_client()
-    kept = keep_sessions(seeded, lambda landing: landing["source"] == "Google")
-    expected = expected_totals(kept, rng)
-    assert 0 < expected.sessions < expected_totals(seeded, rng).sessions
+    google = reference(seeded, rng, ("source", "is", ("Google",)))
+    expected = reference_totals(google)
+    assert 0 < expected["sessions"] < expected_totals(seeded, rng).sessions
     args = query(rng, ["source:is:Google"])
     page = Parsed(client.get(f"/analytics/?{args}").get_data(as_text=True))
-    assert numbers(page.cards) == expected_numbers(expected)
+    assert numbers(page.cards) == expected
     api = client.get(f"/analytics/api/stats?{args}").get_json()
     assert api["filters"] == ["source:is:Google"]
-    assert {k: api["totals"][k] for k in ("visitors", "sessions", "pageviews")} == (
-        expected_numbers(expected)
-    )
+    assert numbers(api["totals"]) == expected
     # The CSV of pages holds the pages of Google visits only, with their numbers.
     body = client.get(f"/analytics/api/breakdown/page?format=csv&{args}").get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(body)))
-    pages = expected_breakdown(kept, BREAKDOWNS["page"], rng)
-    assert {r["page"]: int(r["pageviews"]) for r in rows} == {
-        k: v["pageviews"] for k, v in pages.items()
-    }
+    pages = reference_breakdown(google, "DailyPage", "path", "pageviews")
+    assert {r["page"]: int(r["pageviews"]) for r in rows} == pages
     # An event filter: the page's own pageviews and visitors.
     args = query(rng, ["page:is:/pricing"])
     page = Parsed(client.get(f"/analytics/?{args}").get_data(as_text=True))
-    want = page_numbers(seeded, "/pricing", rng)
-    assert want["pageviews"] > 0
-    assert int(page.cards["pageviews"]) == want["pageviews"]
-    assert int(page.cards["visitors"]) == want["visitors"]
+    want = reference_totals(reference(seeded, rng, ("page", "is", ("/pricing",))))
+    assert 0 < want["pageviews"] < expected_totals(seeded, rng).pageviews
+    assert numbers(page.cards) == want
 
 
 def test_realtime_stays_unfiltered_and_says_so(paris_app: Flask, seeded: Seeded) -> None:
@@ -371,8 +346,11 @@ def test_suggest_answers_the_top_matching_values(paris_app: Flask, seeded: Seede
     assert set(got) <= set(everything)
     assert [n for _, n in got] == sorted((n for _, n in everything), reverse=True)[: len(got)]
     # q matches any case; the filter on the same dimension is left out, others apply.
-    kept = keep_sessions(seeded, lambda landing: landing["country"] == "FR")
-    in_fr = ranked(expected_breakdown(kept, BREAKDOWNS["source"], rng), "sessions")
+    rows = reference(seeded, rng, ("country", "is", ("FR",)))
+    in_fr = [
+        (NONE_VALUE if k is None else k, n)
+        for k, n in reference_breakdown(rows, "DailyTrafficSource", "source", "sessions").items()
+    ]
     args = query(rng, ["source:is:Google", "country:is:FR"], q="GO")
     body = client.get(f"/analytics/api/suggest/source?{args}").get_json()
     assert body["filters"] == ["country:is:FR"]
