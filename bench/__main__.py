@@ -2,7 +2,8 @@
 
     python -m bench              # ~6-10 minutes on 2 cores
     python -m bench --quick      # a couple of minutes: short runs, small tables
-    python -m bench --aggregate-events 1000000 --dashboard-big 10000000   # the full sizes
+    python -m bench --aggregate-events 1000000 --dashboard-big 10000000 \\
+        --query-events 3000000   # the full sizes
     python -m bench --only ingest,flush
 
 Sections (each its own process, run one after the other on the same machine):
@@ -14,6 +15,8 @@ Sections (each its own process, run one after the other on the same machine):
   executemany) and the append cost per request (one entry vs one per row, early dedupe);
 - aggregate: bench/aggregate.py, aggregate_day vs one scan of the same day, peak memory;
 - dashboard: bench/dashboard.py, the 365-day overview with 10k raw rows vs a big table;
+- query: bench/query.py, filtered 30-day questions (raw + archived events, 3M with
+  --query-events 3000000) against one count(DISTINCT visitor_id) scan of the same events;
 - tracker: static/analytics/tracker.min.js gzipped.
 
 Every section's full output goes to a log file (its path is printed); the table at the
@@ -40,7 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACKER = ROOT / "flask_analytics" / "static" / "analytics" / "tracker.min.js"
-SECTIONS = ("ingest", "flush", "aggregate", "dashboard", "tracker")
+SECTIONS = ("ingest", "flush", "aggregate", "dashboard", "query", "tracker")
 DBS = ("sqlite", "postgresql")
 
 
@@ -251,6 +254,34 @@ def dashboard(suite: Suite) -> None:
                   values, goal)  # fmt: skip
 
 
+#: bench/query.py's case labels -> (the table's words, goal as a ratio to the floor).
+QUERY_ROWS = {
+    "floor: count(*), count(DISTINCT visitor_id)": ("floor: one distinct-visitor scan", ""),
+    "overview, unfiltered (daily rollups)": ("overview, unfiltered (daily rollups)", ""),
+    "overview, source:is:Google": ("overview, source:is:Google", "≤ 3x"),
+    "overview, page:matches:/blog/*": ("overview, page:matches:/blog/*", "≤ 3x"),
+    "breakdown: top pages, source:is:Google": ("top pages, source:is:Google", "≤ 1.5x"),
+}
+
+
+def query(suite: Suite) -> None:
+    a = suite.args
+    out = suite.run("query", [sys.executable, "bench/query.py", "--db", "both", "--events",
+                              str(a.query_events), "--runs", str(a.query_runs)])  # fmt: skip
+    data = _last_json(out)
+    if data is None:
+        return
+    for label, (words, goal) in QUERY_ROWS.items():
+        values = {
+            db: f"{cases[label]['median_ms']:,.0f} ms (x{cases[label]['ratio']:.2f})"
+            for db, cases in data["query"].items()
+            if label in cases
+        }
+        if not goal and "floor" in words:
+            words += f" of 30 days, {a.query_events:,} raw + archived events"
+        suite.add("query", f"{words}: median (x floor)", values, goal)
+
+
 def tracker(suite: Suite) -> None:
     data = TRACKER.read_bytes()
     packed = len(gzip.compress(data, compresslevel=9, mtime=0))
@@ -263,6 +294,7 @@ RUNNERS: dict[str, Callable[[Suite], None]] = {
     "flush": flush,
     "aggregate": aggregate,
     "dashboard": dashboard,
+    "query": query,
     "tracker": tracker,
 }
 
@@ -315,6 +347,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--aggregate-events", type=int, help="events of the aggregated day")
     parser.add_argument("--dashboard-big", type=int, help="raw rows of the big dashboard case")
+    parser.add_argument("--query-events", type=int, help="raw + archived events of the query case")
     parser.add_argument("--log", type=Path, help="where the sections' output goes")
     args = parser.parse_args()
     quick = args.quick
@@ -326,6 +359,8 @@ def main() -> None:
     args.dashboard_big = args.dashboard_big or (100_000 if quick else 1_000_000)
     args.dashboard_runs = 5 if quick else 20
     args.today_events = 1_000 if quick else 5_000
+    args.query_events = args.query_events or (100_000 if quick else 1_000_000)
+    args.query_runs = 1 if quick else 3
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
