@@ -502,3 +502,53 @@ def test_today_is_live_without_a_recent_run(seeded_today: Today) -> None:
     with live_computations(engine) as computed:
         assert today_totals(paris_app) == (seeded_today.expected_now(), [today], None)
     assert computed == {today: 1}
+
+
+def test_live_cache_keeps_the_last_days_statements() -> None:
+    cache = LiveCache(0)
+    built: list[dt.date] = []
+
+    def build(day: dt.date) -> Any:
+        built.append(day)
+        return (("DailySummary",), sa.union_all(sa.select(sa.literal(day.toordinal()))))
+
+    first = dt.date(2026, 1, 1)
+    days = [first + n * DAY for n in range(live.STATEMENTS_KEPT + 1)]
+    kept = cache.statement(first, lambda: build(first))
+    assert cache.statement(first, lambda: build(first)) is kept
+    for day in days[1:]:
+        cache.statement(day, lambda day=day: build(day))
+    assert built == days  # each built once
+    cache.statement(days[-1], lambda: build(days[-1]))
+    cache.statement(first, lambda: build(first))  # the oldest made room for the last one
+    assert built == [*days, first]
+
+
+def test_live_cache_keeps_which_days_hold_events_for_its_ttl(
+    paris_app: Flask, frozen_clock: FrozenClock
+) -> None:
+    """A second request within the ttl sends no probe; an event arriving for an empty
+    day shows once the ttl is over (as one arriving for a live day does)."""
+    analytics: Analytics = paris_app.extensions["analytics_test"]
+    state = current_state(paris_app)
+    now = frozen_clock.utcnow()
+    today = state.today()
+    busy, empty, later = today - 9 * DAY, today - 5 * DAY, today - 2 * DAY
+    seeded_days(paris_app, [busy, later], today=today, now=now)
+    ticks = [0.0]
+    cache = LiveCache(30, clock=lambda: ticks[0])
+    rng = DateRange(today - 20 * DAY, today - DAY)
+    with paris_app.app_context():
+        engine = analytics.db.engine
+
+    def live_days() -> tuple[list[dt.date], int]:
+        with paris_app.app_context(), engine.connect() as conn, statements(engine) as sent:
+            found = Stats(state, conn, live_cache=cache).live.days(rng)
+        return found, sum("EXISTS" in s.upper() for s in sent)
+
+    assert live_days() == ([busy, later], 1)
+    with paris_app.app_context():
+        insert(analytics, [make_row(day_bounds(state.settings.timezone, empty)[0], 5)])
+    assert live_days() == ([busy, later], 0)
+    ticks[0] += 30
+    assert live_days() == ([busy, empty, later], 1)
