@@ -14,6 +14,7 @@ from .filters import (
     with_filter,
 )
 from .live import LIVE_KEYS, LiveCache, LiveDays, live_selects
+from .query import Answer, BadQuestion, Query
 from .ranges import MAX_RANGE_DAYS, DateRange
 from .realtime import REALTIME_RECENT, REALTIME_WINDOW, Hour, Realtime
 from .stats import Stats
@@ -28,7 +29,9 @@ __all__ = [
     "REALTIME_RECENT",
     "REALTIME_WINDOW",
     "ROW_RATES",
+    "Answer",
     "BadFilter",
+    "BadQuestion",
     "Breakdown",
     "Bucket",
     "DateRange",
@@ -37,6 +40,7 @@ __all__ = [
     "Hour",
     "LiveCache",
     "LiveDays",
+    "Query",
     "RawDataMissing",
     "Realtime",
     "Row",

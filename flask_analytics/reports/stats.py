@@ -22,6 +22,7 @@ from .breakdowns import ROW_RATES, Breakdown, Row, row_with_rates
 from .filtered import HOURLY, FilteredEvents, RawDataMissing
 from .filters import Filter
 from .live import DIMENSION_TABLE, LiveCache, LiveDays
+from .query import Answer, Query
 from .ranges import DateRange
 from .realtime import Hour, Realtime
 from .totals import SUMMARY_COUNTS, Totals
@@ -268,6 +269,29 @@ class Stats:
         return [
             row_with_rates(key[0], {c: sums[c] for c in wanted}, rates, sums) for key, sums in rows
         ]
+
+    def answer(self, query: Query, breakdowns: Mapping[str, Breakdown]) -> Answer:
+        """Answer ``query`` (its filters must be this Stats' own): totals, the daily series
+        and the comparison for a totals question; rows for a breakdown named in
+        ``breakdowns``. Raises :class:`~.query.BadQuestion` and ``KeyError`` (unknown
+        dimension)."""
+        if tuple(query.filters) != self.filters:
+            raise ValueError("open Stats with the query's filters")
+        if query.dimension is None:
+            series = self.daily_totals(query.range)
+            previous = None
+            if query.compare is not None and self.covers(query.compare):
+                previous = self.totals(query.compare)
+            return Answer(query, sum(series.values(), Totals()), previous, series)
+        breakdown = query.shaped(breakdowns[query.dimension])
+        rows = self.breakdown(
+            breakdown,
+            query.range,
+            limit=query.limit,
+            offset=query.offset,
+            counts=query.metrics or None,
+        )
+        return Answer(query, rows=rows, breakdown=breakdown)
 
     def page_daily(self, rng: DateRange, path: str) -> dict[dt.date, Totals]:
         """Visitors and pageviews of one page per day (other counts stay zero)."""

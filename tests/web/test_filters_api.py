@@ -134,3 +134,21 @@ def test_filtered_range_before_the_raw_events_answers_400(site: tuple[Flask, See
     assert answer.get_json()["previous"] is None
     page = client.get(f"/analytics/?{later}&filter=source:is:Google")
     assert page.status_code == 200
+
+
+def test_breakdown_order_sorts_by_another_count(site: tuple[Flask, Seeded]) -> None:
+    app, seeded = site
+    client = app.test_client()
+    rng = f"start={min(seeded.days).isoformat()}&end={seeded.today.isoformat()}"
+    by_visitors = client.get(f"/analytics/api/breakdown/page?{rng}").get_json()
+    by_pageviews = client.get(f"/analytics/api/breakdown/page?{rng}&order=pageviews").get_json()
+    assert by_visitors["order"] == "visitors"
+    assert by_pageviews["order"] == "pageviews"
+    views = [r["pageviews"] for r in by_pageviews["rows"]]
+    assert views == sorted(views, reverse=True)
+    assert sorted(map(str, by_pageviews["rows"])) == sorted(map(str, by_visitors["rows"]))
+    # The two orders differ on this data set (else the test could not fail).
+    assert [r["page"] for r in by_pageviews["rows"]] != [r["page"] for r in by_visitors["rows"]]
+    bad = client.get(f"/analytics/api/breakdown/page?{rng}&order=bounces")
+    assert bad.status_code == 400
+    assert "not 'bounces'" in bad.get_json()["error"]

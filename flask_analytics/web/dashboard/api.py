@@ -7,7 +7,7 @@ from typing import Final
 
 from flask import Response, jsonify, request
 
-from ...reports import BREAKDOWNS, BadFilter, Breakdown, parse_filter
+from ...reports import BREAKDOWNS, BadFilter, BadQuestion, Breakdown, Query, parse_filter
 from ...reports.filters import MAX_VALUE_LENGTH, NONE_VALUE
 from ...state import current_state
 from .current import current_query, custom_columns, offered_breakdowns, open_stats
@@ -23,11 +23,13 @@ def api_stats() -> Response:
     query = current_query()
     fmt = parse_format(request.args)
     comparison = query.range.previous() if query.compare == "none" else query.comparison
-    assert comparison is not None
+    question = Query(query.range, query.filters, compare=comparison)
     with open_stats(query) as stats:
-        totals = stats.totals(query.range)
-        previous = stats.totals(comparison) if stats.covers(comparison) else None
+        answer = stats.answer(question, offered_breakdowns())
         as_of = stats.data_as_of()
+    totals, previous = answer.totals, answer.previous
+    assert totals is not None
+    assert comparison is not None
     if fmt == "csv":
         header = ["period", "start", "end", *totals.counts(), *totals.rates()]
         rows = [
@@ -52,10 +54,12 @@ def api_stats() -> Response:
 
 
 def api_breakdown(dimension: str) -> Response:
-    """The rows of one breakdown, built-in or custom (JSON or CSV); 404 for an unknown one."""
+    """The rows of one breakdown, built-in or custom (JSON or CSV); 404 for an unknown one.
+
+    ``order`` sorts by another of the breakdown's counts (largest first).
+    """
     known = offered_breakdowns()
-    breakdown = known.get(dimension)
-    if breakdown is None:
+    if dimension not in known:
         response = jsonify(
             error=f"Unknown dimension {quote_value(dimension)}; use one of {', '.join(known)}."
         )
@@ -64,8 +68,15 @@ def api_breakdown(dimension: str) -> Response:
     query = current_query()
     fmt = parse_format(request.args)
     limit = parse_limit(request.args, MAX_LIMIT if fmt == "csv" else 100)
+    order = request.args.get("order") or None
+    question = Query(query.range, query.filters, dimension=dimension, order=order, limit=limit)
     with open_stats(query) as stats:
-        rows = stats.breakdown(breakdown, query.range, limit=limit)
+        try:
+            answer = stats.answer(question, known)
+        except BadQuestion as error:
+            raise BadQuery(str(error)) from None
+    breakdown, rows = answer.breakdown, answer.rows
+    assert breakdown is not None
     if fmt == "csv":
         header = [breakdown.name, *breakdown.counts, *breakdown.rates]
         return csv_response(
@@ -82,6 +93,7 @@ def api_breakdown(dimension: str) -> Response:
             "start": query.range.start.isoformat(),
             "end": query.range.end.isoformat(),
             "limit": limit,
+            "order": breakdown.sort,
             "filters": [f.param() for f in query.filters],
             "rows": [row_json(breakdown, r) for r in rows],
         }
