@@ -59,7 +59,7 @@ class Stats:
         self.models = state.models
         self.live_cache = live_cache
         #: Which days of a range are live, and their rows (kept for this request).
-        self.live = LiveDays(state, conn, self.today, live_cache)
+        self.live = LiveDays(state, conn, self.today, live_cache, now=self.now)
         self.filters = tuple(filters)
         self._raw_checked: set[DateRange] = set()
         #: Filtered questions (or ``raw=True``) read raw events: see :mod:`.filtered`.

@@ -31,6 +31,7 @@ from flask_analytics.reports import (
     Totals,
     buckets,
 )
+from flask_analytics.reports.live import TODAY_RUN_MAX_AGE
 from flask_analytics.state import current_state
 
 from ..clock import FrozenClock
@@ -212,6 +213,12 @@ def test_today_and_unfinished_runs_are_live(paris_app: Flask, seeded: Seeded) ->
                 sa.update(run)
                 .where(run.c.date == day)
                 .values(started_at=end - dt.timedelta(minutes=5))
+            )
+            # Today's run is too old to stand for today (the scheduler stopped).
+            conn.execute(
+                sa.update(run)
+                .where(run.c.date == today)
+                .values(started_at=seeded.now - TODAY_RUN_MAX_AGE)
             )
         with analytics.db.engine.connect() as conn:
             stats = open_stats(paris_app, conn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Final
 
 from flask import Response, jsonify, request
@@ -140,6 +141,7 @@ def api_suggest(dimension: str) -> Response:
     if len(needle) > MAX_VALUE_LENGTH:
         raise BadQuery(f"q is at most {MAX_VALUE_LENGTH} characters long.")
     limit = parse_limit(request.args, SUGGEST_LIMIT)
+    fmt = parse_format(request.args)
     others = dataclasses.replace(
         query, filters=tuple(f for f in query.filters if f.dimension != dimension)
     )
@@ -160,6 +162,13 @@ def api_suggest(dimension: str) -> Response:
                 values.append({"value": value, breakdown.sort: row.counts[breakdown.sort]})
                 if len(values) == limit:
                     break
+    if fmt == "csv":
+        counted = breakdown.sort if breakdown is not None else "count"
+        return csv_response(
+            ["value", counted],
+            [[v["value"], v.get(counted)] for v in values],
+            f"suggest-{re.sub(r'[^A-Za-z0-9_]+', '-', dimension)}-{query.range.start}.csv",
+        )
     return jsonify(
         {
             "dimension": dimension,
