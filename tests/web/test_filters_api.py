@@ -152,3 +152,15 @@ def test_breakdown_order_sorts_by_another_count(site: tuple[Flask, Seeded]) -> N
     bad = client.get(f"/analytics/api/breakdown/page?{rng}&order=bounces")
     assert bad.status_code == 400
     assert "not 'bounces'" in bad.get_json()["error"]
+
+
+def test_stats_say_when_todays_numbers_were_computed(site: tuple[Flask, Seeded]) -> None:
+    app, seeded = site
+    analytics: Analytics = app.extensions["analytics_test"]
+    client = app.test_client()
+    assert client.get("/analytics/api/stats?period=7d").get_json()["today_as_of"] is None
+    with app.app_context():
+        run = analytics.aggregate(seeded.today)
+    body = client.get("/analytics/api/stats?period=7d").get_json()
+    assert body["today_as_of"] == run.started_at.isoformat() + "Z"
+    assert client.get("/analytics/api/stats?period=yesterday").get_json()["today_as_of"] is None

@@ -28,6 +28,7 @@ def api_stats() -> Response:
     with open_stats(query) as stats:
         answer = stats.answer(question, offered_breakdowns())
         as_of = stats.data_as_of()
+        today_as_of = stats.live.today_as_of() if question.range.end >= stats.today else None
     totals, previous = answer.totals, answer.previous
     assert totals is not None
     assert comparison is not None
@@ -48,6 +49,9 @@ def api_stats() -> Response:
             "timezone": current_state().settings.timezone.key,
             "filters": [f.param() for f in query.filters],
             "data_as_of": as_of.isoformat() + "Z" if as_of else None,
+            # When the range holds today: the start of the run today's numbers come
+            # from (None: today is computed live from raw events).
+            "today_as_of": today_as_of.isoformat() + "Z" if today_as_of else None,
             "visitors_note": "Visitors over a range are the sum of daily unique visitors.",
             "previous": totals_json(comparison, previous) if previous is not None else None,
         }
