@@ -96,12 +96,13 @@ def day_index(ts: Any, tz: dt.tzinfo, rng: DateRange) -> Any:
             stretches[-1][2] = end
         else:
             stretches.append([index, start, end, full])
+    # A DST stretch divides by its own length: its 25th hour is still its first day.
     whens = [
-        (ts < stop, sa.literal(first) + (ts - begin) // _DAY_SECONDS)
-        for first, begin, stop, _ in stretches[:-1]
+        (ts < stop, sa.literal(first) + (ts - begin) // (_DAY_SECONDS if full else stop - begin))
+        for first, begin, stop, full in stretches[:-1]
     ]
-    first, begin, _, _ = stretches[-1]
-    last = sa.literal(first) + (ts - begin) // _DAY_SECONDS
+    first, begin, stop, full = stretches[-1]
+    last = sa.literal(first) + (ts - begin) // (_DAY_SECONDS if full else stop - begin)
     return sa.case(*whens, else_=last) if whens else last
 
 
@@ -162,14 +163,17 @@ class FilteredEvents:
     # -- which days read stored sessions --------------------------------------------------
 
     def stored_days(self, rng: DateRange) -> list[dt.date]:
-        """Days of ``rng`` whose sessions are read from ``analytics_session``: final
-        days (see :class:`~.live.LiveDays`) whose session rows add up to their summary's
-        sessions (days aggregated before the table existed have none)."""
+        """Days of ``rng`` whose sessions are read from ``analytics_session``: the days the
+        unfiltered path reads from the daily tables (final days, and today while its
+        latest run is recent: see :class:`~.live.LiveDays`), when their session rows add
+        up to their summary's sessions (days aggregated before the table existed have
+        none). Events of such a day join the sessions its run stored, so its filtered
+        numbers are as of that run, like its unfiltered ones."""
         if rng in self._stored:
             return self._stored[rng]
         days: list[dt.date] = []
         if self.live is not None:
-            final = [d for d in rng.dates() if d < self.live.today and self.live.is_final(d)]
+            final = [d for d in rng.dates() if self.live.stored(d)]
             if final:
                 days = self._with_session_rows(final)
         self._stored[rng] = days

@@ -164,3 +164,23 @@ def test_stats_say_when_todays_numbers_were_computed(site: tuple[Flask, Seeded])
     body = client.get("/analytics/api/stats?period=7d").get_json()
     assert body["today_as_of"] == run.started_at.isoformat() + "Z"
     assert client.get("/analytics/api/stats?period=yesterday").get_json()["today_as_of"] is None
+
+
+def test_filtered_today_reads_the_runs_sessions(site: tuple[Flask, Seeded]) -> None:
+    app, seeded = site
+    analytics: Analytics = app.extensions["analytics_test"]
+    client = app.test_client()
+    url = "/analytics/api/stats?period=today&filter=page:matches:/*&filter=country:is_not:JP"
+    live = client.get(url).get_json()["totals"]
+    assert live["sessions"] > 0
+    with app.app_context():
+        analytics.aggregate(seeded.today)
+        state = current_state(app)
+        with state.engine().connect() as conn:
+            from flask_analytics.reports import DateRange, Stats, parse_filters
+
+            stats = Stats(state, conn, filters=parse_filters(["country:is_not:JP"]))
+            today = DateRange(seeded.today, seeded.today)
+            assert stats.filtered.stored_days(today) == [seeded.today]
+    # The run read every event there is: the numbers from its sessions are the same.
+    assert client.get(url).get_json()["totals"] == live
