@@ -1,8 +1,9 @@
 """Filtered reports equal DESIGN.md's filter definition, computed independently.
 
-Seeded traffic over six local days of Europe/Paris around the spring DST change (a
-23-hour day), with a frozen "today": two aggregated days partly moved to the archive,
-two more aggregated days, one past day left live, and today. Several hostnames,
+Seeded traffic over six local days of Europe/Paris around a DST change, with a frozen
+"today": two aggregated days partly moved to the archive, two more aggregated days, one
+past day left live, and today. Every case runs around the spring change (its 23-hour
+day aggregated), a few around the autumn one (its 25-hour day live). Several hostnames,
 referrers and UTM tags, custom events with props, engagement events (some late enough
 to open a session of their own), server-side visits without pageviews, events before a
 visit's first pageview, and two custom columns (``plan``, declared as a dimension, and
@@ -55,15 +56,52 @@ from ..support.reference import as_multiset, reference_daily
 
 TIMEZONE = "Europe/Paris"
 TIMEOUT = 1800
-#: Today, frozen: 15:00 in Paris, two days after the spring change.
-NOW = dt.datetime(2027, 3, 30, 13, 0)
-TODAY = dt.date(2027, 3, 30)
-DST_DAY = dt.date(2027, 3, 28)
-FIRST_DAY = dt.date(2027, 3, 25)
-RANGE = DateRange(FIRST_DAY, TODAY)
-#: Aggregated days; the first two are then (partly) moved to the archive.
-AGGREGATED = (dt.date(2027, 3, 25), dt.date(2027, 3, 26), DST_DAY, dt.date(2027, 3, 29))
-LIVE_PAST = dt.date(2027, 3, 27)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Six local days around a DST change, the last one today (frozen at ``now``)."""
+
+    #: Today's frozen time (naive UTC).
+    now: dt.datetime
+    dst_day: dt.date
+    #: Its length in hours (23 in spring, 25 in autumn).
+    dst_hours: int
+    #: The first instant of the new UTC offset (naive UTC).
+    change: dt.datetime
+    #: A past day left without aggregation (its sessions are cut from raw events).
+    live_past: dt.date
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.date()
+
+    @property
+    def range(self) -> DateRange:
+        return DateRange(self.today - dt.timedelta(days=5), self.today)
+
+    @property
+    def aggregated(self) -> tuple[dt.date, ...]:
+        """The other past days; the first two are then (partly) moved to the archive."""
+        return tuple(d for d in self.range.dates() if d not in (self.live_past, self.today))
+
+
+#: 15:00 in Paris two days after the spring change (a 23-hour day, aggregated).
+SPRING = Period(
+    now=dt.datetime(2027, 3, 30, 13, 0),
+    dst_day=dt.date(2027, 3, 28),
+    dst_hours=23,
+    change=dt.datetime(2027, 3, 28, 1),
+    live_past=dt.date(2027, 3, 27),
+)
+#: The same after the autumn change (a 25-hour day, left live).
+AUTUMN = Period(
+    now=dt.datetime(2026, 10, 27, 13, 0),
+    dst_day=dt.date(2026, 10, 25),
+    dst_hours=25,
+    change=dt.datetime(2026, 10, 25, 1),
+    live_past=dt.date(2026, 10, 25),
+)
 #: The custom columns (custom_event_model) and the one declared as a dimension.
 CUSTOM_COLUMNS = ("plan", "ab_variant")
 DIMENSION = "plan"
@@ -231,18 +269,21 @@ def visit(rnd: random.Random, start: dt.datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def generate(seed: int, visits: int) -> list[dict[str, Any]]:
-    """``visits`` visits spread over the range's UTC span, none after now."""
+def generate(seed: int, visits: int, period: Period) -> list[dict[str, Any]]:
+    """``visits`` visits spread over the period's UTC span, none after now."""
     rnd = random.Random(seed)
-    start = local_midnight(FIRST_DAY)
-    span = int((NOW - start).total_seconds())
+    start = local_midnight(period.range.start)
+    span = int((period.now - start).total_seconds())
     rows = []
     for _ in range(visits):
         rows += visit(rnd, start + dt.timedelta(seconds=rnd.randrange(span)))
-    # A visit across the DST change's missing hour, and one across midnight.
-    rows += visit(rnd, dt.datetime(2027, 3, 28, 0, 50))
-    rows += visit(rnd, local_midnight(dt.date(2027, 3, 27)) - dt.timedelta(minutes=3))
-    return [r for r in rows if r["created_at"] < NOW]
+    # Visits across the DST change, in the DST day's last hour and across midnight.
+    rows += visit(rnd, period.change - dt.timedelta(minutes=10))
+    rows += visit(
+        rnd, local_midnight(period.dst_day + dt.timedelta(days=1)) - dt.timedelta(minutes=40)
+    )
+    rows += visit(rnd, local_midnight(period.live_past) - dt.timedelta(minutes=3))
+    return [r for r in rows if r["created_at"] < period.now]
 
 
 def local_midnight(day: dt.date) -> dt.datetime:
@@ -251,20 +292,23 @@ def local_midnight(day: dt.date) -> dt.datetime:
     return aware.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
-def seed_data(app: Flask, analytics: Analytics, frozen_clock: FrozenClock) -> list[dict[str, Any]]:
+def seed_data(
+    app: Flask, analytics: Analytics, frozen_clock: FrozenClock, period: Period, visits: int
+) -> list[dict[str, Any]]:
     """Insert, aggregate, archive; the stored events of both tables, read back."""
-    frozen_clock.move_to(NOW.replace(tzinfo=dt.timezone.utc))
+    frozen_clock.move_to(period.now.replace(tzinfo=dt.timezone.utc))
+    aggregated = period.aggregated
     event: sa.Table = analytics.Event.__table__
     archive: sa.Table = analytics.EventArchive.__table__
     with app.app_context():
         with analytics.db.engine.begin() as conn:
-            conn.execute(sa.insert(event), generate(seed=15, visits=220))
-        for day in AGGREGATED:
+            conn.execute(sa.insert(event), generate(15, visits, period))
+        for day in aggregated:
             analytics.aggregate(day)
         # The first aggregated day goes to the archive whole, the second a third of it.
         moved = sa.or_(
-            event.c.created_at < local_midnight(AGGREGATED[1]),
-            sa.and_(event.c.created_at < local_midnight(LIVE_PAST), event.c.id % 3 == 0),
+            event.c.created_at < local_midnight(aggregated[1]),
+            sa.and_(event.c.created_at < local_midnight(period.live_past), event.c.id % 3 == 0),
         )
         with analytics.db.engine.begin() as conn:
             conn.execute(
@@ -275,7 +319,7 @@ def seed_data(app: Flask, analytics: Analytics, frozen_clock: FrozenClock) -> li
             rows = [
                 dict(r) for t in (event, archive) for r in conn.execute(sa.select(t)).mappings()
             ]
-    assert any(r["created_at"] < local_midnight(AGGREGATED[1]) for r in rows)
+    assert any(r["created_at"] < local_midnight(aggregated[1]) for r in rows)
     return rows
 
 
@@ -411,26 +455,27 @@ class Comparison:
 
 
 def compare_case(
-    stats: Stats, events: list[dict[str, Any]], case: Case, comparison: Comparison
+    stats: Stats, events: list[dict[str, Any]], case: Case, comparison: Comparison, period: Period
 ) -> None:
-    rows = filtered_range(events, RANGE.dates(), TIMEZONE, TIMEOUT, case.filters, (DIMENSION,))
+    rng, dst_day = period.range, period.dst_day
+    rows = filtered_range(events, rng.dates(), TIMEZONE, TIMEOUT, case.filters, (DIMENSION,))
     summary = rows["DailySummary"]
     expected_total = totals_of(summary).get((), Totals())
-    comparison.equal("totals", stats.totals(RANGE), expected_total)
+    comparison.equal("totals", stats.totals(rng), expected_total)
     daily = totals_of(summary, ("date",))
     comparison.equal(
         "daily_totals",
-        stats.daily_totals(RANGE),
-        {day: daily.get((day,), Totals()) for day in RANGE.dates()},
+        stats.daily_totals(rng),
+        {day: daily.get((day,), Totals()) for day in rng.dates()},
     )
-    around = DateRange(DST_DAY, DST_DAY + dt.timedelta(days=1))
+    around = DateRange(dst_day, dst_day + dt.timedelta(days=1))
     comparison.equal(
         "totals from the DST day",
         stats.totals(around),
         sum((daily.get((d,), Totals()) for d in around.dates()), Totals()),
     )
     for breakdown in (*BREAKDOWNS.values(), custom_breakdown(DIMENSION)):
-        got = stats.breakdown(breakdown, RANGE, limit=1000)
+        got = stats.breakdown(breakdown, rng, limit=1000)
         comparison.equal(
             f"breakdown {breakdown.name}",
             {row.key: row.counts for row in got},
@@ -443,7 +488,7 @@ def compare_case(
     for bucket in ("duration_bucket", "pages_bucket"):
         comparison.equal(
             f"sessions_histogram {bucket}",
-            {row.key: row.counts for row in stats.sessions_histogram(RANGE, bucket)},
+            {row.key: row.counts for row in stats.sessions_histogram(rng, bucket)},
             {k[0]: c for k, c in summed(rows["DailySession"], (bucket,), counts).items()},
         )
     page_days = summed(
@@ -451,8 +496,8 @@ def compare_case(
     )
     comparison.equal(
         f"page_daily {DETAIL_PATH}",
-        stats.page_daily(RANGE, DETAIL_PATH),
-        {day: Totals(**page_days.get((day,), {})) for day in RANGE.dates()},
+        stats.page_daily(rng, DETAIL_PATH),
+        {day: Totals(**page_days.get((day,), {})) for day in rng.dates()},
     )
     referrers = summed(
         rows["DailyPageReferrer"],
@@ -462,13 +507,13 @@ def compare_case(
     )
     comparison.equal(
         f"page_referrers {DETAIL_PATH}",
-        {row.key: row.counts for row in stats.page_referrers(RANGE, DETAIL_PATH, limit=1000)},
+        {row.key: row.counts for row in stats.page_referrers(rng, DETAIL_PATH, limit=1000)},
         {k[0]: c for k, c in referrers.items()},
     )
-    hours = filtered_hourly(events, DST_DAY, TIMEZONE, TIMEOUT, case.filters)
+    hours = filtered_hourly(events, dst_day, TIMEZONE, TIMEOUT, case.filters)
     comparison.equal(
-        f"hourly {DST_DAY}",
-        [(h.start, h.visitors, h.pageviews) for h in stats.hourly(DST_DAY)],
+        f"hourly {dst_day}",
+        [(h.start, h.visitors, h.pageviews) for h in stats.hourly(dst_day)],
         hours,
     )
 
@@ -483,12 +528,22 @@ def custom_app(make_app: Callable[..., Flask]) -> Flask:
     return app
 
 
+#: A few cases on the autumn period (its 25-hour day, its hours).
+AUTUMN_CASES: dict[str, Case] = {
+    "none": Case((), narrows=False),
+    "source is, with (none)": Case((f("source", "is", "(none)", "Google"),)),
+    "page matches": Case((f("page", "matches", "/blog/*", "/a|*"),)),
+    "country is_not and event is_not": Case(
+        (f("country", "is_not", "FR"), f("event", "is_not", "engagement"))
+    ),
+}
 #: The cases in groups, each group checked on one seeded data set per database.
-GROUPS = {
-    "sources": SOURCE_CASES,
-    "utm and devices": UTM_AND_DEVICE_CASES,
-    "events": EVENT_CASES,
-    "combined": COMBINED_CASES,
+GROUPS: dict[str, tuple[Period, dict[str, Case]]] = {
+    "sources": (SPRING, SOURCE_CASES),
+    "utm and devices": (SPRING, UTM_AND_DEVICE_CASES),
+    "events": (SPRING, EVENT_CASES),
+    "combined": (SPRING, COMBINED_CASES),
+    "autumn": (AUTUMN, AUTUMN_CASES),
 }
 
 
@@ -496,31 +551,35 @@ GROUPS = {
 def test_filtered_answers_equal_the_definition(
     custom_app: Flask, frozen_clock: FrozenClock, group: str
 ) -> None:
+    period, cases = GROUPS[group]
+    rng = period.range
     analytics: Analytics = custom_app.extensions["analytics_test"]
-    events = seed_data(custom_app, analytics, frozen_clock)
-    unfiltered = filtered_range(events, RANGE.dates(), TIMEZONE, TIMEOUT, ())
+    events = seed_data(
+        custom_app, analytics, frozen_clock, period, 220 if period is SPRING else 120
+    )
+    unfiltered = filtered_range(events, rng.dates(), TIMEZONE, TIMEOUT, ())
     unfiltered_totals = totals_of(unfiltered["DailySummary"])[()]
-    assert len(filtered_hourly(events, DST_DAY, TIMEZONE, TIMEOUT, ())) == 23
+    assert len(filtered_hourly(events, period.dst_day, TIMEZONE, TIMEOUT, ())) == period.dst_hours
     state = current_state(custom_app)
     mismatches: list[str] = []
     with custom_app.app_context(), state.engine().connect() as conn:
-        for name, case in GROUPS[group].items():
+        for name, case in cases.items():
             filters = parse_filters([param(s) for s in case.filters], CUSTOM_COLUMNS)
             assert [(x.dimension, x.op, x.values) for x in filters] == list(case.filters), name
-            reference = filtered_range(events, RANGE.dates(), TIMEZONE, TIMEOUT, case.filters)
+            reference = filtered_range(events, rng.dates(), TIMEZONE, TIMEOUT, case.filters)
             got = totals_of(reference["DailySummary"]).get((), Totals())
             assert got.sessions > 0, name
             assert got.pageviews + got.events > 0, name
             assert (got != unfiltered_totals) == case.narrows, name
             comparison = Comparison(name)
             stats = Stats(state, conn, filters=filters, raw=True)
-            compare_case(stats, events, case, comparison)
+            compare_case(stats, events, case, comparison, period)
             assert comparison.nonempty >= 15, (name, comparison.nonempty)
             mismatches += comparison.mismatches
             if not case.filters:
                 # The rollups (aggregated, archived, live days) give the same numbers.
                 rollups = Comparison(f"{name}, rollups")
-                compare_case(Stats(state, conn), events, case, rollups)
+                compare_case(Stats(state, conn), events, case, rollups, period)
                 mismatches += rollups.mismatches
     assert not mismatches, "\n".join(mismatches[:40])
 
@@ -529,8 +588,8 @@ def test_filtered_answers_equal_the_definition(
 
 
 def test_the_reference_without_filters_equals_the_daily_reference() -> None:
-    events = [dict(r, id=i) for i, r in enumerate(generate(seed=3, visits=120))]
-    for day in RANGE.dates():
+    events = [dict(r, id=i) for i, r in enumerate(generate(3, 120, SPRING))]
+    for day in SPRING.range.dates():
         filtered = filtered_daily(events, day, TIMEZONE, TIMEOUT, ())
         daily = reference_daily(events, day, TIMEZONE, TIMEOUT)
         for table, rows in daily.items():
