@@ -301,13 +301,32 @@ class FilteredEvents:
             .subquery("fa_grouped")
         )
         g = grouped.c
-        landing_src = src.alias("fa_landing")
-        lc = landing_src.c
-        on = sa.and_(lc.id == g.landing_id, lc.archived == g.landing_archived)
+        # The landing event by primary key from its own table (as the rollups do): a
+        # join back to the union made SQLite scan it once per session.
+        intervals = _intervals(self.tz, days)
+        from_landing: sa.FromClause = grouped
+        tables = []
+        for archived, model in enumerate((self.models.Event, self.models.EventArchive)):
+            table = model.__table__.alias(("fa_landing_raw", "fa_landing_archived")[archived])
+            tables.append(table)
+            from_landing = from_landing.outerjoin(
+                table,
+                sa.and_(
+                    g.landing_archived == archived,
+                    table.c.id == g.landing_id,
+                    _within(table.c.created_at, intervals),
+                ),
+            )
+        raw, archived_table = tables
         return sa.select(
             *(g[name] for name in _SESSION_COLUMNS),
-            *(lc[name] for name in LANDING_COLUMNS),
-        ).select_from(grouped.join(landing_src, on))
+            *(
+                sa.case((g.landing_archived == 0, raw.c[name]), else_=archived_table.c[name]).label(
+                    name
+                )
+                for name in LANDING_COLUMNS
+            ),
+        ).select_from(from_landing)
 
     def _stored_sessions(self, rng: DateRange, days: Sequence[dt.date]) -> sa.Select[Any]:
         """``analytics_session`` rows of ``days``, with their day's index in ``rng``."""
