@@ -173,6 +173,7 @@ class FilteredEvents:
             return self._stored[rng]
         days: list[dt.date] = []
         if self.live is not None:
+            self.live.load_final(rng)
             final = [d for d in rng.dates() if self.live.stored(d)]
             if final:
                 days = self._with_session_rows(final)

@@ -259,6 +259,11 @@ class LiveDays:
             self._final[day] = started >= day_bounds(tz, day)[1]
             self._started[day] = started
 
+    def load_final(self, rng: DateRange) -> None:
+        """Find which days of ``rng`` have a final run, in one statement (:meth:`is_final`
+        and :meth:`stored` then ask nothing more)."""
+        self._load_final(list(rng.dates()))
+
     def is_final(self, day: dt.date) -> bool:
         """True when ``day``'s daily rows come from a run started after the day ended."""
         self._load_final([day])
