@@ -139,6 +139,7 @@ def test_models_are_exposed_with_fixed_table_names():
         "analytics_daily_dimension",
         "analytics_daily_session",
         "analytics_daily_event",
+        "analytics_session",
     }
     assert ext.Event.__table__.c.event_id.unique
     assert any(ix.columns.keys() == ["created_at"] for ix in ext.Event.__table__.indexes)
