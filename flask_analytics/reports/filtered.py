@@ -106,6 +106,23 @@ def day_index(ts: Any, tz: dt.tzinfo, rng: DateRange) -> Any:
     return sa.case(*whens, else_=last) if whens else last
 
 
+#: Virtual tables read whole per request, by their key columns (few keys per day).
+_SHARED_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
+    "DailyPage": ("path",),
+    "DailyTrafficSource": ("channel", "source"),
+    "DailyCountry": ("country",),
+    "DailyDevice": ("device_type", "browser", "os"),
+    "DailyUtm": ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"),
+    "DailySession": ("duration_bucket", "pages_bucket"),
+}
+
+
+def _table_counts(models: Any, table: str) -> tuple[str, ...]:
+    """The count columns of daily table ``table`` (all but id, date and its keys)."""
+    skip = {"id", "date", *_SHARED_KEYS[table]}
+    return tuple(c.name for c in models.daily[table].__table__.c if c.name not in skip)
+
+
 def _intervals(tz: dt.tzinfo, days: Sequence[dt.date]) -> list[tuple[dt.datetime, dt.datetime]]:
     """UTC ``[start, end)`` intervals covering ``days``, consecutive days merged."""
     intervals: list[tuple[dt.datetime, dt.datetime]] = []
@@ -159,6 +176,10 @@ class FilteredEvents:
         self.session_filters = [f for f in self.filters if f.is_session]
         self.event_filters = [f for f in self.filters if not f.is_session]
         self._stored: dict[DateRange, list[dt.date]] = {}
+        #: Whole virtual tables read for this request (see :meth:`grouped`).
+        self._tables: dict[tuple[str, DateRange], dict[tuple[Any, ...], dict[str, int]]] = {}
+        self._spans: dict[str, tuple[Any, Any]] = {}
+
 
     # -- which days read stored sessions --------------------------------------------------
 
@@ -578,7 +599,38 @@ class FilteredEvents:
         equals: Mapping[str, Any],
     ) -> dict[tuple[Any, ...], dict[str, int]]:
         """Sums of ``counts`` of virtual table ``table`` over ``rng``, grouped by ``keys``
-        (``date`` is a key like any other), for rows whose columns equal ``equals``."""
+        (``date`` is a key like any other), for rows whose columns equal ``equals``.
+
+        Tables whose keys are few per day (:data:`_SHARED_KEYS`) are read once per
+        request grouped by all their keys with every count, and summed here by the keys
+        asked: the Devices page's three panels, the Pages page's top, entry and exit
+        pages are one statement each. The sums are the rollup path's (which sums stored
+        rows the same way), so both paths still agree.
+        """
+        shared = _SHARED_KEYS.get(table)
+        if shared is not None and "date" not in keys and not equals and set(keys) <= set(shared):
+            if (table, rng) not in self._tables:
+                self._tables[table, rng] = self._grouped(
+                    table, rng, shared, _table_counts(self.models, table), {}
+                )
+            sums: dict[tuple[Any, ...], dict[str, int]] = {}
+            positions = [shared.index(k) for k in keys]
+            for full_key, full_counts in self._tables[table, rng].items():
+                key = tuple(full_key[i] for i in positions)
+                acc = sums.setdefault(key, dict.fromkeys(counts, 0))
+                for count in counts:
+                    acc[count] += full_counts[count]
+            return sums
+        return self._grouped(table, rng, keys, counts, equals)
+
+    def _grouped(
+        self,
+        table: str,
+        rng: DateRange,
+        keys: Sequence[str],
+        counts: Sequence[str],
+        equals: Mapping[str, Any],
+    ) -> dict[tuple[Any, ...], dict[str, int]]:
         if table == "DailyDimension":
             inner = self.dimension_select(str(equals["dimension"]), rng).subquery("fa_rows")
         else:
