@@ -257,6 +257,7 @@ def dashboard(suite: Suite) -> None:
 #: bench/query.py's case labels -> (the table's words, goal as a ratio to the floor).
 QUERY_ROWS = {
     "floor: count(*), count(DISTINCT visitor_id)": ("floor: one distinct-visitor scan", ""),
+    "the same, read by a plain table scan": ("the floor by a plain table scan", ""),
     "overview, unfiltered (daily rollups)": ("overview, unfiltered (daily rollups)", ""),
     "overview, source:is:Google": ("overview, source:is:Google", "≤ 3x"),
     "overview, page:matches:/blog/*": ("overview, page:matches:/blog/*", "≤ 3x"),
