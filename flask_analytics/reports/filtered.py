@@ -673,7 +673,7 @@ class FilteredEvents:
         if self.dialect == "postgresql":
             self.conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
             # The statement is planned afresh per request and costed far above
-            # jit_above_cost; compiling its expressions took 0.3-1.8 s a statement at 3M
+            # jit_above_cost; compiling its expressions took 0.9-1.8 s a statement at 3M
             # events (bench/query.py --profile), more than JIT saved.
             self.conn.execute(sa.text("SET LOCAL jit = off"))
         result: dict[tuple[Any, ...], dict[str, int]] = {}
