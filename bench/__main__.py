@@ -278,7 +278,7 @@ def query(suite: Suite) -> None:
             for db, cases in data["query"].items()
             if label in cases
         }
-        if not goal and "floor" in words:
+        if label.startswith("floor"):
             words += f" of 30 days, {a.query_events:,} raw + archived events"
         suite.add("query", f"{words}: median (x floor)", values, goal)
 
