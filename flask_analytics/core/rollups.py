@@ -132,12 +132,15 @@ def sessions_select(
     *,
     models: Models | None = None,
     bounds: tuple[dt.datetime, dt.datetime] | None = None,
+    by_day: bool = False,
 ) -> sa.Select[Any]:
     """One row per session of the events of ``src`` (window functions, no Python loop).
 
     Columns: visitor_id, started_at and ended_at (first and last event time),
     duration_s, events, pageviews, bounce (0/1), entry_path, exit_path and the landing
-    attributes of :data:`LANDING_COLUMNS`.
+    attributes of :data:`LANDING_COLUMNS`. With ``by_day``, ``src`` spans several local
+    days and has a ``day`` column: a session never crosses from one day to the next, and
+    the rows start with ``day``.
 
     All events are walked in one order (visitor, time, id) rather than one window
     partition per visitor: both passes share one sort, session numbers come out unique
@@ -156,8 +159,10 @@ def sessions_select(
     walk: dict[str, Any] = {"order_by": (c.visitor_id, c.created_at, c.id), "rows": (None, 0)}
     same_visit = sa.and_(
         sa.func.lag(c.visitor_id).over(**walk) == c.visitor_id,
+        *((sa.func.lag(c.day).over(**walk) == c.day,) if by_day else ()),
         ts - sa.func.lag(ts).over(**walk) <= timeout,
     )
+    day_columns = [c.day] if by_day else []
     # Pass 1: does the event start a session; running count of pageviews so far.
     ordered = sa.select(
         c.visitor_id,
@@ -166,6 +171,7 @@ def sessions_select(
         c.archived,
         c.name,
         c.path,
+        *day_columns,
         ts.label("ts"),
         is_pv.label("is_pv"),
         sa.func.sum(is_pv).over(**walk).label("pvn"),
@@ -200,6 +206,7 @@ def sessions_select(
     engaged = sa.func.max(sa.case((n.name == ENGAGEMENT, 1), else_=0))
     grouped = (
         sa.select(
+            *([sa.func.max(n.day).label("day")] if by_day else []),
             n.visitor_id,
             sa.func.min(n.created_at).label("started_at"),
             sa.func.max(n.created_at).label("ended_at"),
@@ -217,6 +224,7 @@ def sessions_select(
     )
     g = grouped.c
     columns = [
+        *([g.day] if by_day else []),
         g.visitor_id,
         g.started_at,
         g.ended_at,

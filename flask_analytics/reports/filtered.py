@@ -44,6 +44,7 @@ from ..core.rollups import (
     PAGES_BUCKETS,
     PAGEVIEW,
     bucket_lower_bound,
+    sessions_select,
     total,
 )
 from ..models import UTM_MAX
@@ -289,96 +290,25 @@ class FilteredEvents:
         return sa.union_all(*parts)
 
     def _computed_sessions(self, rng: DateRange, days: Sequence[dt.date]) -> sa.Select[Any]:
-        """Sessions of ``days`` cut from raw events: ``analytics_session``'s columns, with
-        ``day`` (the day's index in ``rng``) instead of ``date``."""
+        """Sessions of ``days`` cut from raw events by the rollups' own
+        :func:`~flask_analytics.core.rollups.sessions_select`, split at local midnight:
+        ``analytics_session``'s columns, with ``day`` (the day's index in ``rng``)
+        instead of ``date``."""
         columns = ("id", "created_at", "visitor_id", "name", "path", *LANDING_COLUMNS)
         events = self._events(rng, columns, days).subquery("fa_day_events")
-        src = sa.select(*events.c, day_index(events.c.ts, self.tz, rng).label("day")).cte("fa_src")
-        c = src.c
-        is_pv = sa.case((c.name == PAGEVIEW, 1), else_=0)
-        timeout = self.state.settings.session_timeout
-        walk: dict[str, Any] = {"order_by": (c.visitor_id, c.created_at, c.id), "rows": (None, 0)}
-        same_visit = sa.and_(
-            sa.func.lag(c.visitor_id).over(**walk) == c.visitor_id,
-            sa.func.lag(c.day).over(**walk) == c.day,
-            c.ts - sa.func.lag(c.ts).over(**walk) <= timeout,
+        src = sa.select(*events.c, day_index(events.c.ts, self.tz, rng).label("day")).subquery(
+            "fa_src"
         )
-        ordered = sa.select(
-            *(c[name] for name in ("id", "archived", "created_at", "visitor_id", "day", "ts")),
-            c.name,
-            c.path,
-            is_pv.label("is_pv"),
-            sa.func.sum(is_pv).over(**walk).label("pvn"),
-            sa.case((same_visit, 0), else_=1).label("starts"),
-        ).subquery("fa_ordered")
-        o = ordered.c
-        walk = {"order_by": (o.visitor_id, o.created_at, o.id), "rows": (None, 0)}
-        numbered = sa.select(
-            *o,
-            sa.func.sum(o.starts).over(**walk).label("session_no"),
-            sa.func.max(sa.case((o.starts == 1, o.pvn - o.is_pv))).over(**walk).label("pv_base"),
-        ).subquery("fa_numbered")
-        n = numbered.c
-        is_entry = sa.and_(n.is_pv == 1, n.pvn == n.pv_base + 1)
-        pageviews = sa.func.sum(n.is_pv)
-
-        def landing(column: Any) -> Any:
-            # The first pageview, else the first event (the rollups' landing event).
-            return sa.case(
-                (pageviews > 0, sa.func.max(sa.case((is_entry, column)))),
-                else_=sa.func.max(sa.case((n.starts == 1, column))),
-            )
-
-        width = 12
-        exit_key = sa.func.max(
-            sa.case((n.is_pv == 1, dialects.sortable_number(n.pvn, width, self.dialect) + n.path))
+        start, _ = day_bounds(self.tz, min(days))
+        _, end = day_bounds(self.tz, max(days))
+        return sessions_select(
+            src,
+            self.state.settings.session_timeout,
+            self.dialect,
+            models=self.models,
+            bounds=(start, end),
+            by_day=True,
         )
-        engaged = sa.func.max(sa.case((n.name == ENGAGEMENT, 1), else_=0))
-        grouped = (
-            sa.select(
-                sa.func.max(n.day).label("day"),
-                n.visitor_id,
-                sa.func.min(n.created_at).label("started_at"),
-                sa.func.max(n.created_at).label("ended_at"),
-                (sa.func.max(n.ts) - sa.func.min(n.ts)).label("duration_s"),
-                sa.func.count().label("events"),
-                pageviews.label("pageviews"),
-                sa.case((sa.and_(pageviews == 1, engaged == 0), 1), else_=0).label("bounce"),
-                sa.func.max(sa.case((is_entry, n.path))).label("entry_path"),
-                sa.func.substr(exit_key, width + 1).label("exit_path"),
-                landing(n.id).label("landing_id"),
-                landing(n.archived).label("landing_archived"),
-            )
-            .group_by(n.session_no, n.visitor_id)
-            .subquery("fa_grouped")
-        )
-        g = grouped.c
-        # The landing event by primary key from its own table (as the rollups do): a
-        # join back to the union made SQLite scan it once per session.
-        intervals = _intervals(self.tz, days)
-        from_landing: sa.FromClause = grouped
-        tables = []
-        for archived, model in enumerate((self.models.Event, self.models.EventArchive)):
-            table = model.__table__.alias(("fa_landing_raw", "fa_landing_archived")[archived])
-            tables.append(table)
-            from_landing = from_landing.outerjoin(
-                table,
-                sa.and_(
-                    g.landing_archived == archived,
-                    table.c.id == g.landing_id,
-                    _within(table.c.created_at, intervals),
-                ),
-            )
-        raw, archived_table = tables
-        return sa.select(
-            *(g[name] for name in _SESSION_COLUMNS),
-            *(
-                sa.case((g.landing_archived == 0, raw.c[name]), else_=archived_table.c[name]).label(
-                    name
-                )
-                for name in LANDING_COLUMNS
-            ),
-        ).select_from(from_landing)
 
     def _stored_sessions(self, rng: DateRange, days: Sequence[dt.date]) -> sa.Select[Any]:
         """``analytics_session`` rows of ``days``, with their day's index in ``rng``."""
