@@ -63,7 +63,7 @@ from flask_analytics.core.clock import day_bounds
 from flask_analytics.lifecycle.aggregate import aggregate_range
 from flask_analytics.lifecycle.archive import archive
 from flask_analytics.reports import BREAKDOWNS, DateRange, Stats, Totals
-from flask_analytics.reports.filters import Filter, parse_filters
+from flask_analytics.reports.filters import parse_filters
 from flask_analytics.state import AppState, current_state
 from flask_analytics.web.dashboard.views import OVERVIEW_LISTS
 
@@ -288,7 +288,10 @@ def run_case(app: Flask, rng: DateRange, filters: tuple[str, ...] | None, what: 
         if filters is None:
             return floor(state, conn, rng, scan=what == "scan")
         stats = Stats(state, conn, filters=parse_filters(filters))
-        return overview(stats, rng) if what == "overview" else top_pages(stats, rng)
+        try:
+            return overview(stats, rng) if what == "overview" else top_pages(stats, rng)
+        finally:
+            stats.close()
 
 
 def timed(func: Callable[[], Any]) -> tuple[float, Any]:
@@ -300,10 +303,8 @@ def timed(func: Callable[[], Any]) -> tuple[float, Any]:
 # -- where the time goes ------------------------------------------------------------------
 
 
-def capture(app: Flask, func: Callable[[], Any]) -> list[tuple[float, str, Any]]:
-    """The SELECTs ``func`` sends to the database: (ms, statement, parameters)."""
-    with app.app_context():
-        engine = current_state(app).engine()
+def capture(conn: sa.Connection, func: Callable[[], Any]) -> list[tuple[float, str, Any]]:
+    """The SELECTs and INSERTs ``func`` sends on ``conn``: (ms, statement, parameters)."""
     seen: list[tuple[float, str, Any]] = []
     began: list[float] = []
 
@@ -312,16 +313,16 @@ def capture(app: Flask, func: Callable[[], Any]) -> list[tuple[float, str, Any]]
 
     def after(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
         ms = (time.perf_counter() - began.pop()) * 1000
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH", "INSERT")):
             seen.append((ms, statement, params))
 
-    sa.event.listen(engine, "before_cursor_execute", before)
-    sa.event.listen(engine, "after_cursor_execute", after)
+    sa.event.listen(conn, "before_cursor_execute", before)
+    sa.event.listen(conn, "after_cursor_execute", after)
     try:
         func()
     finally:
-        sa.event.remove(engine, "before_cursor_execute", before)
-        sa.event.remove(engine, "after_cursor_execute", after)
+        sa.event.remove(conn, "before_cursor_execute", before)
+        sa.event.remove(conn, "after_cursor_execute", after)
     return seen
 
 
@@ -375,16 +376,15 @@ def _plan_nodes(root: dict[str, Any]) -> list[tuple[float, str]]:
     return [(float(n[0]), str(n[1])) for n in nodes]
 
 
-def explain_postgresql(app: Flask, statement: str, params: Any, title: str) -> None:
+def explain_postgresql(conn: sa.Connection, statement: str, params: Any, title: str) -> None:
     print(f"  -- EXPLAIN (ANALYZE, BUFFERS) of the {title} statement (work_mem 64MB)")
-    with app.app_context(), current_state(app).engine().begin() as conn:
-        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-        plan = conn.exec_driver_sql(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, params
-        ).scalar_one()
-        text = conn.exec_driver_sql(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) " + statement, params
-        ).all()
+    conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+    plan = conn.exec_driver_sql(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, params
+    ).scalar_one()
+    text = conn.exec_driver_sql(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) " + statement, params
+    ).all()
     root = (plan[0] if isinstance(plan, list) else json.loads(plan)[0])["Plan"]
     whole = float(root["Actual Total Time"])
     nodes = _plan_nodes(root)
@@ -396,64 +396,46 @@ def explain_postgresql(app: Flask, statement: str, params: Any, title: str) -> N
         print(f"    {line}")
 
 
-def explain_sqlite(app: Flask, statement: str, params: Any, title: str) -> None:
+def explain_sqlite(conn: sa.Connection, statement: str, params: Any, title: str) -> None:
     print(f"  -- EXPLAIN QUERY PLAN of the {title} statement")
-    with app.app_context(), current_state(app).engine().connect() as conn:
-        for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all():
-            print(f"    {row[0]:>4} {row[1]:>4}  {row[3]}")
+    for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all():
+        print(f"    {row[0]:>4} {row[1]:>4}  {row[3]}")
 
 
-def stage_times(app: Flask, rng: DateRange, filters: Sequence[Filter]) -> None:
-    """Time the stages of the filtered path alone: the range's events (a count), the kept
-    sessions, the kept events (joined to their sessions)."""
-    state = current_state(app)
-    with app.app_context(), state.engine().connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET work_mem = '64MB'")
-        stats = Stats(state, conn, filters=filters)
-        sessions, kept = stats.filtered._parts(rng, "DailyPage")[:2]
-        start, _ = day_bounds(state.settings.timezone, rng.start)
-        _, end = day_bounds(state.settings.timezone, rng.end)
-        parts = [
-            sa.select(m.__table__.c.id).where(
-                m.__table__.c.created_at >= start, m.__table__.c.created_at < end
-            )
-            for m in (state.models.Event, state.models.EventArchive)
-        ]
-        scan = sa.union_all(*parts).subquery()
-        s, e = sessions.c, kept.c
-        stages = (
-            ("the range's events, count(*) only", sa.select(sa.func.count()).select_from(scan)),
-            ("kept sessions (fa_sessions)",
-             sa.select(sa.func.count(), sa.func.sum(s.kpv), sa.func.max(s.exit_path))),
-            ("kept events, joined to their session (fa_events)",
-             sa.select(sa.func.count(), sa.func.max(e.path))),
-        )  # fmt: skip
-        for label, query in stages:
-            ms, rows = timed(lambda q=query: conn.execute(q).all())  # type: ignore[misc]
-            print(f"  {ms:9,.0f} ms  {label}: {', '.join(str(v) for v in rows[0])}")
+def _label(statement: str) -> str:
+    written = re.search(r"INSERT INTO (fa_kept_\w+?)_\d", statement)
+    if written:
+        return "write " + written.group(1).replace("fa_", "").replace("_", " ")
+    keys = re.findall(r"fa_rows\.(\w+)", statement)
+    if not keys:
+        return ""
+    return "daily totals (60 days)" if keys[0] == "day" else f"top {keys[0]}s"
 
 
 def profile(kind: str, app: Flask, rng: DateRange) -> None:
+    """Each statement of one filtered overview, and the plans of the slow ones, on the
+    overview's own connection (its temporary tables still there)."""
     print(f"== {kind}: where the filtered path's time goes ==")
+    state = current_state(app)
+    explain = explain_postgresql if kind == "postgresql" else explain_sqlite
     for filters in (GOOGLE, BLOG):
         print(f"[{kind}] filter {filters[0]}: each statement of one overview")
-        seen = capture(app, lambda f=filters: run_case(app, rng, f, "overview"))  # type: ignore[misc]
-        asked: dict[str, tuple[float, str, Any]] = {}
-        for ms, statement, params in seen:
-            keys = re.findall(r"fa_rows\.(\w+)", statement)
-            if keys:
-                what = "daily totals (60 days)" if keys[0] == "day" else f"top {keys[0]}s"
-                asked[what] = (ms, statement, params)
-                print(f"  {ms:9,.0f} ms  {what}")
-        print(f"[{kind}] filter {filters[0]}: stages")
-        stage_times(app, rng, parse_filters(filters))
-        for title in ("daily totals (60 days)", "top paths"):
-            _, statement, params = asked[title]
-            if kind == "postgresql":
-                explain_postgresql(app, statement, params, f"{title}, {filters[0]}")
-            else:
-                explain_sqlite(app, statement, params, f"{title}, {filters[0]}")
+        with app.app_context(), state.engine().connect() as conn:
+            stats = Stats(state, conn, filters=parse_filters(filters))
+            seen = capture(conn, lambda s=stats: overview(s, rng))  # type: ignore[misc]
+            asked: dict[str, tuple[float, str, Any]] = {}
+            for ms, statement, params in seen:
+                what = _label(statement)
+                if what:
+                    asked.setdefault(what, (ms, statement, params))
+                    print(f"  {ms:9,.0f} ms  {what}")
+            # Reads first: explaining a write (ANALYZE runs it) adds rows.
+            titles = sorted(asked, key=lambda t: t.startswith("write"))
+            for title in titles:
+                if title.startswith(("top paths", "daily", "write")):
+                    _, statement, params = asked[title]
+                    explain(conn, statement, params, f"{title}, {filters[0]}")
+            stats.close()
 
 
 # -- the run ------------------------------------------------------------------------------

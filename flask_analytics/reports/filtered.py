@@ -28,9 +28,9 @@ rollups' (the tests compare both paths on random traffic).
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
@@ -38,26 +38,19 @@ import sqlalchemy as sa
 from ..core import dialects
 from ..core.clock import day_bounds
 from ..core.rollups import (
-    DURATION_BUCKETS,
-    ENGAGEMENT,
     LANDING_COLUMNS,
-    PAGES_BUCKETS,
     PAGEVIEW,
-    bucket_lower_bound,
     sessions_select,
     total,
 )
-from ..models import UTM_MAX
 from .filters import EVENT_DIMENSIONS, SESSION_DIMENSIONS, Filter, condition, prop_value
 from .ranges import DateRange
+from .virtual import dimension_select, epoch, table_select
 
 if TYPE_CHECKING:
     from ..core.context import Context
     from .live import LiveDays
 
-#: Virtual tables the raw path computes, beyond the daily tables: visitors and
-#: pageviews per UTC hour slot of one local day (the chart of a one-day range).
-HOURLY: Final = "Hourly"
 _DAY_SECONDS: Final = 86400
 #: Columns of a session besides its landing attributes (``analytics_session``'s, with
 #: ``day``, the index of its local day in the range, instead of ``date``).
@@ -75,12 +68,35 @@ _SESSION_COLUMNS: Final = (
 )
 
 
+#: Event columns the virtual tables read (besides the event model's custom columns).
+_EVENT_COLUMNS: Final = (
+    "created_at", "visitor_id", "name", "path", "referrer_host", "engagement_ms"
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """Temporary tables of one range's kept sessions and (with event filters) events."""
+
+    rng: DateRange
+    sessions: sa.Table
+    events: sa.Table | None
+
+
+def _window(table: sa.Table, offset: int, length: int) -> sa.Select[Any]:
+    """Rows of ``table`` whose ``day`` is in ``[offset, offset + length)``, renumbered
+    from 0."""
+    c = table.c
+    if offset == 0:
+        return sa.select(*c).where(c.day < length)
+    day = (c.day - offset).label("day")
+    return sa.select(day, *(col for col in c if col.name != "day")).where(
+        c.day >= offset, c.day < offset + length
+    )
+
+
 class RawDataMissing(ValueError):
     """A raw-path question about days whose raw events are gone (purged after archive)."""
-
-
-def _epoch(moment: dt.datetime) -> int:
-    return calendar.timegm(moment.timetuple())
 
 
 def day_index(ts: Any, tz: dt.tzinfo, rng: DateRange) -> Any:
@@ -91,7 +107,7 @@ def day_index(ts: Any, tz: dt.tzinfo, rng: DateRange) -> Any:
     """
     stretches: list[list[int]] = []  # [first index, start second, end second, 24 h]
     for index, day in enumerate(rng.dates()):
-        start, end = (_epoch(b) for b in day_bounds(tz, day))
+        start, end = (epoch(b) for b in day_bounds(tz, day))
         full = int(end - start == _DAY_SECONDS)
         if stretches and full and stretches[-1][3]:
             stretches[-1][2] = end
@@ -193,6 +209,9 @@ class FilteredEvents:
         #: Whole virtual tables read for this request (see :meth:`grouped`).
         self._tables: dict[tuple[str, DateRange], dict[tuple[Any, ...], dict[str, int]]] = {}
         self._spans: dict[str, tuple[Any, Any]] = {}
+        #: Kept sessions (and events) written for this request, by range.
+        self._kept: list[_Kept] = []
+        self._temps: list[sa.Table] = []
 
     # -- which days read stored sessions --------------------------------------------------
 
@@ -237,18 +256,6 @@ class FilteredEvents:
         return [d for d in days if sessions.get(d, 0) == rows.get(d, 0)]
 
     # -- statement ------------------------------------------------------------------------
-
-    def _extra_columns(self, table: str) -> list[str]:
-        wanted = {
-            f.dimension
-            for f in self.event_filters
-            if f.dimension not in EVENT_DIMENSIONS and f.prop_key is None
-        }
-        if any(f.prop_key is not None for f in self.event_filters):
-            wanted.add("props")
-        if table == "DailyDimension":
-            wanted.update(self.custom_columns)
-        return sorted(wanted)
 
     def _event_value(self, item: Filter, columns: Any) -> Any:
         key = item.prop_key
@@ -320,8 +327,8 @@ class FilteredEvents:
             *(t.c[name] for name in LANDING_COLUMNS),
         ).where(t.c.date.in_(list(days)))
 
-    def _parts(self, rng: DateRange, table: str) -> tuple[Any, Any]:
-        """(kept sessions, kept events) of ``rng``: a CTE and a subquery."""
+    def _passing(self, rng: DateRange) -> Any:
+        """Sessions of ``rng`` that pass the session filters (a CTE)."""
         stored = self.stored_days(rng)
         computed = [d for d in rng.dates() if d not in set(stored)]
         if self.live is not None and computed:
@@ -343,10 +350,15 @@ class FilteredEvents:
             condition(f, session_columns[SESSION_DIMENSIONS[f.dimension]], self.dialect)
             for f in self.session_filters
         ]
-        passing = sa.select(*sc).where(*wheres).cte("fa_passing")
-        p = passing.c
-        extra = self._extra_columns(table)
-        columns = ("created_at", "visitor_id", "name", "path", "referrer_host", "engagement_ms")
+        return sa.select(*sc).where(*wheres).cte("fa_passing")
+
+    def _joined(self, rng: DateRange, sessions: Any, extra: Sequence[str]) -> Any:
+        """Events of ``rng`` joined to their session in ``sessions`` (on visitor and
+        ``started_at <= created_at <= ended_at``: a visitor's sessions never overlap),
+        passing the event filters, with ``extra`` columns: a ``UNION ALL`` of raw and
+        archived events."""
+        p = sessions.c
+        columns = _EVENT_COLUMNS
         in_range = _intervals(self.tz, list(rng.dates()))
         # One join per table, the event filters inside it: a join above the UNION ALL
         # had PostgreSQL sort every event of the range for a merge join (3M events:
@@ -363,7 +375,7 @@ class FilteredEvents:
                 )
                 .select_from(
                     t.join(
-                        passing,
+                        sessions,
                         sa.and_(
                             t.c.visitor_id == p.visitor_id,
                             t.c.created_at >= p.started_at,
@@ -379,174 +391,119 @@ class FilteredEvents:
                     ),
                 )
             )
-        joined = sa.union_all(*branches)
+        return sa.union_all(*branches)
+
+    # -- kept sessions and events, once per request -----------------------------------------
+
+    def _temp_table(self, name: str, columns: Sequence[tuple[str, Any]]) -> sa.Table:
+        """A new, empty temporary table ``name`` (one left by an earlier request on this
+        connection is dropped first)."""
+        table = sa.Table(
+            name, sa.MetaData(), *(sa.Column(n, type_) for n, type_ in columns),
+            prefixes=["TEMPORARY"],
+        )  # fmt: skip
+        table.drop(self.conn, checkfirst=True)
+        table.create(self.conn)
+        self._temps.append(table)
+        return table
+
+    def _materialize(self, rng: DateRange) -> _Kept:
+        """Write the kept sessions of ``rng`` (and, with event filters, its kept events)
+        to temporary tables: every statement of the request reads them, instead of each
+        repeating the filters, the session reads and the join."""
+        number = len(self._kept)
+        session_t: sa.Table = self.models.Session.__table__
+        event_t: sa.Table = self.models.Event.__table__
+        big = sa.BigInteger()
+        session_columns = [
+            ("day", sa.Integer()),
+            *((n, session_t.c[n].type) for n in (*_SESSION_COLUMNS[1:], *LANDING_COLUMNS)),
+            ("kpv", big),
+            ("kev", big),
+        ]
+        sessions = self._temp_table(f"fa_kept_sessions_{number}", session_columns)
+        names = [n for n, _ in session_columns]
+        passing = self._passing(rng)
+        p = passing.c
+        events: sa.Table | None = None
         if not self.event_filters:
-            kept_sessions = sa.select(
-                *p, p.pageviews.label("kpv"), (p.events - p.pageviews).label("kev")
-            ).cte("fa_sessions")
-            return kept_sessions, joined.subquery("fa_events")
-        kept_events = joined.cte("fa_events")
-        k = kept_events.c
-        is_pv = sa.case((k.name == PAGEVIEW, 1), else_=0)
-        per_session = (
-            sa.select(
-                k.visitor_id,
-                k.session_start,
-                sa.func.sum(is_pv).label("kpv"),
-                sa.func.sum(1 - is_pv).label("kev"),
+            kept = sa.select(*p, p.pageviews.label("kpv"), (p.events - p.pageviews).label("kev"))
+        else:
+            extra = self.custom_columns
+            event_columns = [
+                ("day", sa.Integer()),
+                ("session_start", session_t.c.started_at.type),
+                *((n, event_t.c[n].type) for n in _EVENT_COLUMNS),
+                *((n, event_t.c[n].type) for n in extra),
+                ("ts", big),
+            ]
+            events = self._temp_table(f"fa_kept_events_{number}", event_columns)
+            self.conn.execute(
+                sa.insert(events).from_select(
+                    [n for n, _ in event_columns], self._joined(rng, passing, extra)
+                )
             )
-            .group_by(k.visitor_id, k.session_start)
-            .subquery("fa_per_session")
-        )
-        q = per_session.c
-        kept_sessions = (
-            sa.select(*p, q.kpv, q.kev)
-            .select_from(
+            k = events.c
+            is_pv = sa.case((k.name == PAGEVIEW, 1), else_=0)
+            per_session = (
+                sa.select(
+                    k.visitor_id,
+                    k.session_start,
+                    sa.func.sum(is_pv).label("kpv"),
+                    sa.func.sum(1 - is_pv).label("kev"),
+                )
+                .group_by(k.visitor_id, k.session_start)
+                .subquery("fa_per_session")
+            )
+            q = per_session.c
+            kept = sa.select(*p, q.kpv, q.kev).select_from(
                 passing.join(
                     per_session,
                     sa.and_(q.visitor_id == p.visitor_id, q.session_start == p.started_at),
                 )
             )
-            .cte("fa_sessions")
+        self.conn.execute(sa.insert(sessions).from_select(names, kept))
+        if self.dialect == "postgresql":
+            # Temporary tables have no statistics until analysed: without them the
+            # planner misjudged the kept sessions' size and hashed the events instead.
+            for table in (sessions, events):
+                if table is None:
+                    continue
+                self.conn.exec_driver_sql(f"ANALYZE {table.name}")
+        else:
+            sa.Index(f"{sessions.name}_visitor", sessions.c.visitor_id).create(self.conn)
+            # Release the read snapshot the inserts began (the tables stay).
+            self.conn.commit()
+        return _Kept(rng, sessions, events)
+
+    def _parts(self, rng: DateRange, table: str) -> tuple[Any, Any]:
+        """(kept sessions, kept events) of ``rng``: subqueries whose ``day`` is the
+        index in ``rng``. Each is read from the request's temporary tables of the first
+        range that covers ``rng`` (a day's sessions and events do not depend on the
+        range: sessions end at local midnight), shifted by the day offset."""
+        kept = next(
+            (k for k in self._kept if k.rng.start <= rng.start and rng.end <= k.rng.end),
+            None,
         )
-        return kept_sessions, kept_events
+        if kept is None:
+            kept = self._materialize(rng)
+            self._kept.append(kept)
+        offset = (rng.start - kept.rng.start).days
+        length = (rng.end - rng.start).days + 1
+        sessions = _window(kept.sessions, offset, length).subquery("fa_sessions")
+        if kept.events is not None:
+            return sessions, _window(kept.events, offset, length).subquery("fa_events")
+        extra = self.custom_columns if table == "DailyDimension" else ()
+        return sessions, self._joined(rng, sessions, extra).subquery("fa_events")
 
-    def table_select(self, table: str, rng: DateRange) -> sa.Select[Any]:
-        """Rows of virtual daily table ``table`` over ``rng``, one per local day and key,
-        with the stored table's column names (``day`` is the day's index in ``rng``)."""
-        sessions, events = self._parts(rng, table)
-        s, e = sessions.c, events.c
-        visitors = sa.func.count(sa.distinct(s.visitor_id)).label("visitors")
-        sessions_n = sa.func.count().label("sessions")
-        pageviews = total(s.kpv).label("pageviews")
-        bounces = total(s.bounce).label("bounces")
-        is_pv = e.name == PAGEVIEW
-
-        def by_session(*keys: str, bounced: bool = False) -> sa.Select[Any]:
-            columns = [s.day, *(s[k] for k in keys), visitors, sessions_n, pageviews]
-            if bounced:
-                columns.append(bounces)
-            return sa.select(*columns).group_by(s.day, *(s[k] for k in keys))
-
-        if table == "DailySummary":
-            return sa.select(
-                s.day,
-                visitors,
-                sessions_n,
-                pageviews,
-                bounces,
-                total(s.duration_s).label("total_duration_s"),
-                total(s.kev).label("events"),
-            ).group_by(s.day)
-        if table == "DailyPage":
-            zero: Any = sa.literal_column("0", sa.BigInteger())
-            views = (
-                sa.select(
-                    e.day,
-                    e.path.label("path"),
-                    sa.func.count(sa.distinct(sa.case((is_pv, e.visitor_id)))).label("visitors"),
-                    sa.func.sum(sa.case((is_pv, 1), else_=0)).label("pageviews"),
-                    zero.label("entries"),
-                    zero.label("exits"),
-                    sa.func.sum(
-                        sa.case(
-                            (e.name == ENGAGEMENT, sa.func.coalesce(e.engagement_ms, 0)), else_=0
-                        )
-                    ).label("total_engagement_ms"),
-                )
-                .where(e.name.in_((PAGEVIEW, ENGAGEMENT)))
-                .group_by(e.day, e.path)
-            )
-            entries = (
-                sa.select(s.day, s.entry_path, zero, zero, sa.func.count(), zero, zero)
-                .where(s.entry_path.is_not(None))
-                .group_by(s.day, s.entry_path)
-            )
-            exits = (
-                sa.select(s.day, s.exit_path, zero, zero, zero, sa.func.count(), zero)
-                .where(s.exit_path.is_not(None))
-                .group_by(s.day, s.exit_path)
-            )
-            parts = sa.union_all(views, entries, exits).subquery("fa_page_parts")
-            p = parts.c
-            return sa.select(
-                p.day,
-                p.path,
-                total(p.visitors).label("visitors"),
-                total(p.pageviews).label("pageviews"),
-                total(p.entries).label("entries"),
-                total(p.exits).label("exits"),
-                total(p.total_engagement_ms).label("total_engagement_ms"),
-            ).group_by(p.day, p.path)
-        if table == "DailyPageReferrer":
-            return (
-                sa.select(
-                    e.day,
-                    e.path,
-                    e.referrer_host,
-                    sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
-                    sa.func.count().label("pageviews"),
-                )
-                .where(is_pv)
-                .group_by(e.day, e.path, e.referrer_host)
-            )
-        if table == "DailyTrafficSource":
-            return by_session("channel", "source", bounced=True)
-        if table == "DailyCountry":
-            return by_session("country")
-        if table == "DailyDevice":
-            return by_session("device_type", "browser", "os")
-        if table == "DailyUtm":
-            return by_session(
-                "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", bounced=True
-            )
-        if table == "DailySession":
-            duration = bucket_lower_bound(s.duration_s, DURATION_BUCKETS).label("duration_bucket")
-            pages = bucket_lower_bound(s.pageviews, PAGES_BUCKETS).label("pages_bucket")
-            return sa.select(
-                s.day,
-                duration,
-                pages,
-                sessions_n,
-                total(s.duration_s).label("total_duration_s"),
-                pageviews,
-            ).group_by(s.day, duration, pages)
-        if table == "DailyEvent":
-            return (
-                sa.select(
-                    e.day,
-                    e.name,
-                    sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
-                    sa.func.count().label("events"),
-                )
-                .where(e.name != PAGEVIEW)
-                .group_by(e.day, e.name)
-            )
-        if table == HOURLY:
-            start, _ = day_bounds(self.tz, rng.start)
-            hour = ((e.ts - _epoch(start)) // 3600).label("hour")
-            return sa.select(
-                e.day,
-                hour,
-                sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
-                total(sa.case((is_pv, 1), else_=0)).label("pageviews"),
-            ).group_by(e.day, hour)
-        raise KeyError(f"no virtual table {table!r}")
-
-    def dimension_select(self, name: str, rng: DateRange) -> sa.Select[Any]:
-        """Rows of custom dimension ``name`` (``analytics_daily_dimension``'s columns)."""
-        _, events = self._parts(rng, "DailyDimension")
-        e = events.c
-        pageview = sa.case((e.name == PAGEVIEW, 1), else_=0)
-        value = sa.cast(e[name], sa.String(UTM_MAX)).label("value")
-        return sa.select(
-            e.day,
-            sa.literal(name, sa.String()).label("dimension"),
-            value,
-            sa.func.count(sa.distinct(e.visitor_id)).label("visitors"),
-            total(pageview).label("pageviews"),
-            total(1 - pageview).label("events"),
-        ).group_by(e.day, value)
+    def close(self) -> None:
+        """Drop the request's temporary tables. On PostgreSQL they were created in the
+        request's transaction and go with it (which may have failed: no statement then)."""
+        if self.dialect != "postgresql":
+            for table in self._temps:
+                table.drop(self.conn, checkfirst=True)
+        self._temps.clear()
+        self._kept.clear()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -592,9 +549,10 @@ class FilteredEvents:
         equals: Mapping[str, Any],
     ) -> dict[tuple[Any, ...], dict[str, int]]:
         if table == "DailyDimension":
-            inner = self.dimension_select(str(equals["dimension"]), rng).subquery("fa_rows")
+            _, events = self._parts(rng, table)
+            inner = dimension_select(events, str(equals["dimension"])).subquery("fa_rows")
         else:
-            inner = self.table_select(table, rng).subquery("fa_rows")
+            inner = table_select(*self._parts(rng, table), table, rng, self.tz).subquery("fa_rows")
         r = inner.c
         key_columns = [r.day if k == "date" else r[k] for k in keys]
         query = sa.select(*key_columns, *(total(r[c]) for c in counts)).group_by(*key_columns)

@@ -19,13 +19,14 @@ import sqlalchemy as sa
 from ..core.clock import day_bounds, to_local
 from . import realtime as raw_events
 from .breakdowns import ROW_RATES, Breakdown, Row, row_with_rates
-from .filtered import HOURLY, FilteredEvents, RawDataMissing
+from .filtered import FilteredEvents, RawDataMissing
 from .filters import Filter
 from .live import DIMENSION_TABLE, LiveCache, LiveDays
 from .query import Answer, Query
 from .ranges import DateRange
 from .realtime import Hour, Realtime
 from .totals import SUMMARY_COUNTS, Totals
+from .virtual import HOURLY
 
 if TYPE_CHECKING:
     from ..core.context import Context
@@ -67,6 +68,10 @@ class Stats:
         self.filtered = FilteredEvents(
             state, conn, self.filters, [d.name for d in state.hooks.dimensions], self.live
         )
+
+    def close(self) -> None:
+        """Drop what the request's filtered questions wrote (temporary tables)."""
+        self.filtered.close()
 
     # -- which days are live ------------------------------------------------------------------
 

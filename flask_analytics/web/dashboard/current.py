@@ -43,7 +43,11 @@ def open_stats(query: ViewQuery | None = None) -> Iterator[Stats]:
     state = current_state()
     filters = query.filters if query is not None else ()
     with state.engine().connect() as conn:
-        yield Stats(state, conn, live_cache=live_cache(), filters=filters)
+        stats = Stats(state, conn, live_cache=live_cache(), filters=filters)
+        try:
+            yield stats
+        finally:
+            stats.close()
 
 
 def custom_columns() -> list[str]:
