@@ -102,8 +102,44 @@ def no_kept_schema(request: pytest.FixtureRequest, schemas: SchemaKeeper) -> Non
     """A test that uses the session's database without ``make_app`` finds no analytics
     tables left by an earlier test, as when each test dropped its own."""
     names = request.fixturenames
-    if "make_app" not in names and ("database_url" in names or "postgres_url" in names):
+    if "make_app" in names or "module_database_url" in names:
+        return  # their apps get a fresh schema from the keeper
+    if "database_url" in names or "postgres_url" in names:
         schemas.drop_kept()
+
+
+def build_app(
+    database_url: str,
+    schemas: SchemaKeeper,
+    name: str,
+    *,
+    event_model: Callable[[SQLAlchemy], Any] | None = None,
+    **config: Any,
+) -> tuple[Flask, SQLAlchemy]:
+    """An app with ``Analytics`` on a fresh schema of ``database_url`` (see ``make_app``);
+    hand it to :func:`release_app` when done."""
+    app = Flask(name)
+    app.config.update(
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        SECRET_KEY="test",
+        ANALYTICS_TEST_DATABASE=database_url,
+    )
+    app.config.update(config)
+    db = SQLAlchemy()
+    db.init_app(app)
+    model = event_model(db) if event_model is not None else None
+    analytics = Analytics(app, db=db, event_model=model)
+    app.extensions["analytics_test"] = analytics
+    with app.app_context():
+        schemas.fresh(db)
+    return app, db
+
+
+def release_app(app: Flask, db: SQLAlchemy, schemas: SchemaKeeper) -> None:
+    with app.app_context():
+        schemas.release(db)
+        db.engine.dispose()
 
 
 @pytest.fixture
@@ -115,29 +151,28 @@ def make_app(database_url: str, schemas: SchemaKeeper) -> Iterator[AppFactory]:
     created: list[tuple[Flask, SQLAlchemy]] = []
 
     def factory(*, event_model: Callable[[SQLAlchemy], Any] | None = None, **config: Any) -> Flask:
-        app = Flask(f"test_app_{len(created)}")
-        app.config.update(
-            TESTING=True,
-            SQLALCHEMY_DATABASE_URI=database_url,
-            SECRET_KEY="test",
-            ANALYTICS_TEST_DATABASE=database_url,
+        app, db = build_app(
+            database_url, schemas, f"test_app_{len(created)}", event_model=event_model, **config
         )
-        app.config.update(config)
-        db = SQLAlchemy()
-        db.init_app(app)
-        model = event_model(db) if event_model is not None else None
-        analytics = Analytics(app, db=db, event_model=model)
-        app.extensions["analytics_test"] = analytics
-        with app.app_context():
-            schemas.fresh(db)
         created.append((app, db))
         return app
 
     yield factory
     for app, db in created:
-        with app.app_context():
-            schemas.release(db)
-            db.engine.dispose()
+        release_app(app, db, schemas)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """``database_url`` for one app that a module's tests share (built with
+    :func:`build_app` by a module-scoped fixture): a SQLite file of its own, or the
+    session's PostgreSQL database, which no other app uses while the module runs."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'analytics.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture
