@@ -21,6 +21,8 @@ from flask import Flask
 from flask_analytics import Analytics
 from flask_analytics.reports import DateRange
 
+from ..conftest import LiveServer, build_app, release_app
+from ..support.schema import SchemaKeeper
 from ..support.seeded_stats import XSS_IMG, XSS_SCRIPT, Seeded, seed
 
 pytestmark = pytest.mark.browser
@@ -31,11 +33,29 @@ GOOGLE = "source:is:Google"
 PRICING = "page:is:/pricing"
 
 
-@pytest.fixture
-def seeded(app: Flask, analytics: Analytics) -> Seeded:
+@pytest.fixture(scope="module")
+def app(module_database_url: str, schemas: SchemaKeeper) -> Iterator[Flask]:
+    """One app per database for the module's tests, which only read its data (a fresh
+    app and seed per test cost 1-3 s of setup each)."""
+    app, db = build_app(module_database_url, schemas, "dashboard_filters_browser")
+    yield app
+    release_app(app, db, schemas)
+
+
+@pytest.fixture(scope="module")
+def seeded(app: Flask) -> Seeded:
     """An open dashboard over a week of traffic."""
+    analytics: Analytics = app.extensions["analytics_test"]
     analytics.dashboard_access(lambda: True)
     return seed(app, analytics, visitors=30, past_days=6)
+
+
+@pytest.fixture(scope="module")
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The shared app over real HTTP, one server for the module's tests."""
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
