@@ -29,7 +29,7 @@ rollups' (the tests compare both paths on random traffic).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -95,9 +95,10 @@ def _window(table: sa.Table, offset: int, length: int) -> sa.Select[Any]:
     )
 
 
-def _date_runs(column: Any, days: Sequence[dt.date]) -> Any:
+def _date_runs(column: Any, days: Sequence[dt.date], unindexed: Callable[[Any, Any], Any]) -> Any:
     """``column`` within ``days``, as one ``BETWEEN`` per run of consecutive days: a
-    planner can weigh a range (and take a plain scan for most of a table), not a list."""
+    planner can weigh a range (and take a plain scan for most of a table), not a list.
+    ``unindexed(column, runs)`` gives the column to compare (see ``_off_index``)."""
     runs: list[list[dt.date]] = []
     for day in sorted(days):
         if runs and runs[-1][1] + dt.timedelta(days=1) == day:
@@ -106,6 +107,7 @@ def _date_runs(column: Any, days: Sequence[dt.date]) -> Any:
             runs.append([day, day])
     if not runs:
         return sa.false()
+    column = unindexed(column, [(first, last + dt.timedelta(days=1)) for first, last in runs])
     return sa.or_(*(column.between(first, last) for first, last in runs))
 
 
@@ -278,17 +280,25 @@ class FilteredEvents:
         return columns[EVENT_DIMENSIONS.get(item.dimension, item.dimension)]
 
     def _created_at(self, t: sa.Table, intervals: Sequence[tuple[dt.datetime, dt.datetime]]) -> Any:
-        """``t.created_at`` to compare with ``intervals``; on SQLite, made unfit for its
-        index when they cover at least half of the table's time span. Without statistics
-        SQLite reads any time range through the index, a row lookup per event: reading
-        most of a table that way took 2.5 times a plain scan (bench/query.py --profile)."""
-        column = t.c.created_at
+        """``t.created_at`` to compare with ``intervals`` (see :meth:`_off_index`)."""
+        return self._off_index(t.c.created_at, intervals)
+
+    def _off_index(self, column: Any, intervals: Sequence[tuple[Any, Any]]) -> Any:
+        """``column`` to compare with ``[start, end)`` ``intervals``; on SQLite, made unfit
+        for its index when they cover at least half of the column's span in its table.
+        Without statistics SQLite reads any range through the index, a row lookup per
+        row: reading most of a table that way took 2.5 times a plain scan
+        (bench/query.py --profile)."""
         if self.dialect != "sqlite":
             return column
-        if t.name not in self._spans:
+        key = f"{column.table.name}.{column.name}"
+        if key not in self._spans:
             row = self.conn.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
-            self._spans[t.name] = (row[0], row[1])
-        if _share_of_span(intervals, *self._spans[t.name]) < 0.5:
+            low, high = row[0], row[1]
+            if isinstance(high, dt.date) and not isinstance(high, dt.datetime):
+                high += dt.timedelta(days=1)  # a date stands for its whole day
+            self._spans[key] = (low, high)
+        if _share_of_span(intervals, *self._spans[key]) < 0.5:
             return column
         # The unary plus keeps the value and takes the term off the index.
         return sa.sql.elements.UnaryExpression(
@@ -339,7 +349,7 @@ class FilteredEvents:
             day,
             *(t.c[name] for name in _SESSION_COLUMNS if name != "day"),
             *(t.c[name] for name in LANDING_COLUMNS),
-        ).where(_date_runs(t.c.date, days))
+        ).where(_date_runs(t.c.date, days, self._off_index))
 
     def _passing(self, rng: DateRange) -> Any:
         """Sessions of ``rng`` that pass the session filters (a subquery)."""
@@ -454,7 +464,19 @@ class FilteredEvents:
             events = self._temp_table(f"fa_kept_events_{number}", event_columns)
             # Only what the join needs: the full rows, read twice (raw and archived
             # branches), made PostgreSQL write the CTE to disk (107 MiB at 3M events).
-            narrow = sa.select(p.day, p.visitor_id, p.started_at, p.ended_at).cte("fa_passing")
+            narrow: Any = sa.select(p.day, p.visitor_id, p.started_at, p.ended_at)
+            if self.dialect == "sqlite":
+                # An indexed table of its own: SQLite otherwise materializes the passing
+                # sessions and builds an automatic index on them for each branch.
+                # (session_columns starts with day, visitor_id, started_at, ended_at.)
+                window = self._temp_table(f"fa_passing_{number}", session_columns[:4])
+                self.conn.execute(
+                    sa.insert(window).from_select([n for n, _ in session_columns[:4]], narrow)
+                )
+                sa.Index(f"{window.name}_visitor", window.c.visitor_id).create(self.conn)
+                narrow = window
+            else:
+                narrow = narrow.cte("fa_passing")
             self.conn.execute(
                 sa.insert(events).from_select(
                     [n for n, _ in event_columns], self._joined(rng, narrow, extra)
