@@ -1,8 +1,9 @@
 """The browser tracker, server side: the script view and the ``analytics_script()`` tag.
 
-``script_view`` serves ``static/analytics/tracker.min.js`` (the readable ``tracker.js``
-when ``app.debug`` or ``ANALYTICS_TRACKER_DEBUG`` is set), gzipped when the browser
-accepts it, with a strong ETag from the content hash. ``analytics_script()`` writes
+``script_view`` serves ``static/analytics/tracker.min.js``, or its manual-pageview build
+``tracker.manual.min.js`` (``?build=manual``), or the readable ``tracker.js`` (when
+``app.debug`` or ``ANALYTICS_TRACKER_DEBUG`` is set, or ``?build=debug``), gzipped when
+the browser accepts it, with a strong ETag from the content hash. ``analytics_script()`` writes
 ``<script defer src=".../script.js?v=<hash>" data-...>``: the versioned URL may be cached
 for a year, because any change of the file changes the URL. Its ``fields=`` become
 ``data-fields``, a JSON object the tracker sends as top-level keys of every event (the
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Response, current_app, request, url_for
+from flask import Response, abort, current_app, request, url_for
 from markupsafe import Markup
 
 from ..errors import InvalidEvent
@@ -30,7 +31,6 @@ from ..models import EventMixin
 from ..state import current_state
 from . import STATIC_DIR
 
-#: Folder of tracker.js and tracker.min.js.
 #: Privacy modes of the tracker (``data-mode``).
 MODES = ("strict", "balanced", "full")
 #: Cache lifetime (s) of the versioned script URL: its content never changes.
@@ -44,6 +44,14 @@ _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 RESERVED_FIELDS = frozenset(EventMixin.__annotations__) | {"url", "offset_ms", "hash_routing"}
 #: Largest whole number JavaScript keeps exactly.
 _JS_SAFE_INT = 2**53
+#: Events per request and ms a queued event waits for more, when not configured.
+DEFAULT_BATCH_SIZE = 20
+DEFAULT_BATCH_TIMEOUT_MS = 1000
+#: Longest ``batch_timeout_ms``: queued events are sent when the page is hidden anyway,
+#: and a longer wait only delays what the realtime page shows.
+MAX_BATCH_TIMEOUT_MS = 60_000
+#: ``?build=`` values of the script URL: the manual-pageview build, the readable source.
+BUILDS = ("manual", "debug")
 
 
 @dataclass(frozen=True)
@@ -60,9 +68,11 @@ def _debug() -> bool:
     return bool(current_app.debug or current_app.config["ANALYTICS_TRACKER_DEBUG"])
 
 
-def tracker_asset(debug: bool = False) -> TrackerAsset:
-    """The minified tracker, or the readable source when ``debug``; re-read when it changes."""
-    path = STATIC_DIR / ("tracker.js" if debug else "tracker.min.js")
+def tracker_asset(debug: bool = False, manual: bool = False) -> TrackerAsset:
+    """The minified tracker (its manual-pageview build when ``manual``), or the readable
+    source when ``debug`` (it serves both); re-read when it changes."""
+    name = "tracker.js" if debug else "tracker.manual.min.js" if manual else "tracker.min.js"
+    path = STATIC_DIR / name
     stat = path.stat()
     return _load(str(path), stat.st_mtime_ns, stat.st_size)
 
@@ -80,8 +90,11 @@ def _load(path: str, mtime_ns: int, size: int) -> TrackerAsset:
 
 def script_view() -> Response:
     """``GET`` the tracker script (registered by the collect blueprint)."""
-    debug = _debug()
-    asset = tracker_asset(debug)
+    build = request.args.get("build")
+    if build is not None and build not in BUILDS:
+        abort(404, f"build must be one of {', '.join(BUILDS)}")
+    debug = _debug() or build == "debug"
+    asset = tracker_asset(debug, manual=build == "manual")
     gzipped = request.accept_encodings["gzip"] > 0
     response = Response(asset.gzipped if gzipped else asset.body, mimetype="text/javascript")
     if gzipped:
@@ -257,6 +270,11 @@ def _fields(fields: Mapping[str, FieldValue]) -> str:
     return json.dumps(kept, separators=(",", ":"), allow_nan=False)
 
 
+def _check_int(name: str, value: object, low: int, high: int, note: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}{note}, not {value!r}")
+
+
 def analytics_script(
     *,
     mode: str = "balanced",
@@ -272,6 +290,10 @@ def analytics_script(
     allow_automation: bool = False,
     nonce: str | None = None,
     fields: Mapping[str, FieldValue] | None = None,
+    batch_size: int | None = None,
+    batch_timeout_ms: int = DEFAULT_BATCH_TIMEOUT_MS,
+    auto_pageviews: bool = True,
+    debug: bool = False,
 ) -> Markup:
     """The ``<script>`` tag of the tracker, for templates: ``{{ analytics_script() }}``.
 
@@ -289,6 +311,13 @@ def analytics_script(
     value a declared column refuses (type, length) raises ``ValueError`` here. Values are
     strings (≤ 2000 characters), numbers, booleans, or ``None`` (not set). Strict mode
     sends no fields: only name, url and referrer.
+
+    ``batch_size``: events per request (default 20, or ``ANALYTICS_MAX_BATCH`` when that
+    is smaller; at most ``ANALYTICS_MAX_BATCH``); ``batch_timeout_ms``: how long a queued
+    event waits for more before the batch is sent (0..60000, default 1000).
+    ``auto_pageviews=False`` loads the manual-pageview build: no pageview on load or on
+    history navigation; the page calls ``fa.pageview(url?)``. ``debug`` loads the
+    readable script, which logs each batch to the console and sends nothing.
     """
     config = current_app.config
     if mode not in MODES:
@@ -305,9 +334,16 @@ def analytics_script(
         respect_dnt = bool(config.get("ANALYTICS_RESPECT_DNT", True))
     globs = [*_paths(config.get("ANALYTICS_EXCLUDED_PATHS") or ()), *_paths(exclude or ())]
     fields_json = _fields(fields) if fields is not None else ""
+    max_batch = current_state().settings.max_batch
+    if batch_size is None:
+        batch_size = min(DEFAULT_BATCH_SIZE, max_batch)
+    _check_int("batch_size", batch_size, 1, max_batch, " (ANALYTICS_MAX_BATCH)")
+    _check_int("batch_timeout_ms", batch_timeout_ms, 0, MAX_BATCH_TIMEOUT_MS)
 
+    build = "debug" if debug else None if auto_pageviews else "manual"
+    asset = tracker_asset(_debug() or debug, manual=not auto_pageviews)
     attrs: list[tuple[str, str]] = [
-        ("src", url_for("analytics_collect.script", v=tracker_asset(_debug()).version)),
+        ("src", url_for("analytics_collect.script", v=asset.version, build=build)),
         ("data-api", collect_url),
     ]
     if mode != "balanced":
@@ -332,6 +368,14 @@ def analytics_script(
         attrs.append(("data-allow-automation", "true"))
     if fields_json and mode != "strict":  # strict mode sends no fields: none in the page
         attrs.append(("data-fields", fields_json))
+    if batch_size != DEFAULT_BATCH_SIZE:
+        attrs.append(("data-batch-size", str(batch_size)))
+    if batch_timeout_ms != DEFAULT_BATCH_TIMEOUT_MS:
+        attrs.append(("data-batch-timeout", str(batch_timeout_ms)))
+    if not auto_pageviews:  # the manual build needs no attribute; the readable one does
+        attrs.append(("data-pageviews", "false"))
+    if debug:
+        attrs.append(("data-debug", "true"))
     if nonce:
         attrs.append(("nonce", nonce))
     rendered = Markup("").join(Markup(' {}="{}"').format(name, value) for name, value in attrs)

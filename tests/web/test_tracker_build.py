@@ -1,4 +1,4 @@
-"""The built tracker: size budget, and the committed file is a fresh build of the source."""
+"""The built trackers: size budget, and the committed files are fresh builds of the source."""
 
 from __future__ import annotations
 
@@ -12,22 +12,36 @@ from ..support.processes import ROOT
 
 STATIC = ROOT / "flask_analytics" / "static" / "analytics"
 BUILD_DIR = ROOT / "tracker"
-#: Bytes of tracker.min.js once gzipped (Plausible's script is about 1.9 KB).
+#: Bytes of each build once gzipped (Plausible's script is about 1.9 KB).
 BUDGET = 2000
+#: The builds pages load: automatic pageviews, and pageviews sent with fa.pageview.
+BUILDS = ("tracker.min.js", "tracker.manual.min.js")
 
 
-def test_minified_tracker_is_within_the_gzipped_size_budget():
-    built = (STATIC / "tracker.min.js").read_bytes()
+@pytest.mark.parametrize("name", BUILDS)
+def test_minified_tracker_is_within_the_gzipped_size_budget(name):
+    built = (STATIC / name).read_bytes()
     size = len(gzip.compress(built, compresslevel=9))
-    assert size <= BUDGET, f"tracker.min.js is {size} bytes gzipped, budget {BUDGET}"
+    assert size <= BUDGET, f"{name} is {size} bytes gzipped, budget {BUDGET}"
 
 
-def test_minified_tracker_is_one_line_without_comments_or_debug_output():
-    built = (STATIC / "tracker.min.js").read_text("utf-8")
+@pytest.mark.parametrize("name", BUILDS)
+def test_minified_tracker_is_one_line_without_comments_or_debug_output(name):
+    built = (STATIC / name).read_text("utf-8")
     assert built.count("\n") == 1
-    assert "console." not in built
+    assert "console." not in built  # debug mode lives in the readable tracker.js only
     assert "/*" not in built
     assert "sourceMappingURL" not in built
+    assert "BUILD" not in built  # fixed at build time
+
+
+def test_the_builds_differ_only_in_how_pageviews_start():
+    auto = (STATIC / "tracker.min.js").read_text("utf-8")
+    manual = (STATIC / "tracker.manual.min.js").read_text("utf-8")
+    assert "pushState" in auto
+    assert "pushState" not in manual
+    assert "pageview=" in manual
+    assert "pageview=" not in auto
 
 
 def test_source_has_no_storage_or_fingerprinting_apis():

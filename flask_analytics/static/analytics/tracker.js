@@ -1,13 +1,18 @@
 /*
  * flask-analytics tracker: first-party, cookieless, no fingerprinting.
  *
- * This is the readable source; pages load the built tracker.min.js (rebuild with
- * `cd tracker && npm ci && npm run build`, see tracker/README.md). Budget: 2,000 bytes
- * minified + gzipped, so the code is shaped for the minifier: one closure, locals and
- * arrow functions, default parameters instead of local declarations (never in callbacks
- * of map/filter, which pass more arguments). Globals are written out (Math, location,
- * navigator, Date.now): gzip codes their repeats in fewer bytes than aliases cost, and
- * the attributes are read through `dataset` (data-sample-rate is attr.sampleRate).
+ * This is the readable source; pages load a build of it (rebuild with
+ * `cd tracker && npm ci && npm run build`, see tracker/README.md): tracker.min.js, or
+ * tracker.manual.min.js when pageviews are sent by the page (data-pageviews="false").
+ * The builds fix BUILD ("auto" or "manual") at build time and drop the code the other
+ * build and debug mode need; this file, served as it is (debug), reads data-pageviews
+ * and data-debug instead. Budget: 2,000 bytes minified + gzipped per build, so the code
+ * is shaped for the minifier: one closure, locals and arrow functions, default
+ * parameters instead of local declarations (never in callbacks of map/filter, which
+ * pass more arguments), `let` only (one keyword gzips smaller than `const` and `let`).
+ * Globals are written out (Math, location, navigator, Date.now): gzip codes their
+ * repeats in fewer bytes than aliases cost, and the attributes are read through
+ * `dataset` (data-sample-rate is attr.sampleRate).
  *
  * Included with {{ analytics_script(**options) }}, which writes the data attributes:
  *   data-api                where events are POSTed (required; the collect endpoint)
@@ -30,6 +35,12 @@
  *   data-dnt                "false" ignores Do Not Track / Global Privacy Control
  *   data-allow-automation   also run under WebDriver (navigator.webdriver): for tests
  *   data-fields             a JSON object of custom fields (below) for every event
+ *   data-batch-size         events per request (default 20; at most ANALYTICS_MAX_BATCH)
+ *   data-batch-timeout      ms a queued event waits for more before it is sent (default 1000)
+ *   data-pageviews          "false": no automatic pageview; the page calls fa.pageview(url?)
+ *                           (the manual build; analytics_script(auto_pageviews=False))
+ *   data-debug              log each batch to the console instead of sending it (this
+ *                           readable file only: analytics_script(debug=True) serves it)
  *
  * Events (the collect protocol in DESIGN.md):
  *   pageview     on load (once a prerendered page is shown) and on history navigation
@@ -38,6 +49,13 @@
  *                query, counts once. Referrer: the document's for the first pageview,
  *                the URL of the previous pageview for the next ones (what a multi-page
  *                site's browser sends; the endpoint treats it as internal navigation).
+ *                With data-pageviews="false" none of this: window.fa.pageview(url?) sends
+ *                the pageview of `url` (absolute or relative; default: the current
+ *                location), the same way and with the same "once per path" rule, and
+ *                engagement is reported only for pages that had one. Calls made before
+ *                this script ran are kept by a stub that also queues pageview:
+ *   <script>window.fa=window.fa||{q:[],track:function(){this.q.push(arguments)},
+ *     pageview:function(u){this.q.push([0,u])}}</script>
  *   outbound, download  {url} without query or fragment (those carry tokens); sent at
  *                once with a keepalive request, which outlives the page. Left and middle
  *                clicks; downloads by extension or by the download attribute.
@@ -66,7 +84,8 @@
  * refuses (too long, wrong type) makes the endpoint refuse the whole batch, so fa.set
  * values must fit their columns.
  *
- * Delivery: events are batched (≤ 20 per request, sent after 1 s or at 20) and handed
+ * Delivery: events are batched (≤ 20 per request, sent after 1 s or at 20; see
+ * data-batch-size and data-batch-timeout) and handed
  * to sendBeacon when the page is hidden. Network errors, 429 and 5xx are retried with
  * exponential backoff (1 s, 2 s, 4 s ... ≤ 60 s) and ±50 % jitter; other 4xx are final.
  * Every event has a client UUID, so retries never double count; queued events carry
@@ -75,18 +94,18 @@
  * Nothing here throws into the host page: every entry point is wrapped by `guard`.
  */
 (() => {
-  const w = window, d = document;
+  let w = window, d = document;
   /** f wrapped so that nothing it throws reaches the caller (the host page). */
-  const guard = (f) => (...a) => {
+  let guard = (f) => (...a) => {
     try {
       return f(...a);
     } catch {}
   };
-  const attr = d.currentScript.dataset; // data-sample-rate is attr.sampleRate
+  let attr = d.currentScript.dataset; // data-sample-rate is attr.sampleRate
   /** A boolean data attribute: absent → dflt, "false" → false, anything else → true. */
-  const flag = (k, dflt) => ((k = attr[k]) == null ? dflt : k != "false");
-  const on = (target, type, f, capture) => target.addEventListener(type, guard(f), capture);
-  const stub = w.fa || {};
+  let flag = (k, dflt) => ((k = attr[k]) == null ? dflt : k != "false");
+  let on = (target, type, f, capture) => target.addEventListener(type, guard(f), capture);
+  let stub = w.fa || {};
   /** Copies into `to` the values of `from` the server accepts: strings ≤ 2000 chars,
    * numbers within ±2**53 (v * v ≤ 2**106: also false for NaN and ±Infinity), booleans
    * (a 400 would refuse the whole batch; a BigInt or a cycle would break JSON). Other
@@ -94,9 +113,9 @@
    * fa.set({k: null}) unsets k. No coercion (typeof first): a BigInt, Symbol or
    * null-prototype object must not throw halfway. Not checked, for want of bytes: the
    * server's 30 keys per props object and 300 characters per key. */
-  const clean = (from, to = {}, none) => {
-    for (const k in from) {
-      const v = from[k];
+  let clean = (from, to = {}, none) => {
+    for (let k in from) {
+      let v = from[k];
       to[k] = (typeof v == "string" ? !v[2e3]
         : typeof v == "number" ? v * v <= 2 ** 106
         : v === !!v) ? v : none;
@@ -104,13 +123,18 @@
     return to;
   };
   // Custom columns of every event (not in strict mode): data-fields, then fa.set(...).
-  const fields = clean(guard(JSON.parse)(attr.fields));
+  let fields = clean(guard(JSON.parse)(attr.fields));
   // fa.set works at once (also when this page is not tracked); fa.track is a no-op until
   // (unless) tracking starts.
-  const api = (w.fa = { track() {}, set: guard((values) => void clean(values, fields)) });
+  let api = (w.fa = { track() {}, set: guard((values) => void clean(values, fields)) });
+  // Which build runs: the minified ones fix BUILD; this readable file reads the attributes.
+  let readable = typeof BUILD == "undefined";
+  let auto = readable ? flag("pageviews", 1) : BUILD == "auto";
+  // fa.pageview exists when pages send their own pageviews, tracked or not (a no-op then).
+  auto || (api.pageview = () => {});
 
   guard(() => {
-    const mode = attr.mode, strict = mode == "strict", dl = attr.downloads;
+    let mode = attr.mode, strict = mode == "strict", dl = attr.downloads;
     // Not tracked: WebDriver-driven browsers (tests, scrapers; the server also drops
     // headless user agents as bots), Do Not Track / Global Privacy Control when respected,
     // page loads outside the sample (per load: nothing is stored to make it sticky).
@@ -118,13 +142,14 @@
         flag("dnt", 1) && (navigator.doNotTrack == 1 || navigator.globalPrivacyControl) ||
         !(Math.random() < (attr.sampleRate || 1))) return;
 
-    const endpoint = attr.api; // required: analytics_script() always writes it
-    const hash = flag("hashRouting");
-    const downloads = dl != "false" &&
+    let endpoint = attr.api; // required: analytics_script() always writes it
+    let size = attr.batchSize || 20, debug = readable && flag("debug");
+    let hash = flag("hashRouting");
+    let downloads = dl != "false" &&
       RegExp("\\.(" + (dl || "pdf|csv|docx?|xlsx?|pptx?|zip|gz|dmg|exe|mp[34]") + ")$", "i");
-    const excluded = RegExp(attr.exclude || "^$");
+    let excluded = RegExp(attr.exclude || "^$");
     let skip; // the current page is excluded
-    const storage = mode == "full" && guard(() => localStorage)();
+    let storage = mode == "full" && guard(() => localStorage)();
 
     let queue = []; // [createdAt, event] pairs waiting to be sent
     let inflight = []; // pairs handed to fetch and not answered yet
@@ -132,16 +157,16 @@
 
     /** The JSON body of a batch; offset_ms is each event's age at this send. Events
      * older than 24 h are left out: the server would refuse the whole batch. */
-    const body = (batch, t = Date.now()) => JSON.stringify(batch
+    let body = (batch, t = Date.now()) => JSON.stringify(batch
       .filter(([created]) => t - created < 864e5)
       .map(([created, e]) => (e.offset_ms = Math.max(0, t - created), e)));
 
     /** Adds unconfirmed events to those kept for the next page load (full mode only;
      * any tab's, at most 200, under one key the next load reads and removes). */
-    const save = guard((items) => storage &&
+    let save = guard((items) => storage &&
       (storage.fa_q = JSON.stringify([...JSON.parse(storage.fa_q || "[]"), ...items].slice(-200))));
 
-    const post = (batch, data, fail = () => {
+    let post = (batch, data, fail = () => {
       // Network error, 429 or 5xx: again later, with exponential backoff and jitter.
       queue.unshift(...batch);
       clearTimeout(timer);
@@ -155,18 +180,19 @@
         .then((r, s = r.status) => (s == 429 || s > 499 ? fail() : (retries = 0)), fail);
     };
 
-    /** Sends the whole queue in batches of ≤ 20 (keepalive and beacons cap at 64 KB). */
-    const flush = guard((beacon, batch, data) => {
+    /** Sends the whole queue in batches of ≤ size (keepalive and beacons cap at 64 KB). */
+    let flush = guard((beacon, batch, data) => {
       clearTimeout(timer);
       timer = 0;
       while (queue[0]) {
-        data = body(batch = queue.splice(0, 20));
-        (beacon && navigator.sendBeacon(endpoint, data)) || post(batch, data);
+        data = body(batch = queue.splice(0, size));
+        if (debug) console.log("flask-analytics debug, not sent to " + endpoint + ": " + data);
+        else (beacon && navigator.sendBeacon(endpoint, data)) || post(batch, data);
       }
     });
 
     /** Queues one event (for `url`, default the current page) unless the page is excluded. */
-    const send = (name, props, extra, url = location.href, e) => {
+    let send = (name, props, extra, url = location.href, e) => {
       if (skip) return;
       e = {
         ...!strict && fields, // first: what the tracker sets below overrides them
@@ -185,46 +211,48 @@
         if (props) e.props = clean(props);
       }
       queue.push([Date.now(), e]);
-      // Flush at 20, else within a second; while backing off, the retry timer decides.
-      queue[19] && !retries ? flush() : timer || (timer = setTimeout(flush, 1e3));
+      // Flush at `size`, else after the batch timeout; while backing off, the retry timer decides.
+      queue[size - 1] && !retries ? flush() : timer || (timer = setTimeout(flush, attr.batchTimeout || 1e3));
     };
     /** For events a navigation may follow: sent now (keepalive outlives the page). */
-    const urgent = (name, props) => {
+    let urgent = (name, props) => {
       send(name, props);
       retries || flush();
     };
 
     // Engagement of the current page: visible ms since the last report and the deepest
-    // scroll so far (0-100). Reported once the page was visible ≥ 3 s: a glance is a bounce.
+    // scroll so far (0-100). Reported once the page was visible ≥ 3 s: a glance is a bounce;
+    // with manual pageviews, only once a page had its pageview.
     let engaged = 0, visibleSince = d.hidden ? 0 : Date.now(), depth = 0;
-    const measure = () => {
-      const ratio = (w.scrollY + w.innerHeight) / d.documentElement.scrollHeight;
+    let measure = () => {
+      let ratio = (w.scrollY + w.innerHeight) / d.documentElement.scrollHeight;
       depth = Math.max(depth, Math.min(100, ratio * 100) + 0.5 | 0); // ≤ 100: overscroll, zoom
     };
     /** The page is left or hidden: counts its visible time so far, reports it if ≥ 3 s. */
-    const leave = (t = Date.now()) => {
+    let leave = (t = Date.now()) => {
       measure();
       engaged += visibleSince && t - visibleSince;
       visibleSince = visibleSince && t;
-      if (strict || engaged < 3e3) return;
+      if (strict || engaged < 3e3 || !(auto || lastUrl)) return;
       send("engagement", 0, { engagement_ms: engaged, scroll_depth: depth }, lastUrl);
       engaged = 0;
     };
 
     let lastKey, lastUrl;
-    // The key of a page: its path, plus the fragment with hash routing (else `hash`, the
-    // same false or undefined for every page).
-    const pageview = (_, key = location.pathname + (hash && location.hash)) => {
+    // The pageview of `u` (fa.pageview's url, else the location): its key is its path,
+    // plus the fragment with hash routing (else `hash`, the same false or undefined for
+    // every page). Listeners pass their event as `_`.
+    let pageview = guard((_, url, u = auto ? location : new URL(url || location, location), key = u.pathname + (hash && u.hash)) => {
       if (key != lastKey) {
         // A new page of a single-page app: report the previous one, start afresh.
         leave();
         engaged = depth = 0;
-        skip = excluded.test(location.pathname);
-        send("pageview", 0, { referrer: (lastUrl || d.referrer).slice(0, 2e3) }); // "" is none
+        skip = excluded.test(u.pathname);
+        send("pageview", 0, { referrer: (lastUrl || d.referrer).slice(0, 2e3) }, u.href); // "" is none
         lastKey = key;
-        lastUrl = location.href;
+        lastUrl = u.href;
       }
-    };
+    });
 
     // Web vitals of the page load, without a library: TTFB; LCP; INP as the slowest
     // interaction of ≥ 16 ms (what INP is below 50 interactions); CLS as the largest
@@ -235,7 +263,7 @@
     let vitals = !strict && { cls: 0 }, win = 0, winLast = 0;
     guard((o) => {
       o = new PerformanceObserver(guard((list) => list.getEntries().map((e) => {
-        const s = e.startTime, type = e.entryType[2];
+        let s = e.startTime, type = e.entryType[2];
         if (type == "v") vitals.ttfb = e.responseStart | 0; // navigation
         if (type == "r") vitals.lcp = s | 0; // largest-contentful-paint
         if (type == "e" && e.interactionId) vitals.inp = Math.max(~~vitals.inp, e.duration); // event
@@ -245,13 +273,13 @@
           vitals.cls = Math.max(vitals.cls, win);
         }
       })));
-      for (const type of ["navigation", "largest-contentful-paint", "layout-shift", "event"]) {
+      for (let type of ["navigation", "largest-contentful-paint", "layout-shift", "event"]) {
         o.observe({ type, buffered: true, durationThreshold: 16 });
       }
     })();
 
     /** The page is hidden or going away: report, then hand everything to sendBeacon. */
-    const bye = () => {
+    let bye = () => {
       leave();
       vitals && send("web_vitals", vitals);
       vitals = 0;
@@ -269,7 +297,7 @@
     })();
 
     // Links: downloads (by extension or download attribute), then outbound links.
-    const click = (e, a = e.target.closest("a"), url = a && a.origin + a.pathname, name) => {
+    let click = (e, a = e.target.closest("a"), url = a && a.origin + a.pathname, name) => {
       if (/^http/.test(url) && e.button < 2 &&
           (name = downloads && (a.hasAttribute("download") || downloads.test(a.pathname))
             ? "download"
@@ -292,22 +320,25 @@
     });
     on(w, "pagehide", bye);
 
-    // Single-page apps.
-    for (const k of ["pushState", "replaceState"]) {
-      const orig = history[k];
-      // Both return undefined; a throw of the original (bad URL) still reaches its caller.
-      history[k] = function () {
-        orig.apply(this, arguments);
-        guard(pageview)();
-      };
-    }
-    on(w, "popstate", pageview);
-    if (hash) on(w, "hashchange", pageview);
-
     api.track = guard((name, props) => name && send(("" + name).slice(0, 120), props));
-    // A prerendered page is not seen until it is activated.
-    d.prerendering ? on(d, "prerenderingchange", pageview) : pageview();
+    if (!auto) api.pageview = (url) => pageview(0, url);
+    else {
+      // Single-page apps.
+      for (let k of ["pushState", "replaceState"]) {
+        let orig = history[k];
+        // Both return undefined; a throw of the original (bad URL) still reaches its caller.
+        history[k] = function () {
+          orig.apply(this, arguments);
+          pageview();
+        };
+      }
+      on(w, "popstate", pageview);
+      if (hash) on(w, "hashchange", pageview);
+      // A prerendered page is not seen until it is activated.
+      d.prerendering ? on(d, "prerenderingchange", pageview) : pageview();
+    }
   })();
 
-  for (const a of stub.q || []) api.track(...a);
+  // The stub queues fa.pageview(u) as [0, u] (a track call with no name: a no-op there).
+  for (let a of stub.q || []) auto || a[0] !== 0 ? api.track(...a) : api.pageview(a[1]);
 })();
