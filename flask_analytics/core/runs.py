@@ -140,6 +140,20 @@ def days_holding_events(
     return found
 
 
+def first_event_day(state: Context) -> dt.date | None:
+    """Local day of the oldest raw or archived event (None when both tables are empty):
+    where a backfill of everything starts. Two ``min(created_at)`` reads on the index."""
+    tz = state.settings.timezone
+    models = state.models
+    with state.engine().connect() as conn:
+        found = [
+            day
+            for model in (models.Event, models.EventArchive)
+            if (day := _next_day(conn, tz, model.__table__, None, None)) is not None
+        ]
+    return min(found, default=None)
+
+
 def count_between(
     conn: sa.Connection, table: sa.Table, start: dt.datetime, end: dt.datetime
 ) -> int:

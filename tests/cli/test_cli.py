@@ -84,7 +84,6 @@ def test_backfill_aggregates_each_day_inline(app, monkeypatch):
     [
         (["aggregate", "2026-13-01"], "'2026-13-01' is not a date: use YYYY-MM-DD"),
         (["aggregate", "2999-01-01"], "DATE 2999-01-01 is in the future"),
-        (["backfill"], "Missing option '--from'"),
         (
             ["backfill", "--from", "2026-01-10", "--to", "2026-01-01"],
             "--to 2026-01-01 is before --from 2026-01-10.",
