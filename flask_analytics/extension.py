@@ -36,6 +36,7 @@ from .state import AppState
 from .web import collect
 from .web.dashboard import make_blueprint as dashboard_blueprint
 from .web.tracker import analytics_script
+from .web.widget import analytics_widget
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -167,6 +168,7 @@ class Analytics:
         if self.mount_dashboard if dashboard is None else dashboard:
             app.register_blueprint(dashboard_blueprint(settings))
         app.add_template_global(analytics_script, "analytics_script")
+        app.add_template_global(analytics_widget, "analytics_widget")
         app.cli.add_command(analytics_cli)
         csrf = app.extensions.get("csrf")
         if csrf is not None and hasattr(csrf, "exempt"):

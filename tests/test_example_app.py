@@ -201,3 +201,13 @@ def test_demo_signups_fill_the_plan_dimension(site):
     assert set(signup_plans) <= {"free", "pro", "team"}
     # Only signups carry a plan in demo traffic: the rollup counts exactly them.
     assert rolled_up == len(signup_plans)
+
+
+def test_posts_show_the_admin_widget_to_admins_only(site):
+    app, _ = site
+    client = app.test_client()
+    assert 'class="fa-widget"' not in client.get("/blog/flask-tips").text
+    login(client, "s3cret")
+    page = client.get("/blog/flask-tips").text
+    assert 'class="fa-widget"' in page
+    assert '<code class="fa-widget__path" title="/blog/flask-tips">/blog/flask-tips</code>' in page
