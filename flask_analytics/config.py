@@ -60,10 +60,15 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_ALLOWED_HOSTS": None,
     #: Origins allowed to post to the collect endpoint cross-origin (``*`` for any).
     "ANALYTICS_CORS_ORIGINS": [],
-    #: Events one visitor (anonymized IP + user agent) may send, e.g. "600/minute"; None: off.
+    #: Events one network (the anonymized IP prefix: an IPv4 /24, an IPv6 /48) may send,
+    #: sustained, over a sliding window, e.g. "600/minute"; None: no rate limit.
     "ANALYTICS_RATE_LIMIT": "600/minute",
-    #: Where rate-limit counters live: "memory://" (per process) or a "redis://" URL.
-    "ANALYTICS_RATE_LIMIT_STORAGE": "memory://",
+    #: Events over ANALYTICS_RATE_LIMIT a network may still send, over this longer sliding
+    #: window (a burst: limit + burst at most at any moment); None: no burst.
+    "ANALYTICS_RATE_LIMIT_BURST": "300/hour",
+    #: Where rate-limit counters live: None uses ANALYTICS_REDIS_URL (shared by every
+    #: process) when set, else "memory://" (per process); or a "redis://" URL.
+    "ANALYTICS_RATE_LIMIT_STORAGE": None,
     #: A referrer-spam list file, one domain per line (e.g. Matomo's referrer-spam-list
     #: spammers.txt, kept up to date by you); events referred from those domains are dropped.
     "ANALYTICS_REFERRER_SPAM_LIST": None,
@@ -136,7 +141,10 @@ class Settings:
     ua_cache_size: int
     sqlite_wal: bool
     rate_limit: str | None
+    rate_limit_burst: str | None
     referrer_spam_list: str | None
+    #: ``ANALYTICS_RATE_LIMIT_STORAGE``, else the Redis of ``ANALYTICS_REDIS_URL`` or
+    #: ``ANALYTICS_BUFFER_REDIS_URL``, else "memory://" (a ``limits`` storage URI).
     rate_limit_storage: str
     ingest_buffer: str
     #: ``ANALYTICS_BUFFER_REDIS_URL``, else ``ANALYTICS_REDIS_URL`` (set when buffering).
@@ -213,6 +221,17 @@ def _buffer_settings(config: Mapping[str, Any], redis_url: str | None) -> dict[s
     }
 
 
+def _rate_limit_storage(config: Mapping[str, Any], redis_url: str | None) -> str:
+    """``ANALYTICS_RATE_LIMIT_STORAGE``, else the app's Redis (shared), else memory."""
+    value = config["ANALYTICS_RATE_LIMIT_STORAGE"] or redis_url
+    if value is None:
+        return "memory://"
+    if not isinstance(value, str):
+        raise ConfigError(f"ANALYTICS_RATE_LIMIT_STORAGE must be a storage URI, not {value!r}.")
+    # redis-py spells unix sockets "unix://", the limits library "redis+unix://".
+    return "redis+unix://" + value.removeprefix("unix://") if value.startswith("unix://") else value
+
+
 def _optional_path(config: Mapping[str, Any], key: str) -> str | None:
     value = config[key]
     if value is None:
@@ -273,6 +292,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     queue = config["ANALYTICS_QUEUE"]
     if not isinstance(queue, str) or not queue:
         raise ConfigError("ANALYTICS_QUEUE must be a queue name.")
+    buffer = _buffer_settings(config, redis_url)
     return Settings(
         timezone=timezone,
         collect_url=_url_path(config, "ANALYTICS_COLLECT_URL"),
@@ -300,6 +320,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         sqlite_wal=bool(config["ANALYTICS_SQLITE_WAL"]),
         rate_limit=config["ANALYTICS_RATE_LIMIT"] or None,
         referrer_spam_list=_optional_path(config, "ANALYTICS_REFERRER_SPAM_LIST"),
-        rate_limit_storage=config["ANALYTICS_RATE_LIMIT_STORAGE"],
-        **_buffer_settings(config, redis_url),
+        rate_limit_burst=config["ANALYTICS_RATE_LIMIT_BURST"] or None,
+        **buffer,
+        rate_limit_storage=_rate_limit_storage(config, redis_url or buffer["buffer_redis_url"]),
     )

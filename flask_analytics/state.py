@@ -72,11 +72,7 @@ class AppState:
             max_offset_ms=settings.max_offset_ms,
             client_fields=_client_field_types(self.models.Event, settings.client_fields),
         )
-        self.limiter: CollectLimiter | None = (
-            CollectLimiter(settings.rate_limit, settings.rate_limit_storage)
-            if settings.rate_limit
-            else None
-        )
+        self.limiter = CollectLimiter.from_settings(settings)
         self.spam_domains: frozenset[str] = (
             load_spam_list(settings.referrer_spam_list)
             if settings.referrer_spam_list

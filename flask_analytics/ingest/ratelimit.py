@@ -1,8 +1,19 @@
-"""Per-visitor rate limit of the collect endpoint, on the ``limits`` library.
+"""Rate limit of the collect endpoint per network, with a burst allowance, on ``limits``.
 
-The key is a keyed hash of the anonymized address and the user agent (never stored;
-in Redis it expires with its window), so a flood from one client is cut off with 429
-while everyone else is unaffected. Each event of a batch counts as one hit.
+The key is a keyed hash of the anonymized address (the /24 of IPv4, the /48 of IPv6: the
+prefix the visitor hash uses), never the user agent, so a client cannot get more room by
+rotating user agents. It is never stored; in Redis it expires with its window. Each
+event of a batch counts as one hit, and a batch is accepted or refused whole.
+
+Two sliding windows: ``ANALYTICS_RATE_LIMIT`` is the sustained rate; an event over it
+may still pass on ``ANALYTICS_RATE_LIMIT_BURST``, a larger allowance over a longer
+window (a returning visitor replaying its offline queue, an office behind one NAT).
+So at any moment one prefix may have at most limit + burst events accepted. Refused
+events count against neither window: a client that stops flooding gets its room back.
+
+Counters live in Redis (shared by every process) when ``ANALYTICS_RATE_LIMIT_STORAGE``
+or, by default, ``ANALYTICS_REDIS_URL`` names one; in memory (per process) otherwise
+(``config.load_settings`` resolves which).
 """
 
 from __future__ import annotations
@@ -10,53 +21,88 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse, storage, strategies
 from limits.errors import ConfigurationError
 
 from ..errors import ConfigError
 
+if TYPE_CHECKING:
+    from ..config import Settings
+
+#: Namespaces of the two windows' counters.
+_SUSTAINED = "flask-analytics"
+_BURST = "flask-analytics-burst"
+
+
+def _parse(key: str, rate: str) -> RateLimitItem:
+    try:
+        return parse(rate)
+    except ValueError as exc:
+        raise ConfigError(f"{key} {rate!r} is not a rate such as '300/minute'.") from exc
+
 
 class CollectLimiter:
-    """``ANALYTICS_RATE_LIMIT`` events per visitor, counted in ``ANALYTICS_RATE_LIMIT_STORAGE``."""
+    """``ANALYTICS_RATE_LIMIT`` (+ ``ANALYTICS_RATE_LIMIT_BURST``) events per network."""
 
-    def __init__(self, rate: str, storage_uri: str) -> None:
-        try:
-            self.item: RateLimitItem = parse(rate)
-        except ValueError as exc:
-            raise ConfigError(
-                f"ANALYTICS_RATE_LIMIT {rate!r} is not a rate such as '300/minute'."
-            ) from exc
+    def __init__(
+        self, rate: str, storage_uri: str, burst: str | None = None, namespace: str = ""
+    ) -> None:
+        self.item: RateLimitItem = _parse("ANALYTICS_RATE_LIMIT", rate)
+        self.burst: RateLimitItem | None = (
+            _parse("ANALYTICS_RATE_LIMIT_BURST", burst) if burst else None
+        )
         try:
             self._storage = storage.storage_from_string(storage_uri)
         except (ConfigurationError, ImportError, ValueError) as exc:
             raise ConfigError(
                 f"ANALYTICS_RATE_LIMIT_STORAGE {storage_uri!r} cannot be used: {exc}"
             ) from exc
-        self._limiter = strategies.FixedWindowRateLimiter(self._storage)
-        # Per-process key: visitor keys mean nothing outside this deployment's processes
-        # for memory storage; with Redis all processes must agree, so derive from the URI.
+        self.shared = not storage_uri.startswith("memory")
+        self._limiter = strategies.SlidingWindowCounterRateLimiter(self._storage)
+        # Memory counters mean nothing outside this process, so a random key will do.
+        # With Redis every process of the deployment must derive the same keys: from the
+        # URI and the namespace (the app's queue), so apps sharing a Redis stay apart.
         self._key = (
-            os.urandom(16)
-            if storage_uri.startswith("memory")
-            else hashlib.blake2b(storage_uri.encode(), digest_size=16).digest()
+            hashlib.blake2b(f"{storage_uri}\x00{namespace}".encode(), digest_size=16).digest()
+            if self.shared
+            else os.urandom(16)
         )
 
-    def visitor_key(self, anon_ip: str, user_agent: str) -> str:
-        digest = hashlib.blake2b(
-            f"{anon_ip}\x00{user_agent}".encode("utf-8", "surrogatepass"),
-            key=self._key,
-            digest_size=12,
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CollectLimiter | None:
+        """The app's limiter, or None when ``ANALYTICS_RATE_LIMIT`` is off."""
+        if not settings.rate_limit:
+            return None
+        return cls(
+            settings.rate_limit,
+            settings.rate_limit_storage,
+            settings.rate_limit_burst,
+            namespace=settings.queue,
         )
+
+    def network_key(self, anon_ip: str) -> str:
+        """The counter key of an anonymized address (a keyed hash: no address in Redis)."""
+        digest = hashlib.blake2b(anon_ip.encode(), key=self._key, digest_size=12)
         return digest.hexdigest()
 
+    def describe(self) -> str:
+        """The limits in words, for the 429 answer."""
+        text = f"{self.item} per network"
+        return f"{text} (+ a burst of {self.burst})" if self.burst is not None else text
+
     def hit(self, key: str, cost: int) -> bool:
-        """Count ``cost`` events for ``key``; False when that goes over the limit."""
-        return bool(self._limiter.hit(self.item, "flask-analytics", key, cost=cost))
+        """Count ``cost`` events for ``key``; False when that goes over limit and burst."""
+        if self._limiter.hit(self.item, _SUSTAINED, key, cost=cost):
+            return True
+        return self.burst is not None and bool(
+            self._limiter.hit(self.burst, _BURST, key, cost=cost)
+        )
 
     def retry_after(self, key: str) -> int:
-        """Seconds until ``key``'s window resets."""
-        reset, _remaining = self._limiter.get_window_stats(self.item, "flask-analytics", key)
+        """Seconds until the sustained window has room again (at least 1)."""
+        reset, _remaining = self._limiter.get_window_stats(self.item, _SUSTAINED, key)
         return max(1, int(reset - time.time()) + 1)
 
 

@@ -73,9 +73,9 @@ def request_info(settings: Settings) -> pipeline.RequestInfo:
 def _rate_limited(
     limiter: CollectLimiter, info: pipeline.RequestInfo, events: int
 ) -> Response | None:
-    """A 429 answer when this visitor went over the rate limit, else None."""
+    """A 429 answer when this network (anonymized IP prefix) went over the rate limit."""
     anon_ip = info.memo["anon_ip"] = privacy.anonymize_ip(privacy.parse_ip(info.ip))
-    key = limiter.visitor_key(anon_ip, info.user_agent or "")
+    key = limiter.network_key(anon_ip)
     try:
         if limiter.hit(key, events):
             return None
@@ -84,7 +84,7 @@ def _rate_limited(
         # Counting is best effort: an unreachable counter store must not stop collection.
         current_app.logger.warning("analytics: rate limit storage unavailable", exc_info=True)
         return None
-    response = _error(429, f"rate limit of {limiter.item} per visitor exceeded, retry later")
+    response = _error(429, f"rate limit of {limiter.describe()} exceeded, retry later")
     response.headers["Retry-After"] = str(retry_after)
     return response
 

@@ -396,7 +396,9 @@ def test_collect_goes_on_when_the_rate_limit_redis_goes_down_and_limits_again_af
 ) -> None:
     redis = pytest.importorskip("redis")
     app = make_app(
-        ANALYTICS_RATE_LIMIT="5/minute", ANALYTICS_RATE_LIMIT_STORAGE=private_redis.limits_url
+        ANALYTICS_RATE_LIMIT="5/minute",
+        ANALYTICS_RATE_LIMIT_BURST=None,
+        ANALYTICS_RATE_LIMIT_STORAGE=private_redis.limits_url,
     )
     first, second = f"{DESKTOP_UA} a/{uuid.uuid4()}", f"{DESKTOP_UA} b/{uuid.uuid4()}"
     for _ in range(3):
