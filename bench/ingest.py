@@ -212,7 +212,7 @@ def pipeline_cpu_per_event(n: int = 20_000) -> float:
             from flask_analytics.core.clock import utcnow
 
             def run(events: list[dict[str, object]]) -> None:
-                for ev in parse_batch(events, limits, utcnow()):
+                for ev in parse_batch(events, limits, utcnow()).events:
                     c = pipeline.Candidate(
                         incoming=ev,
                         info=pipeline.RequestInfo(

@@ -200,8 +200,11 @@ def _make_event(
     referrer: str | None = None,
     **fields: object,
 ) -> IncomingEvent:
-    url = f"https://{hostname}{path}" + (f"?{query}" if query else "")
-    host, clean_path, utm, click_ids = split_url(url, "url", hash_routing="#" in path)
+    # A hash-routed page ("/app#/dashboard") keeps its query before the fragment, where
+    # a browser sends it: "/app?utm_source=...#/dashboard".
+    route, hash_mark, fragment = path.partition("#")
+    url = f"https://{hostname}{route}" + (f"?{query}" if query else "") + hash_mark + fragment
+    host, clean_path, utm, click_ids = split_url(url, "url", hash_routing=bool(hash_mark))
     event = IncomingEvent(
         name=name,
         hostname=host,

@@ -1,8 +1,10 @@
 """Parse and validate collect payloads into typed :class:`IncomingEvent` values.
 
-Everything a client sends is untrusted: every field is type-checked and bounded here, and
-any invalid event rejects the whole request (nothing of it is stored) with a message
-that names the offending field.
+Everything a client sends is untrusted: every field is type-checked and bounded here.
+One bad event never costs the good ones of its request: an invalid event is rejected on
+its own (:class:`Batch` keeps its index and the reason), and a prop or a client field
+that breaks a limit is left out of its event with a warning. Server-side ``track()``
+uses the same checks strictly: every problem raises :class:`InvalidEvent`.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import sqlalchemy as sa
+
 from ..errors import InvalidEvent
 from ..models import HOST_MAX, NAME_MAX, PATH_MAX, URL_MAX, UTM_MAX
+from .hosts import normalize_hostname
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 #: Ad click ids: their presence says "paid", their values are never kept.
@@ -68,6 +74,16 @@ class IncomingEvent:
     scroll_depth: int | None = None
     props: dict[str, str | int | float | bool] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: How a check reports a problem it can repair (a prop or a client field left out, a lone
+#: surrogate replaced): ``note(problem, what_was_done)``. :func:`strict` raises instead.
+Note = Callable[[str, str], None]
+
+
+def strict(problem: str, action: str) -> None:
+    """The :data:`Note` of ``track()``: every problem is an error."""
+    raise InvalidEvent(problem)
 
 
 def _reject_constant(name: str) -> Any:
@@ -124,10 +140,32 @@ def check_int(value: Any, where: str, low: int, high: int) -> int:
     return int(value)
 
 
-def check_name(value: Any, where: str) -> str:
-    name = check_text(value, where, NAME_MAX).strip()
+def _unicode(value: str, where: str, note: Note) -> str:
+    """``value`` with lone surrogates (which UTF-8 cannot encode) replaced by U+FFFD.
+
+    A JavaScript ``slice`` can cut an emoji in half: the tracker's 120-character cut of
+    an event name leaves such a half.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        note(f"{where} contains invalid unicode (lone surrogates)", "replaced by U+FFFD")
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def check_name(value: Any, where: str, note: Note = strict) -> str:
+    """An event name: a string, lone surrogates replaced (``note``), stripped; blank,
+    over :data:`NAME_MAX` characters or holding control characters is invalid."""
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{where} must be a string")
+    name = _unicode(value, where, note).strip()
     if not name:
         raise InvalidEvent(f"{where} must not be empty")
+    if len(name) > NAME_MAX:
+        raise InvalidEvent(f"{where} is longer than {NAME_MAX} characters")
+    if _CONTROL.search(name):
+        raise InvalidEvent(f"{where} contains control characters")
     return name
 
 
@@ -141,26 +179,61 @@ def check_event_id(value: Any, where: str) -> str:
         raise InvalidEvent(f"{where} must be a UUID") from exc
 
 
-def check_props(value: Any, where: str) -> dict[str, str | int | float | bool] | None:
+def _shown(key: str) -> str:
+    """A prop key as error messages name it: at most 40 characters of it."""
+    return key if len(key) <= 40 else key[:40] + "..."
+
+
+def check_props(
+    value: Any, where: str, note: Note = strict
+) -> dict[str, str | int | float | bool] | None:
+    """The props of an event: a flat object of strings, numbers and booleans.
+
+    Each prop that breaks a limit is left out and reported to ``note``: past the first
+    :data:`PROPS_MAX_KEYS` keys, a key over :data:`PROP_KEY_MAX` characters or with
+    control characters, a string over :data:`PROP_VALUE_MAX` characters or with NULs
+    (no database stores them), a number that is not finite or beyond ±2**53 (the
+    integers a JavaScript number holds exactly), any other value. Lone surrogates are
+    replaced by U+FFFD.
+    """
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise InvalidEvent(f"{where} must be an object")
-    if len(value) > PROPS_MAX_KEYS:
-        raise InvalidEvent(f"{where} has more than {PROPS_MAX_KEYS} keys")
+        note(f"{where} must be an object", "left out")
+        return None
     props: dict[str, str | int | float | bool] = {}
-    for key, item in value.items():
-        check_text(key, f"{where} key", PROP_KEY_MAX)
+    for index, (key, item) in enumerate(value.items()):
+        if index == PROPS_MAX_KEYS:
+            note(f"{where} has more than {PROPS_MAX_KEYS} keys", f"kept the first {PROPS_MAX_KEYS}")
+            break
+        if not isinstance(key, str):
+            note(f"{where} key {key!r} must be a string", "left out")
+            continue
+        key = _unicode(key, f"{where} key {_shown(key)!r}", note)
+        if len(key) > PROP_KEY_MAX:
+            note(f"{where} key {_shown(key)!r} is longer than {PROP_KEY_MAX} chars", "left out")
+            continue
+        if _CONTROL.search(key):
+            note(f"{where} key {_shown(key)!r} contains control characters", "left out")
+            continue
+        prop = f"{where}.{_shown(key)}"
         if isinstance(item, str):
-            props[key] = check_text(item, f"{where}.{key}", PROP_VALUE_MAX, allow_control=True)
+            item = _unicode(item, prop, note)
+            if len(item) > PROP_VALUE_MAX:
+                note(f"{prop} is longer than {PROP_VALUE_MAX} characters", "left out")
+            elif "\x00" in item:
+                note(f"{prop} contains NUL characters", "left out")
+            else:
+                props[key] = item
         elif isinstance(item, bool):
             props[key] = item
         elif isinstance(item, int | float):
-            if not math.isfinite(item) or abs(item) > 2**53:
-                raise InvalidEvent(f"{where}.{key} must be a finite number below 2**53")
-            props[key] = item
+            if math.isfinite(item) and abs(item) <= 2**53:
+                props[key] = item
+            else:
+                note(f"{prop} must be a finite number within ±2**53", "left out")
         else:
-            raise InvalidEvent(f"{where}.{key} must be a string, number or boolean")
+            note(f"{prop} must be a string, number or boolean", "left out")
     return props or None
 
 
@@ -169,36 +242,54 @@ def split_url(
 ) -> tuple[str, str, dict[str, str], frozenset[str]]:
     """(hostname, path, utm, click ids) of an absolute http(s) page URL.
 
-    The query string is dropped except UTM parameters and the names of click ids; the
-    fragment is dropped unless the site routes with it.
+    The hostname is normalized (``ingest.hosts``); a port must be one of 1-65535. The
+    query string is dropped except UTM parameters and the names of click ids; the
+    fragment is dropped unless the site routes with it. A routed fragment's own query
+    (``#/reset?token=...``) is a query string like the URL's: only its UTM parameters
+    (after the URL's own) and click ids are kept, and a fragment that is nothing but
+    parameters (``#access_token=...``, OAuth's implicit flow) names no route.
     """
     url = check_text(value, where, URL_MAX).strip()
     try:
         parts = urlsplit(url)
-        hostname = parts.hostname
+        raw_host, port = parts.hostname, parts.port
     except ValueError as exc:
         raise InvalidEvent(f"{where} is not a valid URL") from exc
-    if parts.scheme.lower() not in ("http", "https") or not hostname:
+    if parts.scheme.lower() not in ("http", "https") or not raw_host:
         raise InvalidEvent(f"{where} must be an absolute http(s) URL")
-    hostname = hostname.rstrip(".")
-    if not hostname or len(hostname) > HOST_MAX:
+    hostname = normalize_hostname(raw_host)
+    if hostname is None or len(hostname) > HOST_MAX:
         raise InvalidEvent(f"{where} has an invalid hostname")
+    if port == 0:
+        raise InvalidEvent(f"{where} has an invalid port")
     path = parts.path or "/"
+    queries = [parts.query]
     if hash_routing and parts.fragment:
-        path = f"{path}#{parts.fragment}"
+        route, _, query = parts.fragment.partition("?")
+        if "=" in route or "&" in route:
+            route, query = "", parts.fragment
+        if route:
+            path = f"{path}#{route}"
+        queries.append(query)
     path = path[:PATH_MAX]
     utm: dict[str, str] = {}
     click_ids: set[str] = set()
-    if parts.query:
-        for key, val in parse_qsl(parts.query, keep_blank_values=False):
-            lowered = key.lower()
-            if lowered in UTM_KEYS and lowered not in utm:
-                cleaned = _CONTROL.sub("", val).strip()[:UTM_MAX]
-                if cleaned:
-                    utm[lowered] = cleaned
-            elif lowered in CLICK_IDS:
-                click_ids.add(lowered)
+    for query in queries:
+        if query:
+            _read_query(query, utm, click_ids)
     return hostname, path, utm, frozenset(click_ids)
+
+
+def _read_query(query: str, utm: dict[str, str], click_ids: set[str]) -> None:
+    """Add the UTM parameters (the first of each wins) and click id names of ``query``."""
+    for key, val in parse_qsl(query, keep_blank_values=False):
+        lowered = key.lower()
+        if lowered in UTM_KEYS and lowered not in utm:
+            cleaned = _CONTROL.sub("", val).strip()[:UTM_MAX]
+            if cleaned:
+                utm[lowered] = cleaned
+        elif lowered in CLICK_IDS:
+            click_ids.add(lowered)
 
 
 def check_referrer(value: Any, where: str) -> str | None:
@@ -215,11 +306,17 @@ class Limits:
     client_fields: Mapping[str, Any] = field(default_factory=dict)
 
 
-def parse_event(obj: Any, where: str, limits: Limits, now: dt.datetime) -> IncomingEvent:
-    """Validate one browser event object (``where`` names it in error messages)."""
+def parse_event(
+    obj: Any, where: str, limits: Limits, now: dt.datetime, note: Note = strict
+) -> IncomingEvent:
+    """Validate one browser event object (``where`` names it in error messages).
+
+    Raises :class:`InvalidEvent` for an event that cannot be stored; a prop or client
+    field that cannot is left out and reported to ``note``.
+    """
     if not isinstance(obj, Mapping):
         raise InvalidEvent(f"{where} must be a JSON object")
-    name = check_name(obj.get("name", "pageview"), f"{where}.name")
+    name = check_name(obj.get("name", "pageview"), f"{where}.name", note)
     hash_routing = obj.get("hash_routing", False)
     if not isinstance(hash_routing, bool):
         raise InvalidEvent(f"{where}.hash_routing must be a boolean")
@@ -246,7 +343,7 @@ def parse_event(obj: Any, where: str, limits: Limits, now: dt.datetime) -> Incom
         referrer=check_referrer(obj.get("referrer"), f"{where}.referrer"),
         utm=utm,
         click_ids=click_ids,
-        props=check_props(obj.get("props"), f"{where}.props"),
+        props=check_props(obj.get("props"), f"{where}.props", note),
     )
     for key, low, high in (
         ("screen_width", 0, SCREEN_MAX),
@@ -258,31 +355,108 @@ def parse_event(obj: Any, where: str, limits: Limits, now: dt.datetime) -> Incom
             setattr(event, key, check_int(value, f"{where}.{key}", low, high))
     for key, column_type in limits.client_fields.items():
         if obj.get(key) is not None:
-            event.extra[key] = check_custom(obj[key], f"{where}.{key}", column_type)
+            # The tracker sends its fields with every event: a value its column refuses
+            # is left out of each, never a reason to lose the events.
+            try:
+                event.extra[key] = check_custom(obj[key], f"{where}.{key}", column_type)
+            except InvalidEvent as exc:
+                note(str(exc), "left out")
     return event
 
 
+def _python_type(column_type: Any) -> Any:
+    try:
+        return column_type.python_type
+    except (AttributeError, NotImplementedError):
+        return None
+
+
 def check_custom(value: Any, where: str, column_type: Any) -> Any:
-    """Validate a client-settable custom column value against the column's type."""
-    python_type = getattr(column_type, "python_type", str)
+    """``value`` if it fits a custom column of type ``column_type``, else InvalidEvent.
+
+    Strings within the column's length (:data:`PROP_VALUE_MAX` without one), integers
+    within the column's range, finite numbers, decimals within precision and scale,
+    enum members, dates and datetimes; other types are passed through as they are.
+    """
+    if isinstance(column_type, sa.Enum):
+        if value not in column_type.enums and not (
+            column_type.enum_class is not None and isinstance(value, column_type.enum_class)
+        ):
+            raise InvalidEvent(f"{where} must be one of {', '.join(column_type.enums)}")
+        return value
+    python_type = _python_type(column_type)
     if python_type is bool:
         if not isinstance(value, bool):
             raise InvalidEvent(f"{where} must be a boolean")
         return value
     if python_type is int:
-        return check_int(value, where, -(2**31), 2**31 - 1)
-    if python_type is float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
+        bits = 64 if isinstance(column_type, sa.BigInteger) else 32
+        if isinstance(column_type, sa.SmallInteger):
+            bits = 16
+        return check_int(value, where, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    if python_type is float or isinstance(column_type, sa.Numeric):
+        return _check_number(value, where, column_type)
+    if python_type is dt.datetime or python_type is dt.date:
+        # A datetime is a date too: a date column takes a date, not a datetime.
+        if not isinstance(value, python_type) or (
+            python_type is dt.date and isinstance(value, dt.datetime)
         ):
-            raise InvalidEvent(f"{where} must be a finite number")
+            raise InvalidEvent(f"{where} must be a {python_type.__name__}")
+        return value
+    if python_type is str or (python_type is None and isinstance(value, str)):
+        limit = getattr(column_type, "length", None) or PROP_VALUE_MAX
+        return check_text(value, where, limit)
+    return value
+
+
+def _check_number(value: Any, where: str, column_type: sa.Numeric[Any]) -> Any:
+    """A finite number for a float or numeric column, within a numeric's precision."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise InvalidEvent(f"{where} must be a finite number")
+    try:
+        finite = Decimal(value).is_finite()
+    except (InvalidOperation, ValueError):
+        finite = False
+    if not finite:
+        raise InvalidEvent(f"{where} must be a finite number")
+    if isinstance(column_type, sa.Float):
         return float(value)
-    limit = getattr(column_type, "length", None) or PROP_VALUE_MAX
-    return check_text(value, where, limit)
+    precision, scale = column_type.precision, column_type.scale or 0
+    if precision is not None:
+        integer_digits = len(str(int(abs(Decimal(value))))) if abs(Decimal(value)) >= 1 else 0
+        if integer_digits > precision - scale:
+            raise InvalidEvent(
+                f"{where} must have at most {precision - scale} digits before the point"
+            )
+    return value
 
 
-def parse_batch(items: Iterable[Any], limits: Limits, now: dt.datetime) -> list[IncomingEvent]:
-    """Validate every event of a request; the first invalid one rejects them all."""
-    return [parse_event(obj, f"events[{i}]", limits, now) for i, obj in enumerate(items)]
+@dataclass
+class Batch:
+    """The events of one request: valid ones, and what was wrong with the others."""
+
+    #: Valid events, in request order.
+    events: list[IncomingEvent] = field(default_factory=list)
+    #: ``{"index": I, "error": "..."}`` for each invalid event (I: its place in the request).
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    #: ``{"index": I, "warning": "..."}`` for each prop or field left out of a valid event.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_batch(items: Iterable[Any], limits: Limits, now: dt.datetime) -> Batch:
+    """Validate each event of a request on its own: one bad event never costs the others."""
+    batch = Batch()
+    for index, obj in enumerate(items):
+        notes: list[str] = []
+
+        def note(problem: str, action: str, notes: list[str] = notes) -> None:
+            notes.append(f"{problem}: {action}")
+
+        try:
+            event = parse_event(obj, f"events[{index}]", limits, now, note)
+        except InvalidEvent as exc:
+            batch.rejected.append({"index": index, "error": str(exc)})
+            continue
+        batch.events.append(event)
+        batch.warnings.extend({"index": index, "warning": text} for text in notes)
+    return batch

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .. import signals
 from . import privacy
 from .geo import lookup_country, normalize_country
+from .hosts import host_allowed, normalize_patterns
 from .payload import IncomingEvent
 from .referrer import Attribution, classify
 from .useragent import UA_MAX, UserAgentInfo
@@ -90,14 +91,14 @@ Step = Callable[["Context", Candidate], DropReason | None]
 def drop_disallowed_host(state: Context, c: Candidate) -> DropReason | None:
     if not c.info.from_browser:
         return None
+    # Both sides are normalized hostnames (ingest.hosts): the page URL's by validation,
+    # the request's Host header by the collect endpoint, the setting's here.
     allowed = state.settings.allowed_hosts
     host = c.incoming.hostname
     if allowed is None:
-        request_host = (c.info.request_host or "").lower()
-        return None if host == request_host else DropReason.HOST_NOT_ALLOWED
-    for pattern in allowed:
-        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
-            return None
+        return None if host == c.info.request_host else DropReason.HOST_NOT_ALLOWED
+    if host_allowed(host, normalize_patterns(allowed)):
+        return None
     return DropReason.HOST_NOT_ALLOWED
 
 

@@ -1,15 +1,15 @@
 """The public blueprint: the collect endpoint and the tracker script.
 
-Every answer is JSON: 202 (stored or dropped on purpose, the ``X-Analytics-Dropped``
-header naming why), 400 for malformed input (nothing of the request is stored), 405,
-413 over ``ANALYTICS_MAX_BODY_BYTES``, 415 for a content type other than JSON/text, and
-503 (retryable) while the database cannot be reached.
+Every answer is JSON: 202 with what became of each event (accepted, dropped on purpose
+with the ``X-Analytics-Dropped`` header naming why, rejected as invalid one by one, props
+left out with a warning), 400 when nothing in the body is usable (nothing is stored),
+405, 413 over ``ANALYTICS_MAX_BODY_BYTES``, 415 for a content type other than JSON/text,
+and 503 (retryable) while the database cannot be reached.
 """
 
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -17,7 +17,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ..config import Settings
 from ..errors import InvalidEvent
 from ..ingest import pipeline, privacy
-from ..ingest.payload import decode_body, parse_batch
+from ..ingest.hosts import hostname_of_authority
+from ..ingest.payload import Batch, decode_body, parse_batch
 from ..ingest.ratelimit import CollectLimiter, RedisError
 from ..state import current_state
 from .tracker import script_view
@@ -46,13 +47,6 @@ def _cors(response: Response, settings: Settings) -> Response:
     return response
 
 
-def _hostname(host: str) -> str | None:
-    try:
-        return urlsplit("//" + host).hostname
-    except ValueError:
-        return None
-
-
 def request_info(settings: Settings) -> pipeline.RequestInfo:
     """What the pipeline needs to know about the sender of the current request."""
     req = request._get_current_object()  # type: ignore[attr-defined]
@@ -64,7 +58,7 @@ def request_info(settings: Settings) -> pipeline.RequestInfo:
         user_agent=environ.get("HTTP_USER_AGENT", ""),
         dnt=environ.get("HTTP_DNT") == "1" or environ.get("HTTP_SEC_GPC") == "1",
         country_header=country_header,
-        request_host=_hostname(req.host),
+        request_host=hostname_of_authority(req.host),
         from_browser=True,
         request=req,
     )
@@ -114,9 +108,12 @@ def collect() -> Response:
         return _cors(_error(413, f"body is larger than {limit} bytes"), settings)
     try:
         payload = decode_body(raw, settings.max_batch)
-        events = parse_batch(payload, state.limits, state.clock.utcnow())
     except InvalidEvent as exc:
         return _cors(_error(400, str(exc)), settings)
+    batch = parse_batch(payload, state.limits, state.clock.utcnow())
+    events = batch.events
+    if not events:
+        return _cors(_nothing_usable(batch, len(payload)), settings)
     info = request_info(settings)
     if state.limiter is not None:
         limited = _rate_limited(state.limiter, info, len(events))
@@ -134,9 +131,25 @@ def collect() -> Response:
     headers = {"Cache-Control": "no-store"}
     if result.dropped:
         headers["X-Analytics-Dropped"] = ",".join(sorted(result.dropped))
-    body = json.dumps({"stored": len(result.stored), "dropped": result.dropped})
-    response = Response(body, status=202, headers=headers, mimetype="application/json")
+    accepted = len(result.stored)
+    body = {
+        "accepted": accepted,
+        "stored": accepted,  # the v1 name of "accepted", kept for existing clients
+        "dropped": result.dropped,
+        "rejected": batch.rejected,
+        "warnings": batch.warnings,
+    }
+    response = Response(json.dumps(body), status=202, headers=headers, mimetype="application/json")
     return _cors(response, settings)
+
+
+def _nothing_usable(batch: Batch, sent: int) -> Response:
+    """The 400 of a body whose every event is invalid, each one's reason included."""
+    first = batch.rejected[0]["error"]
+    message = first if sent == 1 else f"no event of the batch is valid ({first}; ...)"
+    response = jsonify(error=message, rejected=batch.rejected)
+    response.status_code = 400
+    return response
 
 
 def make_blueprint(settings: Settings) -> Blueprint:

@@ -77,3 +77,20 @@ def test_same_seed_gives_identical_daily_tables(make_app):
     other = make_app()
     run(other, seed=8)
     assert daily_snapshot(other) != first
+
+
+def test_demo_paths_hold_no_query_string(make_app):
+    app = make_app()
+    ext = app.extensions["analytics_test"]
+    run(app, days=1)
+    table = ext.Event.__table__
+    with app.app_context(), ext.db.engine.connect() as conn:
+        paths = set(conn.scalars(sa.select(table.c.path).distinct()))
+        routed_utm = conn.scalar(
+            sa.select(sa.func.count()).where(
+                table.c.path.like("%#%"), table.c.utm_source.is_not(None)
+            )
+        )
+    assert "/app#/dashboard" in paths
+    assert not [p for p in paths if "?" in p]
+    assert routed_utm is not None

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -166,7 +167,10 @@ def check_response(response: Any, counts: Counter[int]) -> None:
     assert response.status_code in (202, 400, 413, 415), response.status_code
     payload = response.get_json()
     if response.status_code == 202:
-        assert set(payload) == {"stored", "dropped"}
+        assert set(payload) == {"accepted", "stored", "dropped", "rejected", "warnings"}
+        for item in payload["rejected"] + payload["warnings"]:
+            assert isinstance(item["index"], int)
+            assert item.get("error") or item.get("warning")
     else:
         assert isinstance(payload["error"], str)
         assert payload["error"]
@@ -206,14 +210,21 @@ ALLOWED_HOSTS = ["localhost", "127.0.0.1", "bücher.de", "xn--bcher-kva.de"]
 
 def expected_row(event: dict[str, Any]) -> tuple[str, str, str]:
     """(name, hostname, path) an accepted event must be stored with, worked out from the
-    URL that was sent: its host without a trailing dot, its path (``/`` when empty) with
-    the fragment only under hash routing, the query dropped."""
+    event that was sent: its name stripped, lone surrogates replaced; the URL's host
+    without a trailing dot, in IDNA ASCII form; its path (``/`` when empty) with the
+    fragment's route (before any ``?``) only under hash routing, the queries dropped."""
+    name = event.get("name", "pageview")
+    name = name.encode("utf-16", "surrogatepass").decode("utf-16", "replace").strip()
     parts = urlsplit(event["url"].strip())
     assert parts.hostname is not None
     path = parts.path or "/"
-    if event.get("hash_routing") is True and parts.fragment:
-        path = f"{path}#{parts.fragment}"
-    return event.get("name", "pageview").strip(), parts.hostname.rstrip("."), path[:PATH_MAX]
+    route = parts.fragment.partition("?")[0]
+    if event.get("hash_routing") is True and route and "=" not in route and "&" not in route:
+        path = f"{path}#{route}"
+    host = parts.hostname.removesuffix(".")
+    ip_literal = host[:1].isdigit() or ":" in host
+    host = host if ip_literal else idna.encode(host, uts46=True).decode()
+    return name, host, path[:PATH_MAX]
 
 
 def rows_after(app: Any, last_id: int) -> list[dict[str, Any]]:
@@ -243,11 +254,12 @@ def check_stored(app: Any, body: Any, response: Any, last_id: list[int]) -> None
         return
     answer = response.get_json()
     sent = body if isinstance(body, list) else [body]
-    assert answer["stored"] + sum(answer["dropped"].values()) == len(sent), answer
-    assert len(rows) == answer["stored"], (answer, rows)
+    rejected = {item["index"] for item in answer["rejected"]}
+    assert answer["accepted"] + sum(answer["dropped"].values()) + len(rejected) == len(sent)
+    assert len(rows) == answer["accepted"], (answer, rows)
     by_id: dict[str, tuple[str, str, str]] = {}
     without_id: Counter[tuple[str, str, str]] = Counter()
-    for event in sent:
+    for event in (event for index, event in enumerate(sent) if index not in rejected):
         if event.get("event_id") is None:
             without_id[expected_row(event)] += 1
         else:  # the first of two events with one id is the one stored
