@@ -106,10 +106,15 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds Redis remembers a buffered event id to answer duplicates at once; 0: off
     #: (the database still drops them at flush time).
     "ANALYTICS_BUFFER_DEDUPE_TTL": 0,
+    #: At start-up, when the buffer's Redis may lose acknowledged events (no AOF, or a
+    #: maxmemory-policy other than noeviction): "warn" (log it), "refuse" (raise), "off".
+    "ANALYTICS_BUFFER_DURABILITY": "warn",
 }
 
 #: Values of ``ANALYTICS_INGEST_BUFFER``.
 INGEST_BUFFERS = ("direct", "redis")
+#: Values of ``ANALYTICS_BUFFER_DURABILITY``.
+BUFFER_DURABILITY = ("warn", "refuse", "off")
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ class Settings:
     buffer_claim_idle: float
     buffer_max_len: int | None
     buffer_dedupe_ttl: int
+    buffer_durability: str
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, *, optional: bool = False) -> Any:
@@ -205,6 +211,11 @@ def _buffer_settings(config: Mapping[str, Any], redis_url: str | None) -> dict[s
             "ANALYTICS_INGEST_BUFFER = 'redis' needs a Redis server: set "
             "ANALYTICS_BUFFER_REDIS_URL (or ANALYTICS_REDIS_URL), e.g. 'redis://localhost:6379/0'."
         )
+    durability = config["ANALYTICS_BUFFER_DURABILITY"]
+    if durability not in BUFFER_DURABILITY:
+        raise ConfigError(
+            f"ANALYTICS_BUFFER_DURABILITY must be 'warn', 'refuse' or 'off', not {durability!r}."
+        )
     stream = config["ANALYTICS_BUFFER_STREAM"]
     if not isinstance(stream, str) or not stream:
         raise ConfigError(f"ANALYTICS_BUFFER_STREAM must be a Redis key name, not {stream!r}.")
@@ -218,6 +229,7 @@ def _buffer_settings(config: Mapping[str, Any], redis_url: str | None) -> dict[s
         "buffer_claim_idle": _seconds(config, "ANALYTICS_BUFFER_CLAIM_IDLE"),
         "buffer_max_len": _int(config, "ANALYTICS_BUFFER_MAX_LEN", 1, optional=True),
         "buffer_dedupe_ttl": _int(config, "ANALYTICS_BUFFER_DEDUPE_TTL", 0),
+        "buffer_durability": durability,
     }
 
 

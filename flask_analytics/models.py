@@ -62,7 +62,8 @@ class EventMixin:
     screen_width: Mapped[int | None] = mapped_column(sa.Integer())
     engagement_ms: Mapped[int | None] = mapped_column(sa.Integer())
     scroll_depth: Mapped[int | None] = mapped_column(sa.SmallInteger())
-    props: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    #: Absent props are SQL NULL on every write path (never JSON ``null``).
+    props: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.hostname}{self.path} {self.created_at}>"

@@ -43,8 +43,8 @@ Serialization
     the columns), written by codecs driven by the event table's column types, so every
     value comes back as the type it went in as when a line is read in Python (SQLite,
     rows written one by one): datetimes, dates, times, decimals, UUIDs, intervals,
-    bytes, enums, JSON props (``None`` stays distinct from a JSON ``null`` only where the
-    column keeps them apart), and the custom columns of a subclassed event model. A
+    bytes, enums, JSON props (``None`` is SQL NULL, as the direct path writes it, never
+    a JSON ``null``), and the custom columns of a subclassed event model. A
     value the codec cannot represent exactly makes that request write directly instead.
     Entries of the first format (JSON rows) are still read.
 

@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
+from .durability import check_at_start
 from .rows import RowCodec, is_json_header
 from .scripts import APPEND_SCRIPT, CLEANUP_SCRIPT, REQUEUE_SCRIPT
 
@@ -81,9 +82,20 @@ class RedisBuffer:
         self._append_script = self.redis.register_script(APPEND_SCRIPT)
         self._cleanup_script = self.redis.register_script(CLEANUP_SCRIPT)
         self._requeue_script = self.redis.register_script(REQUEUE_SCRIPT)
+        #: The server's persistence and eviction settings, read once at start-up
+        #: (None with ``ANALYTICS_BUFFER_DURABILITY = "off"``); may raise ConfigError.
+        self.durability = check_at_start(self.redis, settings.buffer_durability, self.where)
         #: Until when (monotonic) the endpoint writes directly without trying Redis. One
         #: float, replaced whole: no lock needed between request threads.
         self._skip_until = 0.0
+
+    @property
+    def where(self) -> str:
+        """The buffer's Redis, for messages (no password)."""
+        kwargs = self.redis.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return f"unix://{kwargs['path']} db {kwargs.get('db', 0)}"
+        return f"redis://{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
 
     # -- endpoint side --------------------------------------------------------------------
 

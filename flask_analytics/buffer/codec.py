@@ -157,8 +157,6 @@ class TextCodec:
     #: Field text (unescaped, not \N) -> the Python value.
     decode: Callable[[str], Any]
     plain: frozenset[type] = frozenset()
-    #: Text of a None (a JSON column that keeps None as JSON ``null``); None: NULL.
-    none: str | None = None
     #: PostgreSQL reads the text as the column's value (False: the column's values need
     #: Python, e.g. bind processors; such rows are decoded before they are written).
     native: bool = True
@@ -237,8 +235,9 @@ def _interval_decode(text: str) -> dt.timedelta:
 
 
 def _json_text_codec(kind: sa.JSON) -> TextCodec:
-    # None is JSON null (as the direct path writes it) unless the column says otherwise.
-    return TextCodec(_UTF8_JSON.encode, json.loads, none=None if kind.none_as_null else "null")
+    # None is SQL NULL, as the direct path writes it (never JSON null), whatever the
+    # column's none_as_null; a JSON null text of an older entry still reads as None.
+    return TextCodec(_UTF8_JSON.encode, json.loads)
 
 
 def _python_codec(column: sa.Column[Any]) -> TextCodec:

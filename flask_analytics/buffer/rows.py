@@ -38,7 +38,6 @@ COLUMN_WISE_FROM = 8
 # value with None as COPY's NULL marker; the others read the marker back as None.
 _NONE_AS_NULL = {None: COPY_NULL}
 _NULL_AS_NONE: dict[str, None] = {COPY_NULL: None}
-_NULL_OR_JSON_NULL_AS_NONE: dict[str, None] = {COPY_NULL: None, "null": None}
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,8 @@ class _EncodingPlan:
     defaults: list[tuple[str, Any]]
     #: (values getter, types allowed, indexes) of the columns written as ``str(value)``.
     checks: list[tuple[Callable[[Sequence[Any]], Sequence[Any]], frozenset[type], list[int]]]
-    #: (index, encode, text of None) of the others.
-    special: list[tuple[int, Callable[[Any], str], str | None]]
+    #: (index, encode) of the others (None stays None: COPY's NULL).
+    special: list[tuple[int, Callable[[Any], str]]]
 
 
 class RowCodec:
@@ -103,9 +102,7 @@ class RowCodec:
             defaults=[(n, self.defaults[n]) for n in names],
             checks=[(_tuple_getter(idx), types, idx) for types, idx in by_types.items()],
             special=[
-                (i, codec.encode, codec.none)
-                for i, codec in enumerate(codecs)
-                if codec.encode is not None
+                (i, codec.encode) for i, codec in enumerate(codecs) if codec.encode is not None
             ],
         )
         if len(self._plans) < 64:  # column lists are few; never grow without bound
@@ -149,9 +146,10 @@ class RowCodec:
                 if not set(map(type, getter(values))) <= types:
                     for i in indexes:
                         values[i] = _plain_value(plan.names[i], values[i], types)
-            for i, encode, none in plan.special:
+            for i, encode in plan.special:
                 value = values[i]
-                values[i] = none if value is None else encode(value)
+                if value is not None:
+                    values[i] = encode(value)
             nulls += values.count(None)
             encoded.append(values)
             # \\N for None, str(value) (a str itself), at C speed.
@@ -184,8 +182,8 @@ class RowCodec:
                 column = [row.get(step.name, step.default) for row in rows]
             codec = step.codec
             if codec.encode is not None:
-                encode, none = codec.encode, codec.none
-                column = [none if v is None else encode(v) for v in column]
+                encode = codec.encode
+                column = [None if v is None else encode(v) for v in column]
             elif (strict or codec.plain is not STR_OR_NONE) and not set(
                 map(type, column)
             ) <= codec.plain:
@@ -249,8 +247,6 @@ class RowCodec:
                 values = [
                     None if f == COPY_NULL else copy_unescape(f) if "\\" in f else f for f in texts
                 ]
-            elif codec.none is not None:  # JSON null is None too (as the direct path has it)
-                values = [*map(_NULL_OR_JSON_NULL_AS_NONE.get, texts, texts)]
             elif k == 0:
                 values = texts
             elif k == n:

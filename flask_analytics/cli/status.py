@@ -57,6 +57,8 @@ def status_command() -> None:
 def _buffer_status(buffer: RedisBuffer) -> None:
     from redis.exceptions import RedisError
 
+    from ..buffer.durability import check as check_durability
+
     try:
         info = buffer.info()
     except RedisError as exc:
@@ -70,4 +72,13 @@ def _buffer_status(buffer: RedisBuffer) -> None:
         click.echo(
             "  Read them with XRANGE; once the cause is fixed, `flask analytics flush "
             "--requeue-dead` writes them."
+        )
+    durability = check_durability(buffer.redis)
+    click.echo(f"Ingest buffer durability: {durability.describe()}.")
+    for risk in durability.risks:
+        click.echo(f"  - {risk}.")
+    if durability.risks or durability.error is not None:
+        click.echo(
+            "  Acknowledged events are safe only with appendonly yes (appendfsync everysec) "
+            "and maxmemory-policy noeviction: see docs/scaling.md."
         )
