@@ -38,6 +38,7 @@ from flask_analytics.tasks import enqueue, worker
 from flask_analytics.tasks import scheduler as scheduling
 
 from ..conftest import DESKTOP_UA, REDIS_URL
+from ..support.collect import answer
 from ..support.processes import ROOT, wait_for, wait_while_running
 from ..support.redis_keys import delete_queue_keys
 
@@ -551,13 +552,13 @@ def test_n_events_through_the_buffered_endpoint_are_n_rows_after_the_flush(buffe
         sent.append(body["event_id"])
         response = post(app, body)
         assert response.status_code == 202
-        assert response.get_json() == {"stored": 1, "dropped": {}}
+        assert response.get_json() == answer(1)
         assert "X-Analytics-Dropped" not in response.headers
     for i in range(10):
         batch = [event(url=f"http://localhost/batch/{i}/{j}") for j in range(20)]
         sent.extend(b["event_id"] for b in batch)
         response = post(app, batch)
-        assert (response.status_code, response.get_json()) == (202, {"stored": 20, "dropped": {}})
+        assert (response.status_code, response.get_json()) == (202, answer(20))
     assert count_rows(app) == 0  # nothing written yet: all in Redis
     assert stream_length(app) == 50
     result = flush(app)
@@ -586,7 +587,7 @@ def test_server_side_track_writes_directly(buffered_app):
 def test_drops_are_answered_at_once_as_without_the_buffer(buffered_app):
     app = buffered_app()
     response = post(app, [event(), event()], ua="Googlebot/2.1 (+http://www.google.com/bot.html)")
-    assert response.get_json() == {"stored": 0, "dropped": {"bot": 2}}
+    assert response.get_json() == answer(0, {"bot": 2})
     assert response.headers["X-Analytics-Dropped"] == "bot"
     assert stream_length(app) == 0
 
@@ -602,9 +603,9 @@ def test_same_event_id_through_the_buffer_and_the_direct_path_is_one_row(buffere
     with app.app_context():
         # Direct first, then buffered.
         assert analytics.track("pageview", url="http://localhost/", event_id=first) is not None
-    assert post(app, event(event_id=first)).get_json() == {"stored": 1, "dropped": {}}
+    assert post(app, event(event_id=first)).get_json() == answer(1)
     # Buffered first (not flushed yet), then direct.
-    assert post(app, event(event_id=second)).get_json() == {"stored": 1, "dropped": {}}
+    assert post(app, event(event_id=second)).get_json() == answer(1)
     with app.app_context():
         assert analytics.track("pageview", url="http://localhost/", event_id=second) is not None
     # The same id twice through the buffer.
@@ -651,12 +652,12 @@ def test_duplicates_within_one_flush_keep_the_first_row(buffered_app):
 def test_early_dedupe_reports_buffered_duplicates_in_the_answer(buffered_app, stream):
     app = buffered_app(ANALYTICS_BUFFER_DEDUPE_TTL=60)
     same = str(uuid.uuid4())
-    assert post(app, event(event_id=same)).get_json() == {"stored": 1, "dropped": {}}
+    assert post(app, event(event_id=same)).get_json() == answer(1)
     again = post(app, [event(event_id=same), event()])
-    assert again.get_json() == {"stored": 1, "dropped": {"duplicate": 1}}
+    assert again.get_json() == answer(1, {"duplicate": 1})
     assert again.headers["X-Analytics-Dropped"] == "duplicate"
     alone = post(app, event(event_id=same))
-    assert alone.get_json() == {"stored": 0, "dropped": {"duplicate": 1}}
+    assert alone.get_json() == answer(0, {"duplicate": 1})
     assert stream_length(app) == 2  # the request of duplicates only added no entry
     ttl = current_state(app).buffer.redis.ttl(f"{stream}:seen:{same}")
     assert 0 < ttl <= 60
@@ -894,13 +895,13 @@ def test_redis_stopped_events_are_stored_directly(make_app, private_redis):
         ANALYTICS_RATE_LIMIT=None,
     )
     buffered = [event(url=f"http://localhost/b{i}") for i in range(3)]
-    assert post(app, buffered).get_json() == {"stored": 3, "dropped": {}}
+    assert post(app, buffered).get_json() == answer(3)
     assert count_rows(app) == 0
     private_redis.stop(save=True)
 
     direct = [event(url=f"http://localhost/d{i}") for i in range(4)]
     for body in direct:  # the same answer as when buffered, and written at once
-        assert post(app, body).get_json() == {"stored": 1, "dropped": {}}
+        assert post(app, body).get_json() == answer(1)
     assert sorted(event_ids(app)) == sorted(b["event_id"] for b in direct)
     result = app.test_cli_runner().invoke(args=["analytics", "flush"])
     assert result.exit_code == 1
@@ -929,7 +930,7 @@ def test_full_buffer_writes_directly(buffered_app):
     for i in range(2):
         post(app, event(url=f"http://localhost/{i}"))
     assert count_rows(app) == 0
-    assert post(app, event()).get_json() == {"stored": 1, "dropped": {}}
+    assert post(app, event()).get_json() == answer(1)
     assert count_rows(app) == 1
     assert stream_length(app) == 2
 
