@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,19 +15,8 @@ from .config import DEFAULTS, load_settings
 from .core.clock import SYSTEM_CLOCK, Clock
 from .core.dimensions import check_dimension
 from .core.hooks import CustomDimension, DailyAggregation, Hooks
-from .errors import InvalidEvent
 from .ingest import pipeline
-from .ingest.payload import (
-    ENGAGEMENT_MAX_MS,
-    SCREEN_MAX,
-    IncomingEvent,
-    check_event_id,
-    check_int,
-    check_name,
-    check_props,
-    check_referrer,
-    split_url,
-)
+from .ingest.track import build_event, check_ip, check_optional_text
 from .lifecycle.aggregate import AggregationResult, aggregate_day, aggregate_range
 from .lifecycle.archive import ArchiveResult, PurgeResult, archive, purge
 from .models import EventMixin, build_models
@@ -43,10 +31,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Largest clock skew tolerated for an explicit ``track()`` timestamp in the future.
-FUTURE_SKEW = dt.timedelta(minutes=5)
-#: ``track()`` fields that are built-in integer columns, with their upper bounds.
-_INT_FIELDS = {"screen_width": SCREEN_MAX, "engagement_ms": ENGAGEMENT_MAX_MS, "scroll_depth": 100}
+#: Columns of every event model, set by the pipeline: track() sets only custom ones.
+_BUILTIN_COLUMNS = frozenset(EventMixin.__annotations__)
 
 
 def _use_sqlite_wal(engine: sa.Engine) -> None:
@@ -270,46 +256,30 @@ class Analytics:
         """Record an event from Python through the same pipeline as the collect endpoint.
 
         Returns the stored event (a detached model instance), or None when it was dropped
-        (bot, excluded, duplicate event id...). Invalid input raises ``InvalidEvent``.
+        (bot, excluded, duplicate event id...). Invalid input raises ``InvalidEvent``: a
+        wrong type, a value its column cannot hold (custom columns too), a timestamp that
+        is not a ``datetime``, before 2000 or in the future beyond
+        ``ingest.track.FUTURE_SKEW`` (5 minutes).
         ``fields`` may set ``screen_width``, ``engagement_ms``, ``scroll_depth`` and any
         custom column of the event model.
         """
         state = self.state()
-        now = state.clock.utcnow()
-        if timestamp is None:
-            created_at = now
-        else:
-            if timestamp.tzinfo is not None:
-                timestamp = timestamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
-            if timestamp > now + FUTURE_SKEW:
-                raise InvalidEvent("timestamp is in the future")
-            created_at = timestamp
-        hostname, path, utm, click_ids = split_url(url, "url")
-        event = IncomingEvent(
-            name=check_name(name, "name"),
-            hostname=hostname,
-            path=path,
-            created_at=created_at,
-            event_id=(
-                check_event_id(event_id, "event_id") if event_id is not None else str(uuid.uuid4())
-            ),
-            referrer=check_referrer(referrer, "referrer"),
-            utm=utm,
-            click_ids=click_ids,
-            props=check_props(dict(props) if props is not None else None, "props"),
-        )
         table: sa.Table = self.Event.__table__
-        for key, value in fields.items():
-            if key in _INT_FIELDS:
-                checked = None if value is None else check_int(value, key, 0, _INT_FIELDS[key])
-                setattr(event, key, checked)
-            elif key in table.c and key not in EventMixin.__annotations__:
-                event.extra[key] = value
-            else:
-                raise TypeError(f"track() got an unexpected field {key!r}")
+        event = build_event(
+            table,
+            _BUILTIN_COLUMNS,
+            state.clock.utcnow(),
+            name,
+            url=url,
+            referrer=referrer,
+            timestamp=timestamp,
+            props=props,
+            event_id=event_id,
+            fields=fields,
+        )
         info = pipeline.RequestInfo(
-            ip=ip,
-            user_agent=user_agent,
+            ip=check_ip(ip),
+            user_agent=check_optional_text(user_agent, "user_agent"),
             from_browser=False,
             request=request._get_current_object() if has_request_context() else None,  # type: ignore[attr-defined]
         )
