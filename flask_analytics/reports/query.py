@@ -37,7 +37,8 @@ class Query:
     metrics: tuple[str, ...] = ()
     #: The count rows are sorted by, largest first (default: the breakdown's).
     order: str | None = None
-    limit: int = 100
+    #: Rows wanted (None: every row from ``offset`` on).
+    limit: int | None = 100
     offset: int = 0
 
     def shaped(self, breakdown: Breakdown) -> Breakdown:
@@ -79,3 +80,5 @@ class Answer:
     rows: list[Row] = field(default_factory=list)
     #: The breakdown answered, with its order (breakdown questions only).
     breakdown: Breakdown | None = None
+    #: How many rows the whole breakdown has, every page together (breakdown questions).
+    total: int | None = None

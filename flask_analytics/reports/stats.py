@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 import sqlalchemy as sa
 
@@ -29,10 +29,47 @@ from .totals import SUMMARY_COUNTS, Totals
 from .virtual import HOURLY
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
     from ..core.context import Context
+
+#: One group of :meth:`Stats.grouped`: its keys and its counts.
+_Group = tuple[tuple[Any, ...], dict[str, int]]
 
 #: Above this many keys with live rows, a top-N query fetches every stored group instead.
 _MAX_LIVE_KEYS: Final = 2000
+
+
+class GroupOptions(TypedDict, total=False):
+    """What :meth:`Stats.grouped` may be asked besides the table, range, keys and counts."""
+
+    #: Column values the rows must have (any column).
+    equals: Mapping[str, Any] | None
+    #: First keys left out.
+    exclude: Sequence[Any]
+    #: Leave out groups whose first key is NULL.
+    skip_null: bool
+    #: A count that must be above zero.
+    positive: str | None
+    #: The count groups are sorted by, largest first (None: by keys).
+    sort: str | None
+    #: Groups wanted (None: all of them), from ``offset`` on.
+    limit: int | None
+    offset: int
+
+
+class BreakdownOptions(TypedDict, total=False):
+    """What :meth:`Stats.breakdown` may be asked besides the breakdown and range."""
+
+    #: Rows wanted (default 10; None: all of them), from ``offset`` on.
+    limit: int | None
+    offset: int
+    #: One page path's rows only.
+    path: str | None
+    #: Keys left out (e.g. the tracker's own event names on the Events page).
+    exclude: Sequence[str]
+    #: The sums wanted (default: the breakdown's; rates needing others are left out).
+    counts: Sequence[str] | None
 
 
 class Stats:
@@ -134,29 +171,43 @@ class Stats:
         rng: DateRange,
         keys: Sequence[str],
         counts: Sequence[str],
-        *,
-        equals: Mapping[str, Any] | None = None,
-        exclude: Sequence[Any] = (),
-        skip_null: bool = False,
-        positive: str | None = None,
-        sort: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
-        """Sums of ``counts`` of daily table ``table`` over ``rng``, grouped by ``keys``.
+        **options: Unpack[GroupOptions],
+    ) -> list[_Group]:
+        """Sums of ``counts`` of daily table ``table`` over ``rng``, grouped by ``keys``
+        (see :class:`GroupOptions`).
 
         Stored rows of final days are grouped in SQL; live days' rows (see
         :meth:`LiveDays.rows`) are added in Python. With ``limit``, SQL returns only the top
         stored groups plus the stored sums of every key that has live rows: a key
         without live rows can only reach the merged top if it is in the stored top, so
-        the result is exact. ``exclude``, ``skip_null`` and ``positive`` (a count that
-        must be above zero) filter the first key; ``equals`` filters any column.
+        the result is exact.
         """
-        equals = equals or {}
+        return self.grouped_page(table, rng, keys, counts, with_total=False, **options)[0]
+
+    def grouped_page(
+        self,
+        table: str,
+        rng: DateRange,
+        keys: Sequence[str],
+        counts: Sequence[str],
+        *,
+        with_total: bool = True,
+        **options: Unpack[GroupOptions],
+    ) -> tuple[list[_Group], int | None]:
+        """:meth:`grouped`'s rows, and with ``with_total`` how many groups there are in all
+        (every page together: what ``limit`` and ``offset`` cut)."""
+        equals = options.get("equals") or {}
+        exclude = options.get("exclude", ())
+        skip_null = options.get("skip_null", False)
+        positive = options.get("positive")
+        sort = options.get("sort")
+        limit = options.get("limit")
+        offset = options.get("offset", 0)
         if self.raw:
             self.check_raw(rng)
             computed = self.filtered.grouped(table, rng, keys, counts, equals)
-            return _finish(computed, counts, exclude, skip_null, positive, sort, limit, offset)
+            every = _finish(computed, counts, exclude, skip_null, positive, sort)
+            return _cut(every, limit, offset), len(every)
         model = self._daily_table(table)
         live_days = self.live.days(rng)
         live: dict[tuple[Any, ...], list[int]] = {}
@@ -220,7 +271,39 @@ class Stats:
             merged[key] = [a + b for a, b in zip(stored, values, strict=True)]
 
         by_key = {key: dict(zip(counts, values, strict=True)) for key, values in merged.items()}
-        return _finish(by_key, counts, exclude, skip_null, positive, sort, limit, offset)
+        every = _finish(by_key, counts, exclude, skip_null, positive, sort)
+        if not with_total:
+            return _cut(every, limit, offset), None
+        if query is base:  # every stored group was read
+            return _cut(every, limit, offset), len(every)
+        # Groups whose first key has live rows are all in ``every``; the others are
+        # counted in SQL (the merged counts of those are their stored ones).
+        having = None if positive is None else sums[counts.index(positive)] > 0
+        live_first = set(live_keys)
+        with_live = sum(1 for key, _ in every if key[0] in live_first)
+        stored_only = self._count_groups(base, key_columns[0], live_keys, having)
+        return _cut(every, limit, offset), stored_only + with_live
+
+    def _count_groups(
+        self,
+        base: sa.Select[Any],
+        first: sa.ColumnElement[Any],
+        live_keys: Sequence[Any],
+        having: sa.ColumnElement[bool] | None,
+    ) -> int:
+        """Stored groups of ``base`` whose first key has no live rows (and that pass
+        ``having``)."""
+        query = base if having is None else base.having(having)
+        if live_keys:
+            known = [k for k in live_keys if k is not None]
+            outside: sa.ColumnElement[bool] = first.not_in(known) if known else sa.true()
+            if len(known) < len(live_keys):
+                outside = sa.and_(outside, first.is_not(None))
+            else:
+                outside = sa.or_(outside, first.is_(None))
+            query = query.where(outside)
+        counted = sa.select(sa.func.count()).select_from(query.subquery("fa_groups"))
+        return int(self.conn.scalar(counted) or 0)
 
     # -- summary --------------------------------------------------------------------------
 
@@ -238,42 +321,44 @@ class Stats:
     # -- breakdowns -----------------------------------------------------------------------
 
     def breakdown(
+        self, breakdown: Breakdown, rng: DateRange, **options: Unpack[BreakdownOptions]
+    ) -> list[Row]:
+        """Top rows of ``breakdown`` over ``rng`` (see :class:`BreakdownOptions`)."""
+        return self.breakdown_page(breakdown, rng, with_total=False, **options)[0]
+
+    def breakdown_page(
         self,
         breakdown: Breakdown,
         rng: DateRange,
         *,
-        limit: int = 10,
-        offset: int = 0,
-        path: str | None = None,
-        exclude: Sequence[str] = (),
-        counts: Sequence[str] | None = None,
-    ) -> list[Row]:
-        """Top rows of ``breakdown`` over ``rng`` (optionally of one page path).
-
-        ``exclude`` drops keys (e.g. the tracker's own event names on the Events page);
-        ``counts`` limits the sums to those a view shows (rates needing others are left
-        out).
-        """
+        with_total: bool = True,
+        **options: Unpack[BreakdownOptions],
+    ) -> tuple[list[Row], int | None]:
+        """:meth:`breakdown`'s rows, and with ``with_total`` how many rows the whole
+        breakdown has (every page together)."""
+        counts = options.get("counts")
+        path = options.get("path")
         wanted = tuple(counts) if counts is not None else breakdown.counts
         needed = {breakdown.sort, *([breakdown.positive] if breakdown.positive else [])}
         summed = (*wanted, *(c for c in breakdown.counts if c in needed and c not in wanted))
-        rows = self.grouped(
+        rows, total = self.grouped_page(
             breakdown.table,
             rng,
             (breakdown.key,),
             summed,
             equals={**dict(breakdown.where), **({"path": path} if path is not None else {})},
-            exclude=exclude,
+            exclude=options.get("exclude", ()),
             skip_null=breakdown.skip_null,
             positive=breakdown.positive,
             sort=breakdown.sort,
-            limit=limit,
-            offset=offset,
+            limit=options.get("limit", 10),
+            offset=options.get("offset", 0),
+            with_total=with_total,
         )
         rates = [r for r in breakdown.rates if set(ROW_RATES[r][:2]) <= set(summed)]
         return [
             row_with_rates(key[0], {c: sums[c] for c in wanted}, rates, sums) for key, sums in rows
-        ]
+        ], total
 
     def answer(self, query: Query, breakdowns: Mapping[str, Breakdown]) -> Answer:
         """Answer ``query`` (its filters must be this Stats' own): totals, the daily series
@@ -289,14 +374,14 @@ class Stats:
                 previous = self.totals(query.compare)
             return Answer(query, sum(series.values(), Totals()), previous, series)
         breakdown = query.shaped(breakdowns[query.dimension])
-        rows = self.breakdown(
+        rows, total = self.breakdown_page(
             breakdown,
             query.range,
             limit=query.limit,
             offset=query.offset,
             counts=query.metrics or None,
         )
-        return Answer(query, rows=rows, breakdown=breakdown)
+        return Answer(query, rows=rows, breakdown=breakdown, total=total)
 
     def page_daily(self, rng: DateRange, path: str) -> dict[dt.date, Totals]:
         """Visitors and pageviews of one page per day (other counts stay zero)."""
@@ -372,10 +457,8 @@ def _finish(
     skip_null: bool,
     positive: str | None,
     sort: str | None,
-    limit: int | None,
-    offset: int,
 ) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
-    """Grouped sums filtered on their first key and count, sorted, cut to ``limit``."""
+    """Grouped sums filtered on their first key and count, sorted."""
     result = []
     for key, counted in sums.items():
         first = key[0]
@@ -393,9 +476,12 @@ def _finish(
         )
     else:
         result.sort(key=lambda item: tuple((k is None, k) for k in item[0]))
-    if limit is not None:
-        result = result[offset : offset + limit]
     return result
+
+
+def _cut(rows: list[_Group], limit: int | None, offset: int) -> list[_Group]:
+    """The page of ``rows`` that ``limit`` and ``offset`` ask for."""
+    return rows[offset:] if limit is None else rows[offset : offset + limit]
 
 
 def _as_date(value: Any) -> dt.date:

@@ -12,8 +12,8 @@ from ...reports import BREAKDOWNS, BadFilter, BadQuestion, Breakdown, Query, par
 from ...reports.filters import MAX_VALUE_LENGTH, NONE_VALUE
 from ...state import current_state
 from .current import current_query, custom_columns, offered_breakdowns, open_stats
-from .export import csv_response, json_number, row_json, totals_json
-from .query import MAX_LIMIT, BadQuery, parse_format, parse_limit, quote_value
+from .export import csv_response, json_number, page_suffix, row_json, totals_json
+from .query import MAX_LIMIT, BadQuery, parse_format, parse_limit, parse_window, quote_value
 
 #: Values a suggestion answers by default.
 SUGGEST_LIMIT: Final = 10
@@ -72,9 +72,17 @@ def api_breakdown(dimension: str) -> Response:
         return response
     query = current_query()
     fmt = parse_format(request.args)
-    limit = parse_limit(request.args, MAX_LIMIT if fmt == "csv" else 100)
+    # CSV: the whole list unless a page of it is asked for.
+    window = parse_window(request.args, None if fmt == "csv" else 100)
     order = request.args.get("order") or None
-    question = Query(query.range, query.filters, dimension=dimension, order=order, limit=limit)
+    question = Query(
+        query.range,
+        query.filters,
+        dimension=dimension,
+        order=order,
+        limit=window.limit,
+        offset=window.offset,
+    )
     with open_stats(query) as stats:
         try:
             answer = stats.answer(question, known)
@@ -84,25 +92,31 @@ def api_breakdown(dimension: str) -> Response:
     assert breakdown is not None
     if fmt == "csv":
         header = [breakdown.name, *breakdown.counts, *breakdown.rates]
-        return csv_response(
+        response = csv_response(
             header,
             [
                 [r.key, *r.counts.values(), *(json_number(v) for v in r.rates.values())]
                 for r in rows
             ],
-            f"{breakdown.name}-{query.range.start}-{query.range.end}.csv",
+            f"{breakdown.name}-{query.range.start}-{query.range.end}{page_suffix(window)}.csv",
         )
-    return jsonify(
-        {
-            "dimension": breakdown.name,
-            "start": query.range.start.isoformat(),
-            "end": query.range.end.isoformat(),
-            "limit": limit,
-            "order": breakdown.sort,
-            "filters": [f.param() for f in query.filters],
-            "rows": [row_json(breakdown, r) for r in rows],
-        }
-    )
+    else:
+        response = jsonify(
+            {
+                "dimension": breakdown.name,
+                "start": query.range.start.isoformat(),
+                "end": query.range.end.isoformat(),
+                "limit": window.limit,
+                "offset": window.offset,
+                "page": window.page,
+                "total": answer.total,
+                "order": breakdown.sort,
+                "filters": [f.param() for f in query.filters],
+                "rows": [row_json(breakdown, r) for r in rows],
+            }
+        )
+    response.headers["X-Total-Count"] = str(answer.total)
+    return response
 
 
 def api_realtime() -> Response:

@@ -11,6 +11,7 @@ from typing import Any, Final
 from flask import Response
 
 from ...reports import Breakdown, DateRange, Row, Totals
+from .query import Window
 
 #: CSV cells starting with these are formulas to a spreadsheet.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -59,3 +60,12 @@ def row_json(breakdown: Breakdown, row: Row) -> dict[str, Any]:
         **row.counts,
         **{k: json_number(v) for k, v in row.rates.items()},
     }
+
+
+def page_suffix(window: Window) -> str:
+    """What a CSV file name adds for one page of a list ("" for the whole list)."""
+    if window.limit is None and not window.offset:
+        return ""
+    if window.page is not None:
+        return f"-page{window.page}"
+    return f"-from{window.offset + 1}"

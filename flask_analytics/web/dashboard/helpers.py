@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final
 
@@ -28,6 +29,44 @@ NAV: Final[Mapping[str, str]] = {
     "engagement": "Engagement",
     "realtime": "Realtime",
 }
+
+
+@dataclass(frozen=True)
+class PageLink:
+    """One item of a list's page navigation: a page number (None: a gap, "...") and
+    its URL (None for the current page)."""
+
+    number: int | None
+    url: str | None = None
+
+    @property
+    def current(self) -> bool:
+        return self.number is not None and self.url is None
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Page navigation of a list of ``total`` rows shown ``limit`` at a time."""
+
+    total: int
+    limit: int
+    offset: int
+    #: Pages to show: the first and last, and two either side of the current one.
+    links: tuple[PageLink, ...]
+    previous: str | None
+    next: str | None
+
+    @property
+    def first_row(self) -> int:
+        return min(self.offset + 1, self.total)
+
+    @property
+    def last_row(self) -> int:
+        return min(self.offset + self.limit, self.total)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.limit))
 
 
 def add_years(day: dt.date, years: int) -> dt.date:
@@ -88,6 +127,31 @@ class Helpers:
         params.update(changes)
         params = {k: v for k, v in params.items() if v is not None}
         return url_for(f"analytics_dashboard.{endpoint}", **params)
+
+    def pager(self, endpoint: str, total: int, limit: int, offset: int) -> Pager:
+        """Navigation between the pages of a list on page ``endpoint`` (``page=N``, the
+        view's other parameters kept; page 1 has none)."""
+        pages = max(1, -(-total // limit))
+        current = offset // limit + 1
+
+        def url(number: int) -> str:
+            return self.url(endpoint, page=number if number > 1 else None)
+
+        shown = sorted({1, pages, *range(max(1, current - 2), min(pages, current + 2) + 1)})
+        links: list[PageLink] = []
+        for number in shown:
+            if links and links[-1].number is not None and number > links[-1].number + 1:
+                links.append(PageLink(None))
+            links.append(PageLink(number, None if number == current else url(number)))
+        return Pager(
+            total,
+            limit,
+            offset,
+            tuple(links),
+            # Past the end, "previous" leads back to the last page.
+            previous=url(min(current - 1, pages)) if current > 1 else None,
+            next=url(current + 1) if current < pages else None,
+        )
 
     @staticmethod
     def url_plain(endpoint: str) -> str:

@@ -41,6 +41,8 @@ METRICS: Final[Mapping[str, str]] = {
     "avg_visit_duration_s": "Visit duration",
 }
 MAX_LIMIT: Final = 10_000
+#: Largest ``offset`` (and first row of the last ``page``) a list may be asked from.
+MAX_OFFSET: Final = 100_000_000
 #: ASCII digits only: ``\d`` also matches other scripts' digits ("٢٠٢٦", "²").
 _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _LIMIT_RE: Final = re.compile(r"[0-9]{1,9}")
@@ -189,6 +191,48 @@ def parse_limit(args: Mapping[str, str], default: int) -> int:
             f"limit must be a whole number from 1 to {MAX_LIMIT}, not {quote_value(value)}."
         )
     return int(value)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which rows of a list a request asks for: ``limit`` rows (None: all) from ``offset``;
+    ``page`` when it was asked by page number."""
+
+    limit: int | None
+    offset: int = 0
+    page: int | None = None
+
+
+def _whole_number(args: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    value = args.get(name)
+    if value is None or value == "":
+        return None
+    if not _LIMIT_RE.fullmatch(value) or not low <= int(value) <= high:
+        raise BadQuery(
+            f"{name} must be a whole number from {low} to {high:,}, not {quote_value(value)}."
+        )
+    return int(value)
+
+
+def parse_window(args: Mapping[str, str], default_limit: int | None) -> Window:
+    """``limit`` (see :func:`parse_limit`; ``default_limit`` None: every row) with either
+    ``page`` (1 is the first ``limit`` rows) or ``offset`` (rows skipped), not both."""
+    limit = parse_limit(args, default_limit) if default_limit is not None else None
+    if limit is None and args.get("limit"):
+        limit = parse_limit(args, MAX_LIMIT)
+    if args.get("page") and args.get("offset"):
+        raise BadQuery("Give either page or offset, not both.")
+    offset = _whole_number(args, "offset", 0, MAX_OFFSET)
+    if offset is not None:
+        return Window(limit, offset)
+    if limit is None:
+        if args.get("page"):
+            raise BadQuery("page needs limit (rows per page).")
+        return Window(None)
+    page = _whole_number(args, "page", 1, MAX_OFFSET // limit + 1)
+    if page is None:
+        return Window(limit)
+    return Window(limit, (page - 1) * limit, page)
 
 
 def parse_path(args: Mapping[str, str]) -> str:

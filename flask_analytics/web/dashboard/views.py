@@ -12,7 +12,7 @@ from ...core.rollups import DURATION_BUCKETS, INTERNAL_EVENTS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, Breakdown, DateRange, Row, Stats, Totals
 from ...state import current_state
 from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
-from .query import MAX_LIMIT, ViewQuery, parse_limit, parse_path
+from .query import MAX_LIMIT, ViewQuery, parse_limit, parse_path, parse_window
 from .series import (
     bucket_bounds,
     duration_labels,
@@ -71,16 +71,25 @@ def overview() -> str:
 
 
 def pages() -> str:
-    """Top pages, entry pages and exit pages."""
+    """Every page, ``limit`` a page (``page=N``), then the top entry and exit pages."""
     query = current_query()
-    limit = parse_limit(request.args, 25)
+    window = parse_window(request.args, 25)
+    limit = window.limit or 25
+    # The pager's links keep an explicit limit; every other parameter is the view's own.
+    extra = {"limit": str(limit)} if request.args.get("limit") else None
     with open_stats(query) as stats:
+        top, total = stats.breakdown_page(
+            BREAKDOWNS["page"], query.range, limit=limit, offset=window.offset
+        )
         return render_page(
             "analytics/pages.html",
             query,
+            extra=extra,
             limit=limit,
             totals=stats.totals(query.range),
-            top=stats.breakdown(BREAKDOWNS["page"], query.range, limit=limit),
+            top=top,
+            total=total or 0,
+            offset=window.offset,
             entries=stats.breakdown(BREAKDOWNS["entry_page"], query.range, limit=limit),
             exits=stats.breakdown(BREAKDOWNS["exit_page"], query.range, limit=limit),
             **freshness(stats),
