@@ -14,12 +14,23 @@ if TYPE_CHECKING:
     from ..buffer import RedisBuffer
 
 
+#: Days needing aggregation listed one by one; the rest are counted.
+PENDING_SHOWN = 20
+
+
 @app_command("status")
-def status_command() -> None:
+@click.option(
+    "--runs",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many of the most recent aggregation runs to list.",
+)
+def status_command(runs: int) -> None:
     """Show row counts, recent aggregation runs, days needing aggregation and the queue."""
     state = app_state()
     with click_errors():
-        report = status_report(state)
+        report = status_report(state, runs=runs)
     click.echo(
         f"Events: {report.raw_events:,} raw, {report.archived_events:,} archived "
         f"(time zone {state.settings.timezone.key})."
@@ -34,18 +45,32 @@ def status_command() -> None:
         )
         for jid, error in queue.failures:
             click.echo(f"  failed {jid}: {error}")
-    click.echo("Last aggregation runs:" if report.runs else "Last aggregation runs: none.")
+    if not report.run_count:
+        click.echo("Aggregation runs: none.")
+    elif len(report.runs) < report.run_count:
+        click.echo(
+            f"Aggregation runs: the last {len(report.runs):,} of {report.run_count:,} "
+            "(--runs N lists more):"
+        )
+    else:
+        click.echo(f"Aggregation runs: {report.run_count:,}, most recent first:")
     for run in report.runs:
         finished = f"{run.finished_at:%Y-%m-%d %H:%M:%S} UTC" if run.finished_at else "unfinished"
         events = "?" if run.source_events is None else f"{run.source_events:,}"
         click.echo(f"  {run.date.isoformat()}  {finished}  {events} events")
     if report.pending:
-        click.echo("Days needing aggregation:")
-        for day in report.pending:
+        click.echo(f"Days needing aggregation: {plural(len(report.pending), 'day')}:")
+        for day in report.pending[-PENDING_SHOWN:]:
             detail = plural(day.events, "event")
             if day.run_events is not None:
                 detail += f" now, {day.run_events:,} when aggregated"
             click.echo(f"  {day.day.isoformat()}  {day.status}: {detail}")
+        hidden = report.pending[:-PENDING_SHOWN]
+        if hidden:
+            click.echo(
+                f"  and {plural(len(hidden), 'earlier day')} ({hidden[0].day.isoformat()} to "
+                f"{hidden[-1].day.isoformat()}): flask analytics backfill aggregates them."
+            )
     else:
         click.echo("Days needing aggregation: none.")
     if state.buffer is not None:

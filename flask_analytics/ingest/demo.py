@@ -4,7 +4,9 @@
 and weekly cycles, growth, search/social/referral/email/paid sources with real-looking
 referrers and UTM campaigns, a country mix, real browser user agents on desktop, mobile
 and tablet, some crawlers (dropped by the pipeline like real ones), custom events and
-engagement. Event ids derive from the seed, so running it twice stores nothing twice.
+engagement. Event ids derive from the seed, so running it twice stores nothing twice:
+when every event of the first day is stored already, it stops with
+:class:`DemoDataExists`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from ..errors import AnalyticsError
 from . import pipeline
 from .payload import IncomingEvent, split_url
 
@@ -92,6 +95,10 @@ SCREENS = {
 HOURS = (2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 9, 9, 10, 10, 10, 9, 8, 8, 7, 6, 5, 4, 3)
 #: Relative traffic per weekday, Monday first.
 WEEKDAYS = (1.0, 1.05, 1.05, 1.0, 0.9, 0.55, 0.6)
+
+
+class DemoDataExists(AnalyticsError):
+    """The demo events of this seed were recorded before (nothing was added)."""
 
 
 @dataclass
@@ -183,6 +190,12 @@ def generate(
                     ip="66.249.66.1", user_agent=rng.choice(BOTS), request_host=hostname
                 )
                 result.dropped.update(pipeline.process(state, events, info).dropped)
+        if result.days == 0 and result.events == 0 and result.dropped["duplicate"]:
+            raise DemoDataExists(
+                f"the demo events of seed {seed} already exist (those of {day.isoformat()}, "
+                "the first day, were recorded before): nothing was added. Use another seed "
+                "for more demo traffic."
+            )
         result.days += 1
         if progress is not None:
             progress(day)

@@ -53,10 +53,12 @@ class StatusReport:
     #: None when jobs run inline (no ANALYTICS_REDIS_URL) or Redis is unreachable.
     queue: QueueInfo | None
     redis_error: str | None = None
+    #: Aggregation runs ever recorded (``runs`` holds the most recent of them).
+    run_count: int = 0
 
 
-def last_runs(state: AppState, limit: int = 10) -> list[RunInfo]:
-    """The most recently started aggregation runs."""
+def last_runs(state: AppState, limit: int = 20) -> tuple[list[RunInfo], int]:
+    """The ``limit`` most recently started aggregation runs, and how many there are."""
     runs: sa.Table = state.models.AggregationRun.__table__
     with state.engine().connect() as conn:
         rows = conn.execute(
@@ -64,10 +66,11 @@ def last_runs(state: AppState, limit: int = 10) -> list[RunInfo]:
             .order_by(runs.c.started_at.desc(), runs.c.id.desc())
             .limit(limit)
         ).all()
-    return [RunInfo(*row) for row in rows]
+        total = conn.scalar(sa.select(sa.func.count()).select_from(runs)) or 0
+    return [RunInfo(*row) for row in rows], total
 
 
-def status_report(state: AppState, *, runs: int = 10) -> StatusReport:
+def status_report(state: AppState, *, runs: int = 20) -> StatusReport:
     """Row counts, recent runs, days needing aggregation and (with Redis) the queue."""
     queue = None
     error = None
@@ -77,10 +80,12 @@ def status_report(state: AppState, *, runs: int = 10) -> StatusReport:
         except JobsUnavailable as exc:
             error = str(exc)
     rows = counts(state)
+    recent, total = last_runs(state, runs)
     return StatusReport(
         raw_events=rows["raw"],
         archived_events=rows["archived"],
-        runs=last_runs(state, runs),
+        runs=recent,
+        run_count=total,
         pending=[d for d in day_states(state) if not d.fresh],
         queue=queue,
         redis_error=error,

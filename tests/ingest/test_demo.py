@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from flask_analytics.ingest import demo
@@ -68,8 +69,8 @@ def test_same_seed_gives_identical_daily_tables(make_app):
     app = make_app()
     run(app, seed=7)
     first = daily_snapshot(app)
-    again = run(app, seed=7)
-    assert again.events == 0  # same event ids: nothing stored twice
+    with pytest.raises(demo.DemoDataExists, match="seed 7 already exist"):
+        run(app, seed=7)  # same event ids: nothing stored twice
     assert daily_snapshot(app) == first
     fresh = make_app()  # a new, empty database
     run(fresh, seed=7)
