@@ -43,7 +43,15 @@ class Breakdown:
     where: tuple[tuple[str, Any], ...] = ()
     #: Column header / panel title (custom dimensions carry the host's label).
     label: str = ""
+    #: Read from raw events even unfiltered: no daily table holds it (screen widths).
+    raw_only: bool = False
+    #: Keys are whole numbers (stored as text in the rows they come from).
+    numeric: bool = False
 
+
+#: The event column the ``screen`` breakdown groups (the width in CSS pixels the tracker
+#: sends); no daily table holds it, so it is read from raw events.
+SCREEN_COLUMN: Final = "screen_width"
 
 _PAGE = ("visitors", "pageviews", "entries", "exits", "total_engagement_ms")
 _ACQUISITION = ("sessions", "pageviews", "bounces")
@@ -94,6 +102,15 @@ BREAKDOWNS: Final[Mapping[str, Breakdown]] = {
         ),
     )
 }  # fmt: skip
+
+#: Screen widths, read from raw events (no daily table holds them), grouped like a custom
+#: dimension: event-level, visitors with an event of that width. Not in
+#: :data:`BREAKDOWNS`, whose every entry the daily tables answer.
+SCREEN: Final = Breakdown(
+    "screen", "DailyDimension", "value", ("visitors", "pageviews", "events"), "visitors",
+    ("events_per_visitor",), where=(("dimension", SCREEN_COLUMN),), label="Screen width",
+    raw_only=True, numeric=True,
+)  # fmt: skip
 
 
 def custom_breakdown(name: str, label: str = "") -> Breakdown:

@@ -9,6 +9,7 @@ answers; the dashboard's pages ask :class:`~.stats.Stats` the same questions dir
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,18 +51,7 @@ class Query:
                 )
         if self.order is None:
             return breakdown
-        return Breakdown(
-            breakdown.name,
-            breakdown.table,
-            breakdown.key,
-            breakdown.counts,
-            self.order,
-            breakdown.rates,
-            skip_null=breakdown.skip_null,
-            positive=breakdown.positive,
-            where=breakdown.where,
-            label=breakdown.label,
-        )
+        return dataclasses.replace(breakdown, sort=self.order)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ..core.clock import day_bounds, to_local
 from . import realtime as raw_events
-from .breakdowns import ROW_RATES, Breakdown, Row, row_with_rates
+from .breakdowns import ROW_RATES, SCREEN_COLUMN, Breakdown, Row, row_with_rates
 from .filtered import FilteredEvents, RawDataMissing
 from .filters import Filter
 from .live import DIMENSION_TABLE, LiveCache, LiveDays
@@ -56,6 +56,8 @@ class GroupOptions(TypedDict, total=False):
     #: Groups wanted (None: all of them), from ``offset`` on.
     limit: int | None
     offset: int
+    #: Read the raw path even unfiltered (no daily table holds the groups).
+    raw_only: bool
 
 
 class BreakdownOptions(TypedDict, total=False):
@@ -102,9 +104,9 @@ class Stats:
         self._raw_checked: set[DateRange] = set()
         #: Filtered questions (or ``raw=True``) read raw events: see :mod:`.filtered`.
         self.raw = raw or bool(self.filters)
-        self.filtered = FilteredEvents(
-            state, conn, self.filters, [d.name for d in state.hooks.dimensions], self.live
-        )
+        # The screen width is grouped like a custom dimension (see ``breakdowns.SCREEN``).
+        columns = dict.fromkeys([*(d.name for d in state.hooks.dimensions), SCREEN_COLUMN])
+        self.filtered = FilteredEvents(state, conn, self.filters, list(columns), self.live)
 
     def close(self) -> None:
         """Drop what the request's filtered questions wrote (temporary tables)."""
@@ -131,9 +133,10 @@ class Stats:
             return False
         return True
 
-    def check_raw(self, rng: DateRange) -> None:
+    def check_raw(self, rng: DateRange, subject: str = "Filtered reports") -> None:
         """Raise :class:`RawDataMissing` when ``rng`` reaches days that have daily rows
-        but whose raw events are gone (purged after the archive's retention)."""
+        but whose raw events are gone (purged after the archive's retention); the
+        message begins with ``subject``, what needs them."""
         if rng in self._raw_checked:
             return
         span = self.live.raw_span()
@@ -148,10 +151,10 @@ class Stats:
             if stored is not None:
                 if span is None:
                     raise RawDataMissing(
-                        "Filtered reports read raw events, and none are left for this range."
+                        f"{subject} read raw events, and none are left for this range."
                     )
                 raise RawDataMissing(
-                    f"Filtered reports read raw events, kept from {span[0].isoformat()}: "
+                    f"{subject} read raw events, kept from {span[0].isoformat()}: "
                     f"start the range on {span[0].isoformat()} or later."
                 )
         self._raw_checked.add(rng)
@@ -203,8 +206,11 @@ class Stats:
         sort = options.get("sort")
         limit = options.get("limit")
         offset = options.get("offset", 0)
-        if self.raw:
-            self.check_raw(rng)
+        if self.raw or options.get("raw_only", False):
+            self.check_raw(
+                rng,
+                "Filtered reports" if self.raw else "Numbers no daily table holds (screen widths)",
+            )
             computed = self.filtered.grouped(table, rng, keys, counts, equals)
             every = _finish(computed, counts, exclude, skip_null, positive, sort)
             return _cut(every, limit, offset), len(every)
@@ -353,11 +359,18 @@ class Stats:
             sort=breakdown.sort,
             limit=options.get("limit", 10),
             offset=options.get("offset", 0),
+            raw_only=breakdown.raw_only,
             with_total=with_total,
         )
         rates = [r for r in breakdown.rates if set(ROW_RATES[r][:2]) <= set(summed)]
         return [
-            row_with_rates(key[0], {c: sums[c] for c in wanted}, rates, sums) for key, sums in rows
+            row_with_rates(
+                int(key[0]) if breakdown.numeric and key[0] is not None else key[0],
+                {c: sums[c] for c in wanted},
+                rates,
+                sums,
+            )
+            for key, sums in rows
         ], total
 
     def answer(self, query: Query, breakdowns: Mapping[str, Breakdown]) -> Answer:

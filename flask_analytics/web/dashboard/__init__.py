@@ -64,6 +64,8 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/api/stats", api.api_stats),
         ("/api/breakdown/<dimension>", api.api_breakdown),
         ("/api/suggest/<dimension>", api.api_suggest),
+        ("/api/sessions", api.api_sessions),
+        ("/api/devices", api.api_devices),
         ("/api/realtime", api.api_realtime),
     ):
         bp.add_url_rule(rule, view.__name__, view, methods=["GET"])

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
 
 from flask import Response, jsonify, request
 
+from ...core.rollups import DURATION_BUCKETS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, BadFilter, BadQuestion, Breakdown, Query, parse_filter
+from ...reports.breakdowns import SCREEN
 from ...reports.filters import MAX_VALUE_LENGTH, NONE_VALUE
+from ...reports.totals import ratio
 from ...state import current_state
 from .current import current_query, custom_columns, offered_breakdowns, open_stats
 from .export import csv_response, json_number, page_suffix, row_json, totals_json
 from .query import MAX_LIMIT, BadQuery, parse_format, parse_limit, parse_window, quote_value
+from .series import bucket_bounds, duration_labels, fill_histogram, pages_labels
 
 #: Values a suggestion answers by default.
 SUGGEST_LIMIT: Final = 10
@@ -63,7 +68,7 @@ def api_breakdown(dimension: str) -> Response:
 
     ``order`` sorts by another of the breakdown's counts (largest first).
     """
-    known = offered_breakdowns()
+    known = {**offered_breakdowns(), SCREEN.name: SCREEN}
     if dimension not in known:
         response = jsonify(
             error=f"Unknown dimension {quote_value(dimension)}; use one of {', '.join(known)}."
@@ -116,6 +121,126 @@ def api_breakdown(dimension: str) -> Response:
             }
         )
     response.headers["X-Total-Count"] = str(answer.total)
+    return response
+
+
+#: Keys ``/api/devices`` may group by (``by=``), in the device table's order.
+DEVICE_KEYS: Final = ("device_type", "browser", "os")
+#: Counts of a device row.
+DEVICE_COUNTS: Final = ("visitors", "sessions", "pageviews")
+#: The session distributions: name -> (bucket column, declared lower bounds, labels).
+DISTRIBUTIONS: Final[
+    Mapping[str, tuple[str, Sequence[int], Callable[[Sequence[int]], list[str]]]]
+] = {
+    "duration": ("duration_bucket", DURATION_BUCKETS, duration_labels),
+    "pages": ("pages_bucket", PAGES_BUCKETS, pages_labels),
+}
+
+
+def api_sessions() -> Response:
+    """Session-length and pages-per-session distributions (JSON or CSV): sessions per
+    bucket (lower bounds, empty buckets included), their share, duration and pageviews."""
+    query = current_query()
+    fmt = parse_format(request.args)
+    distributions: dict[str, list[dict[str, Any]]] = {}
+    with open_stats(query) as stats:
+        for name, (column, declared, labels) in DISTRIBUTIONS.items():
+            rows = stats.sessions_histogram(query.range, column)
+            bounds = bucket_bounds(declared, rows)
+            filled = fill_histogram(rows, bounds)
+            sessions = sum(r.counts["sessions"] for r in filled)
+            distributions[name] = [
+                {
+                    column: r.key,
+                    "label": label,
+                    **r.counts,
+                    "share": json_number(ratio(r.counts["sessions"], sessions)),
+                    **{k: json_number(v) for k, v in r.rates.items()},
+                }
+                for r, label in zip(filled, labels(bounds), strict=True)
+            ]
+    total = sum(r["sessions"] for r in distributions["duration"])
+    if fmt == "csv":
+        header = ["distribution", "bucket", "label", "sessions", "share", "total_duration_s"]
+        header += ["pageviews", "views_per_session"]
+        return csv_response(
+            header,
+            [
+                [name, row[DISTRIBUTIONS[name][0]], *(row[h] for h in header[2:])]
+                for name, rows in distributions.items()
+                for row in rows
+            ],
+            f"sessions-{query.range.start}-{query.range.end}.csv",
+        )
+    return jsonify(
+        {
+            "start": query.range.start.isoformat(),
+            "end": query.range.end.isoformat(),
+            "filters": [f.param() for f in query.filters],
+            "sessions": total,
+            **distributions,
+        }
+    )
+
+
+def parse_device_keys(value: str | None) -> tuple[str, ...]:
+    """The ``by`` parameter of ``/api/devices``: device_type, browser and/or os (comma
+    separated, each once), or ``screen`` alone; default all three."""
+    if not value:
+        return DEVICE_KEYS
+    keys = tuple(value.split(","))
+    if keys == ("screen",):
+        return keys
+    if len(set(keys)) != len(keys) or not set(keys) <= set(DEVICE_KEYS):
+        raise BadQuery(
+            f"by must list {', '.join(DEVICE_KEYS)} (comma separated, each once), "
+            f"or be screen alone, not {quote_value(value)}."
+        )
+    return tuple(k for k in DEVICE_KEYS if k in keys)
+
+
+def api_devices() -> Response:
+    """Devices by type, browser and OS together (``by=`` fewer of them), or by screen
+    width (``by=screen``): visitors, visits and pageviews per row, most visitors first,
+    paginated like a breakdown (JSON or CSV)."""
+    keys = parse_device_keys(request.args.get("by"))
+    if keys == ("screen",):
+        return api_breakdown("screen")
+    query = current_query()
+    fmt = parse_format(request.args)
+    window = parse_window(request.args, None if fmt == "csv" else 100)
+    with open_stats(query) as stats:
+        rows, total = stats.grouped_page(
+            "DailyDevice",
+            query.range,
+            keys,
+            DEVICE_COUNTS,
+            sort="visitors",
+            limit=window.limit,
+            offset=window.offset,
+        )
+    if fmt == "csv":
+        response = csv_response(
+            [*keys, *DEVICE_COUNTS],
+            [[*key, *(counts[c] for c in DEVICE_COUNTS)] for key, counts in rows],
+            f"devices-{query.range.start}-{query.range.end}{page_suffix(window)}.csv",
+        )
+    else:
+        response = jsonify(
+            {
+                "start": query.range.start.isoformat(),
+                "end": query.range.end.isoformat(),
+                "by": list(keys),
+                "limit": window.limit,
+                "offset": window.offset,
+                "page": window.page,
+                "total": total,
+                "order": "visitors",
+                "filters": [f.param() for f in query.filters],
+                "rows": [{**dict(zip(keys, key, strict=True)), **counts} for key, counts in rows],
+            }
+        )
+    response.headers["X-Total-Count"] = str(total)
     return response
 
 
