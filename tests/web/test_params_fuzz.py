@@ -61,7 +61,7 @@ QUERY = ("period", "start", "end", "dates", "compare", "metric", "filter")
 #: value). A route missing here fails the fuzz test: say what it reads.
 READS: Mapping[str, tuple[str, ...]] = {
     "overview": QUERY,
-    "pages": (*QUERY, "limit"),
+    "pages": (*QUERY, "limit", "page", "offset"),
     "page_detail": (*QUERY, "path"),
     "sources": (*QUERY, "limit"),
     "locations": (*QUERY, "limit"),
@@ -70,9 +70,11 @@ READS: Mapping[str, tuple[str, ...]] = {
     "engagement": QUERY,
     "realtime": (),
     "api_stats": (*QUERY, "format"),
-    "api_breakdown": (*QUERY, "format", "limit"),
+    "api_breakdown": (*QUERY, "format", "limit", "page", "offset"),
     "api_suggest": (*QUERY, "limit", "q"),
     "api_realtime": (),
+    "api_sessions": (*QUERY, "format"),
+    "api_devices": (*QUERY, "format", "limit", "page", "offset", "by"),
 }
 #: Parameters a route needs besides the fuzzed one.
 BASE: Mapping[str, Mapping[str, str]] = {"page_detail": {"path": "/pricing"}}
@@ -284,6 +286,18 @@ def accepted(name: str, text: str) -> bool:
         return filter_accepted(text)
     if name == "q":
         return len(text) <= FILTER_TEXT_MAX
+    if name in ("page", "offset"):
+        # page: 1 to 1,000,001 at the API's 100 rows (more at the Pages screen's 25);
+        # offset: 0 to 100,000,000.
+        if text == "":
+            return True
+        if not (text.isascii() and text.isdigit() and len(text) <= 9):
+            return False
+        return 1 <= int(text) <= 1_000_001 if name == "page" else int(text) <= 100_000_000
+    if name == "by":
+        keys = text.split(",")
+        devices = ("device_type", "browser", "os")
+        return text in ("", "screen") or (len(set(keys)) == len(keys) and set(keys) <= set(devices))
     raise AssertionError(name)
 
 
@@ -318,7 +332,13 @@ def route_url(endpoint: str, dimension: str = "page") -> str:
         return f"{PREFIX}/api/breakdown/{dimension}"
     if endpoint == "api_suggest":
         return f"{PREFIX}/api/suggest/{dimension}"
-    paths = {"overview": "/", "page_detail": "/pages/detail", "api_stats": "/api/stats"}
+    paths = {
+        "overview": "/",
+        "page_detail": "/pages/detail",
+        "api_stats": "/api/stats",
+        "api_sessions": "/api/sessions",
+        "api_devices": "/api/devices",
+    }
     if endpoint in paths:
         return PREFIX + paths[endpoint]
     if endpoint == "api_realtime":
