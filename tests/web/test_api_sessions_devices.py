@@ -205,26 +205,28 @@ def test_devices_csv(site):
     assert response.headers["X-Total-Count"] == str(len(want))
 
 
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("/analytics/api/devices?by=model", "by must list device_type, browser, os"),
-        ("/analytics/api/devices?by=os,os", "by must list device_type, browser, os"),
-        ("/analytics/api/devices?by=screen,os", "or be screen alone"),
-        ("/analytics/api/devices?page=0", "page must be a whole number from 1"),
-        ("/analytics/api/devices?by=screen&page=abc", "page must be a whole number from 1"),
-        ("/analytics/api/devices?period=5y", "period must be one of"),
-        ("/analytics/api/sessions?filter=nope:is:x", "nope"),
-        ("/analytics/api/sessions?format=xml", "format must be json or csv"),
-        ("/analytics/api/breakdown/screen?order=sessions", "screen rows count visitors"),
-    ],
-)
-def test_bad_parameters_answer_400(make_app, url, message):
+#: Bad parameters and the 400 message each gets.
+BAD = [
+    ("/analytics/api/devices?by=model", "by must list device_type, browser, os"),
+    ("/analytics/api/devices?by=os,os", "by must list device_type, browser, os"),
+    ("/analytics/api/devices?by=screen,os", "or be screen alone"),
+    ("/analytics/api/devices?page=0", "page must be a whole number from 1"),
+    ("/analytics/api/devices?by=screen&page=abc", "page must be a whole number from 1"),
+    ("/analytics/api/devices?period=5y", "period must be one of"),
+    ("/analytics/api/sessions?filter=nope:is:x", "nope"),
+    ("/analytics/api/sessions?format=xml", "format must be json or csv"),
+    ("/analytics/api/breakdown/screen?order=sessions", "screen rows count visitors"),
+]
+
+
+def test_bad_parameters_answer_400(make_app):
     app = make_app()
     app.extensions["analytics_test"].dashboard_access(lambda: True)
-    response = app.test_client().get(url)
-    assert response.status_code == 400
-    assert message in response.get_json()["error"]
+    client = app.test_client()
+    for url, message in BAD:
+        response = client.get(url)
+        assert response.status_code == 400, url
+        assert message in response.get_json()["error"], url
 
 
 def test_closed_without_access_and_screen_widths_need_raw_events(site):
