@@ -81,8 +81,8 @@
  * stub above queues only track). Keys must be column names: analytics_script() refuses
  * the protocol's field names, fa.set does not check (name, url, event_id... would be
  * overridden, but a "referrer" or "props" would be sent as such). A value its column
- * refuses (too long, wrong type) makes the endpoint refuse the whole batch, so fa.set
- * values must fit their columns.
+ * cannot hold (too long, wrong type) is left out of each event by the endpoint, with a
+ * warning in its answer; the rest of the event is stored.
  *
  * Delivery: events are batched (≤ 20 per request, sent after 1 s or at 20; see
  * data-batch-size and data-batch-timeout) and handed
@@ -108,7 +108,8 @@
   let stub = w.fa || {};
   /** Copies into `to` the values of `from` the server accepts: strings ≤ 2000 chars,
    * numbers within ±2**53 (v * v ≤ 2**106: also false for NaN and ±Infinity), booleans
-   * (a 400 would refuse the whole batch; a BigInt or a cycle would break JSON). Other
+   * (the endpoint drops others from the event with a warning; the checks here predate
+   * that and could go; a BigInt or a cycle would break JSON). Other
    * values (null...) copy as `none`, never given: undefined, which JSON leaves out, so
    * fa.set({k: null}) unsets k. No coercion (typeof first): a BigInt, Symbol or
    * null-prototype object must not throw halfway. Not checked, for want of bytes: the
