@@ -29,7 +29,7 @@ rollups' (the tests compare both paths on random traffic).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -45,13 +45,13 @@ from ..core.rollups import (
 )
 from .filters import EVENT_DIMENSIONS, SESSION_DIMENSIONS, Filter, condition, prop_value
 from .ranges import DateRange
-from .virtual import dimension_select, epoch, table_select
+from .spans import as_date, date_runs, day_index, intervals, share_of_span, within
+from .virtual import dimension_select, table_select
 
 if TYPE_CHECKING:
     from ..core.context import Context
     from .live import LiveDays
 
-_DAY_SECONDS: Final = 86400
 #: Columns of a session besides its landing attributes (``analytics_session``'s, with
 #: ``day``, the index of its local day in the range, instead of ``date``).
 _SESSION_COLUMNS: Final = (
@@ -95,48 +95,8 @@ def _window(table: sa.Table, offset: int, length: int) -> sa.Select[Any]:
     )
 
 
-def _date_runs(column: Any, days: Sequence[dt.date], unindexed: Callable[[Any, Any], Any]) -> Any:
-    """``column`` within ``days``, as one ``BETWEEN`` per run of consecutive days: a
-    planner can weigh a range (and take a plain scan for most of a table), not a list.
-    ``unindexed(column, runs)`` gives the column to compare (see ``_off_index``)."""
-    runs: list[list[dt.date]] = []
-    for day in sorted(days):
-        if runs and runs[-1][1] + dt.timedelta(days=1) == day:
-            runs[-1][1] = day
-        else:
-            runs.append([day, day])
-    if not runs:
-        return sa.false()
-    column = unindexed(column, [(first, last + dt.timedelta(days=1)) for first, last in runs])
-    return sa.or_(*(column.between(first, last) for first, last in runs))
-
-
 class RawDataMissing(ValueError):
     """A raw-path question about days whose raw events are gone (purged after archive)."""
-
-
-def day_index(ts: Any, tz: dt.tzinfo, rng: DateRange) -> Any:
-    """The 0-based local day of ``rng`` holding UTC second ``ts`` (an SQL integer).
-
-    Days of exactly 24 hours in a row share one stretch where the index is a division;
-    a DST day (23 or 25 hours) is a stretch of its own. A year has at most five.
-    """
-    stretches: list[list[int]] = []  # [first index, start second, end second, 24 h]
-    for index, day in enumerate(rng.dates()):
-        start, end = (epoch(b) for b in day_bounds(tz, day))
-        full = int(end - start == _DAY_SECONDS)
-        if stretches and full and stretches[-1][3]:
-            stretches[-1][2] = end
-        else:
-            stretches.append([index, start, end, full])
-    # A DST stretch divides by its own length: its 25th hour is still its first day.
-    whens = [
-        (ts < stop, sa.literal(first) + (ts - begin) // (_DAY_SECONDS if full else stop - begin))
-        for first, begin, stop, full in stretches[:-1]
-    ]
-    first, begin, stop, full = stretches[-1]
-    last = sa.literal(first) + (ts - begin) // (_DAY_SECONDS if full else stop - begin)
-    return sa.case(*whens, else_=last) if whens else last
 
 
 #: Virtual tables read whole per request, by their key columns (few keys per day).
@@ -154,46 +114,6 @@ def _table_counts(models: Any, table: str) -> tuple[str, ...]:
     """The count columns of daily table ``table`` (all but id, date and its keys)."""
     skip = {"id", "date", *_SHARED_KEYS[table]}
     return tuple(c.name for c in models.daily[table].__table__.c if c.name not in skip)
-
-
-def _intervals(tz: dt.tzinfo, days: Sequence[dt.date]) -> list[tuple[dt.datetime, dt.datetime]]:
-    """UTC ``[start, end)`` intervals covering ``days``, consecutive days merged."""
-    intervals: list[tuple[dt.datetime, dt.datetime]] = []
-    for day in sorted(days):
-        start, end = day_bounds(tz, day)
-        if intervals and intervals[-1][1] == start:
-            intervals[-1] = (intervals[-1][0], end)
-        else:
-            intervals.append((start, end))
-    return intervals
-
-
-def _within(column: Any, intervals: Sequence[tuple[dt.datetime, dt.datetime]]) -> Any:
-    if not intervals:
-        return sa.false()
-    return sa.or_(*(sa.and_(column >= start, column < end) for start, end in intervals))
-
-
-def _share_of_span(
-    intervals: Sequence[tuple[dt.datetime, dt.datetime]], low: Any, high: Any
-) -> float:
-    """The share of ``[low, high]`` (a table's first and last event) that ``intervals``
-    cover: 1.0 for an empty table or one whose events share one instant."""
-    if low is None or high is None or high <= low:
-        return 1.0
-    covered = sum(
-        max(0.0, (min(end, high) - max(start, low)).total_seconds()) for start, end in intervals
-    )
-    return float(covered / (high - low).total_seconds())
-
-
-def _as_date(value: Any) -> dt.date:
-    # SQLite may hand dates back as ISO strings.
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 class FilteredEvents:
@@ -267,8 +187,8 @@ class FilteredEvents:
                 .group_by(session.c.date)
             ).all()
         )
-        sessions = {_as_date(k): int(v) for k, v in expected.items()}
-        rows = {_as_date(k): int(v) for k, v in found.items()}
+        sessions = {as_date(k): int(v) for k, v in expected.items()}
+        rows = {as_date(k): int(v) for k, v in found.items()}
         return [d for d in days if sessions.get(d, 0) == rows.get(d, 0)]
 
     # -- statement ------------------------------------------------------------------------
@@ -298,7 +218,7 @@ class FilteredEvents:
             if isinstance(high, dt.date) and not isinstance(high, dt.datetime):
                 high += dt.timedelta(days=1)  # a date stands for its whole day
             self._spans[key] = (low, high)
-        if _share_of_span(intervals, *self._spans[key]) < 0.5:
+        if share_of_span(intervals, *self._spans[key]) < 0.5:
             return column
         # The unary plus keeps the value and takes the term off the index.
         return sa.sql.elements.UnaryExpression(
@@ -316,7 +236,7 @@ class FilteredEvents:
                     *(t.c[name] for name in columns),
                     sa.literal_column(str(archived), sa.Integer()).label("archived"),
                     ts.label("ts"),
-                ).where(_within(t.c.created_at, _intervals(self.tz, days)))
+                ).where(within(t.c.created_at, intervals(self.tz, days)))
             )
         return sa.union_all(*parts)
 
@@ -349,7 +269,7 @@ class FilteredEvents:
             day,
             *(t.c[name] for name in _SESSION_COLUMNS if name != "day"),
             *(t.c[name] for name in LANDING_COLUMNS),
-        ).where(_date_runs(t.c.date, days, self._off_index))
+        ).where(date_runs(t.c.date, days, self._off_index))
 
     def _passing(self, rng: DateRange) -> Any:
         """Sessions of ``rng`` that pass the session filters (a subquery)."""
@@ -383,7 +303,7 @@ class FilteredEvents:
         archived events."""
         p = sessions.c
         columns = _EVENT_COLUMNS
-        in_range = _intervals(self.tz, list(rng.dates()))
+        in_range = intervals(self.tz, list(rng.dates()))
         # One join per table, the event filters inside it: a join above the UNION ALL
         # had PostgreSQL sort every event of the range for a merge join (3M events:
         # 144 MB spilled to disk) and SQLite materialize them all first.
@@ -408,7 +328,7 @@ class FilteredEvents:
                     )
                 )
                 .where(
-                    _within(self._created_at(t, in_range), in_range),
+                    within(self._created_at(t, in_range), in_range),
                     *(
                         condition(f, self._event_value(f, t.c), self.dialect)
                         for f in self.event_filters
