@@ -67,6 +67,7 @@ def plans(app: Any, analytics: Any, day: dt.date, label: str) -> None:
         explain(conn, f"aggregation: one local day's raw + archived events ({day})",
                 *compiled(conn, sa.select(sa.func.count()).select_from(src)))  # fmt: skip
         walk = sessions_select(src, state.settings.session_timeout, engine.dialect.name,
+                               non_interactive=state.settings.non_interactive_events,
                                models=state.models, bounds=(start, end))  # fmt: skip
         explain(conn, "aggregation: the session walk of that day",
                 *compiled(conn, sa.select(sa.func.count()).select_from(walk.subquery())))  # fmt: skip

@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_ARCHIVE_RETENTION_DAYS": None,
     #: Seconds of inactivity that end a session (visit).
     "ANALYTICS_SESSION_TIMEOUT": 1800,
+    #: Event names that do not end a bounce: a one-page visit whose other events all
+    #: have these names is still a bounce (``engagement`` is interactive unless listed).
+    "ANALYTICS_NON_INTERACTIVE_EVENTS": ["web_vitals"],
     #: Do not record requests that send ``DNT: 1`` or ``Sec-GPC: 1``.
     "ANALYTICS_RESPECT_DNT": True,
     #: Page paths never recorded: exact paths or globs such as ``/admin/*``.
@@ -131,6 +134,8 @@ class Settings:
     retention_days: int
     archive_retention_days: int | None
     session_timeout: int
+    #: ``ANALYTICS_NON_INTERACTIVE_EVENTS``: stripped, de-duplicated, sorted.
+    non_interactive_events: tuple[str, ...]
     respect_dnt: bool
     excluded_paths: tuple[str, ...]
     excluded_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
@@ -182,6 +187,22 @@ def _str_list(config: Mapping[str, Any], key: str) -> tuple[str, ...]:
     ):
         raise ConfigError(f"{key} must be a list of strings, not {value!r}.")
     return tuple(value)
+
+
+def _event_names(config: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """A list of event names (a string: names separated by commas, as from the
+    environment); ``pageview`` is not an event name here."""
+    value = config[key]
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple | set | frozenset) or not all(
+        isinstance(v, str) for v in value
+    ):
+        raise ConfigError(f"{key} must be a list of event names, not {value!r}.")
+    names = {v.strip() for v in value} - {""}
+    if "pageview" in names:
+        raise ConfigError(f"{key} lists 'pageview': it takes custom event names only.")
+    return tuple(sorted(names))
 
 
 def _url_path(config: Mapping[str, Any], key: str) -> str:
@@ -316,6 +337,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         retention_days=_int(config, "ANALYTICS_RETENTION_DAYS", 1),
         archive_retention_days=_int(config, "ANALYTICS_ARCHIVE_RETENTION_DAYS", 1, optional=True),
         session_timeout=_int(config, "ANALYTICS_SESSION_TIMEOUT", 1),
+        non_interactive_events=_event_names(config, "ANALYTICS_NON_INTERACTIVE_EVENTS"),
         respect_dnt=bool(config["ANALYTICS_RESPECT_DNT"]),
         excluded_paths=_str_list(config, "ANALYTICS_EXCLUDED_PATHS"),
         excluded_networks=tuple(networks),

@@ -25,9 +25,17 @@ Definitions (DESIGN.md "Definitions", made exact where it leaves a choice):
   pageview. The session's channel, source, the five UTM values, country, device type,
   browser and OS are the landing event's.
 - Entry / exit page: path of the first / last pageview (NULL without pageviews).
-- Bounce: exactly one pageview and no ``engagement`` event. The tracker only sends
-  ``engagement`` after >= 3 s of visible time or a scroll, so a one-page visit whose
-  reader stayed is not a bounce; a session without pageview is not a bounce either.
+- Bounce: exactly one pageview and no other event except those named in
+  ``ANALYTICS_NON_INTERACTIVE_EVENTS`` (default ``["web_vitals"]``). A one-page visit
+  with a ``signup``, ``outbound``, ``download``, ``form_submit`` or any custom event is
+  not a bounce, and neither is one with an ``engagement`` event (unless the setting lists
+  it): the tracker only sends ``engagement`` after >= 3 s of visible time or a scroll, so
+  a one-page visit whose reader stayed is not a bounce. A session without pageview (only
+  server-side ``track()`` events, or a late event cut off by the timeout) is never a
+  bounce. The rule is applied when sessions are computed, here only: the daily tables
+  and ``analytics_session`` keep each session's 0/1, so days aggregated under another
+  rule or setting keep it until re-aggregated (``flask analytics backfill``), while live
+  days follow the current one.
 - Duration: last event time - first event time, in whole seconds. The tracker sends a
   page's ``engagement`` event when the visitor hides or leaves the page, so when the last
   page's engagement is known its event is the session's last one and the difference
@@ -58,6 +66,7 @@ group, never a sum over rows that could share a visitor):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -130,6 +139,7 @@ def sessions_select(
     timeout: int,
     dialect: str,
     *,
+    non_interactive: Collection[str],
     models: Models | None = None,
     bounds: tuple[dt.datetime, dt.datetime] | None = None,
     by_day: bool = False,
@@ -137,10 +147,11 @@ def sessions_select(
     """One row per session of the events of ``src`` (window functions, no Python loop).
 
     Columns: visitor_id, started_at and ended_at (first and last event time),
-    duration_s, events, pageviews, bounce (0/1), entry_path, exit_path and the landing
-    attributes of :data:`LANDING_COLUMNS`. With ``by_day``, ``src`` spans several local
-    days and has a ``day`` column: a session never crosses from one day to the next, and
-    the rows start with ``day``.
+    duration_s, events, pageviews, bounce (0/1: one pageview and no event but those
+    named in ``non_interactive``, ``ANALYTICS_NON_INTERACTIVE_EVENTS``), entry_path,
+    exit_path and the landing attributes of :data:`LANDING_COLUMNS`. With ``by_day``,
+    ``src`` spans several local days and has a ``day`` column: a session never crosses
+    from one day to the next, and the rows start with ``day``.
 
     All events are walked in one order (visitor, time, id) rather than one window
     partition per visitor: both passes share one sort, session numbers come out unique
@@ -203,7 +214,8 @@ def sessions_select(
     exit_key = sa.func.max(
         sa.case((n.is_pv == 1, dialects.sortable_number(n.pvn, width, dialect) + n.path))
     )
-    engaged = sa.func.max(sa.case((n.name == ENGAGEMENT, 1), else_=0))
+    # Any event but pageviews and the non-interactive names ends a bounce.
+    interactive = sa.func.max(sa.case((n.name.not_in((PAGEVIEW, *non_interactive)), 1), else_=0))
     grouped = (
         sa.select(
             *([sa.func.max(n.day).label("day")] if by_day else []),
@@ -213,7 +225,7 @@ def sessions_select(
             (sa.func.max(n.ts) - sa.func.min(n.ts)).label("duration_s"),
             sa.func.count().label("events"),
             pageviews.label("pageviews"),
-            sa.case((sa.and_(pageviews == 1, engaged == 0), 1), else_=0).label("bounce"),
+            sa.case((sa.and_(pageviews == 1, interactive == 0), 1), else_=0).label("bounce"),
             sa.func.max(sa.case((is_entry, n.path))).label("entry_path"),
             sa.func.substr(exit_key, width + 1).label("exit_path"),
             landing(n.id).label("landing_id"),
@@ -460,6 +472,11 @@ def daily_selects(state: Context, day: dt.date, *, cte_suffix: str = "") -> dict
     src = source_events(state.models, start, end).cte(f"src{cte_suffix}")
     dialect = state.engine().dialect.name
     sessions = sessions_select(
-        src, state.settings.session_timeout, dialect, models=state.models, bounds=(start, end)
+        src,
+        state.settings.session_timeout,
+        dialect,
+        non_interactive=state.settings.non_interactive_events,
+        models=state.models,
+        bounds=(start, end),
     ).cte(f"sessions{cte_suffix}")
     return in_table_order(state.models, table_selects(day, src, sessions))

@@ -199,6 +199,7 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
                 src,
                 state.settings.session_timeout,
                 dialect,
+                non_interactive=state.settings.non_interactive_events,
                 models=models,
                 bounds=(start, end),
             )

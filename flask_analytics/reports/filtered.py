@@ -256,6 +256,7 @@ class FilteredEvents:
             src,
             self.state.settings.session_timeout,
             self.dialect,
+            non_interactive=self.state.settings.non_interactive_events,
             models=self.models,
             bounds=(start, end),
             by_day=True,

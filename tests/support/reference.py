@@ -42,6 +42,8 @@ SESSION_ATTRIBUTES = (
     "os",
 )
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+#: ANALYTICS_NON_INTERACTIVE_EVENTS's default: event names that do not end a bounce.
+NON_INTERACTIVE = ("web_vitals",)
 
 Row = dict[str, Any]
 
@@ -60,22 +62,29 @@ def bucket(value: int, bounds: tuple[int, ...]) -> int:
 
 
 class Session:
-    """One visit: a visitor's events in time order."""
+    """One visit: a visitor's events in time order.
 
-    def __init__(self, events: list[Mapping[str, Any]]) -> None:
+    A bounce: exactly one pageview, and every other event named in ``non_interactive``.
+    """
+
+    def __init__(
+        self, events: list[Mapping[str, Any]], non_interactive: Iterable[str] = NON_INTERACTIVE
+    ) -> None:
         self.events = events
         self.visitor = events[0]["visitor_id"]
         self.pageviews = [e for e in events if e["name"] == "pageview"]
         self.landing = self.pageviews[0] if self.pageviews else events[0]
         self.entry = self.pageviews[0]["path"] if self.pageviews else None
         self.exit = self.pageviews[-1]["path"] if self.pageviews else None
-        engaged = any(e["name"] == "engagement" for e in events)
-        self.bounce = int(len(self.pageviews) == 1 and not engaged)
+        quiet = {"pageview", *non_interactive}
+        self.bounce = int(len(self.pageviews) == 1 and all(e["name"] in quiet for e in events))
         times = [whole_seconds(e["created_at"]) for e in events]
         self.duration = max(times) - min(times)
 
 
-def sessions_of(events: list[Mapping[str, Any]], timeout: int) -> list[Session]:
+def sessions_of(
+    events: list[Mapping[str, Any]], timeout: int, non_interactive: Iterable[str] = NON_INTERACTIVE
+) -> list[Session]:
     """Split one day's events into sessions per visitor (gap > timeout starts a new one)."""
     by_visitor: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
     for event in events:
@@ -86,10 +95,10 @@ def sessions_of(events: list[Mapping[str, Any]], timeout: int) -> list[Session]:
         current = [visitor_events[0]]
         for prev, event in itertools.pairwise(visitor_events):
             if whole_seconds(event["created_at"]) - whole_seconds(prev["created_at"]) > timeout:
-                sessions.append(Session(current))
+                sessions.append(Session(current, non_interactive))
                 current = []
             current.append(event)
-        sessions.append(Session(current))
+        sessions.append(Session(current, non_interactive))
     return sessions
 
 
@@ -98,11 +107,12 @@ def reference_daily(
     day: dt.date,
     tz: ZoneInfo | str,
     session_timeout: int,
+    non_interactive: Iterable[str] = NON_INTERACTIVE,
 ) -> dict[str, list[Row]]:
     """Every daily table's rows for local ``day``, keyed by daily model name."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     todays = [e for e in events if local_date(e["created_at"], zone) == day]
-    sessions = sessions_of(todays, session_timeout)
+    sessions = sessions_of(todays, session_timeout, non_interactive)
     pageviews = [e for e in todays if e["name"] == "pageview"]
     result: dict[str, list[Row]] = {}
 
