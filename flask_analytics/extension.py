@@ -19,6 +19,7 @@ from .ingest import pipeline
 from .ingest.track import build_event, check_ip, check_optional_text
 from .lifecycle.aggregate import AggregationResult, aggregate_day, aggregate_range
 from .lifecycle.archive import ArchiveResult, PurgeResult, archive, purge
+from .migrate import install as install_render_item
 from .models import EventMixin, build_models
 from .state import AppState
 from .web import collect
@@ -159,6 +160,10 @@ class Analytics:
         csrf = app.extensions.get("csrf")
         if csrf is not None and hasattr(csrf, "exempt"):
             csrf.exempt(f"{collect.__name__}.collect")
+        # Flask-Migrate: generated migrations import the package's column types.
+        migrate = app.extensions.get("migrate")
+        if migrate is not None and isinstance(getattr(migrate, "configure_args", None), dict):
+            install_render_item(migrate.configure_args)
 
     def state(self, app: Flask | None = None) -> AppState:
         """The per-app state of ``app`` (default: the current app)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +31,55 @@ PATH_MAX = 2000
 URL_MAX = 2000
 UTM_MAX = 255
 LABEL_MAX = 64
+#: Revenue amounts: up to 12 digits before the point and 6 after (every currency's minor
+#: unit has at most 4 digits; the two more hold unit prices such as 0.0035).
+REVENUE_PRECISION = 18
+REVENUE_SCALE = 6
+#: The largest revenue amount a column holds is just below this.
+REVENUE_LIMIT = Decimal(10) ** (REVENUE_PRECISION - REVENUE_SCALE)
+
+
+class RevenueAmount(sa.types.TypeDecorator[Decimal]):
+    """An exact decimal amount, ``NUMERIC(18, 6)``: never a float on any database.
+
+    PostgreSQL stores it as ``NUMERIC(18, 6)``. SQLite has no exact decimal type (its
+    NUMERIC keeps 15 significant digits as a binary float), so there the column is a
+    ``BIGINT`` of millionths (``12.50`` is ``12500000``), exact and summed exactly by
+    ``SUM``. Read through this type (a model's column, ``sa.func.sum(column)``, which
+    keeps its argument's type), the values are ``Decimal`` on both databases; SQL that
+    reads the column untyped gets millionths on SQLite. Values with more than 6 decimal
+    places are rounded half away from zero, as PostgreSQL does; floats are refused.
+    """
+
+    impl = sa.Numeric(REVENUE_PRECISION, REVENUE_SCALE)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return dialect.type_descriptor(sa.Numeric(REVENUE_PRECISION, REVENUE_SCALE))
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float | bool) or not isinstance(value, Decimal | int | str):
+            raise TypeError(f"a revenue amount must be a Decimal, not {type(value).__name__}")
+        amount = Decimal(value)
+        if not amount.is_finite() or abs(amount) >= REVENUE_LIMIT:
+            raise ValueError(f"revenue amount {value!r} is out of range")
+        if dialect.name != "sqlite":
+            return amount
+        return int(amount.scaleb(REVENUE_SCALE).to_integral_value(ROUND_HALF_UP))
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(value).scaleb(-REVENUE_SCALE)
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
 class EventMixin:
@@ -64,6 +114,10 @@ class EventMixin:
     scroll_depth: Mapped[int | None] = mapped_column(sa.SmallInteger())
     #: Absent props are SQL NULL on every write path (never JSON ``null``).
     props: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
+    #: Revenue of the event (a purchase...): both set or both NULL. Amounts may be
+    #: negative (refunds); the currency is an active ISO 4217 code.
+    revenue_amount: Mapped[Decimal | None] = mapped_column(RevenueAmount())
+    revenue_currency: Mapped[str | None] = mapped_column(sa.String(3))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.hostname}{self.path} {self.created_at}>"

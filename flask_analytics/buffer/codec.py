@@ -26,6 +26,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..models import RevenueAmount
+
 #: (encode, decode) of a column's values as JSON; None: JSON scalars as they are.
 Codec = tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None]
 
@@ -271,6 +273,10 @@ def text_codec(column: sa.Column[Any]) -> TextCodec:
         if kind.native:
             return TextCodec(_interval_text, _interval_decode, safe=True)
         return _python_codec(column)
+    if isinstance(kind, RevenueAmount):
+        # A decimal's text is PostgreSQL's NUMERIC as it is; elsewhere the decoded
+        # Decimal goes through the type's bind processor (SQLite: millionths).
+        return TextCodec(_numeric_text, decimal.Decimal, safe=True)
     if isinstance(kind, sa.types.TypeDecorator | sa.Enum):
         return _python_codec(column)
     if isinstance(kind, sa.JSON):
