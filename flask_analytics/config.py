@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .goals import Funnel, Goal, GoalError, funnels_from_config, goals_from_config
 
 DEFAULTS: dict[str, Any] = {
     #: IANA time zone name; the day boundary of every daily row.
@@ -58,6 +59,11 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_GEOIP_DATABASE": None,
     #: Request header holding an ISO country code set by your CDN (e.g. ``CF-IPCountry``).
     "ANALYTICS_COUNTRY_HEADER": None,
+    #: Goals, as data: a list of ``{"name", "event" or "page", "props"}`` mappings, the
+    #: keywords of ``analytics.goal`` (see README "Goals and funnels").
+    "ANALYTICS_GOALS": [],
+    #: Funnels, as data: a list of ``{"name", "steps": [goal names]}`` mappings.
+    "ANALYTICS_FUNNELS": [],
     #: Hostnames whose pages the endpoint records (``*.example.com`` allowed); None means
     #: only the host the collect request was sent to.
     "ANALYTICS_ALLOWED_HOSTS": None,
@@ -167,6 +173,9 @@ class Settings:
     buffer_max_len: int | None
     buffer_dedupe_ttl: int
     buffer_durability: str
+    #: ``ANALYTICS_GOALS`` and ``ANALYTICS_FUNNELS`` (``analytics.goal``/``funnel`` add more).
+    goals: tuple[Goal, ...] = ()
+    funnels: tuple[Funnel, ...] = ()
 
 
 def _int(config: Mapping[str, Any], key: str, low: int, *, optional: bool = False) -> Any:
@@ -285,6 +294,15 @@ def load_spam_list(path: str) -> frozenset[str]:
     return frozenset(d.removeprefix("www.") for d in domains if d)
 
 
+def _goal_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        goals = goals_from_config("ANALYTICS_GOALS", config["ANALYTICS_GOALS"])
+        funnels = funnels_from_config("ANALYTICS_FUNNELS", config["ANALYTICS_FUNNELS"])
+    except GoalError as exc:
+        raise ConfigError(str(exc)) from exc
+    return {"goals": goals, "funnels": funnels}
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's ``ANALYTICS_*`` keys, failing early with an actionable message."""
     tz_name = config["ANALYTICS_TIMEZONE"]
@@ -356,5 +374,6 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         referrer_spam_list=_optional_path(config, "ANALYTICS_REFERRER_SPAM_LIST"),
         rate_limit_burst=config["ANALYTICS_RATE_LIMIT_BURST"] or None,
         **buffer,
+        **_goal_settings(config),
         rate_limit_storage=_rate_limit_storage(config, redis_url or buffer["buffer_redis_url"]),
     )

@@ -15,6 +15,8 @@ from .config import DEFAULTS, load_settings
 from .core.clock import SYSTEM_CLOCK, Clock
 from .core.dimensions import check_dimension
 from .core.hooks import CustomDimension, DailyAggregation, Hooks
+from .errors import ConfigError
+from .goals import Funnel, Goal, GoalError, make_funnel, make_goal
 from .ingest import pipeline
 from .ingest.track import build_event, check_ip, check_optional_text
 from .lifecycle.aggregate import AggregationResult, aggregate_day, aggregate_range
@@ -137,6 +139,10 @@ class Analytics:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value.copy() if isinstance(value, list) else value)
         settings = load_settings(app.config)
+        try:
+            self.hooks.app_funnels(settings.funnels, self.hooks.app_goals(settings.goals))
+        except GoalError as exc:
+            raise ConfigError(str(exc)) from exc
         self._states[app] = AppState(
             app,
             db=self.db,
@@ -194,6 +200,37 @@ class Analytics:
             raise ValueError(f"dimension({name!r}) is already declared.")
         label = label or name.replace("_", " ").capitalize()
         self.hooks.dimensions.append(CustomDimension(name, label))
+
+    def goal(
+        self,
+        name: str,
+        *,
+        event: str | None = None,
+        page: str | None = None,
+        props: Mapping[str, str | int] | None = None,
+    ) -> Goal:
+        """Declare a goal: custom event ``event`` or a pageview whose path matches the
+        glob ``page`` (``*``: any characters), with property values ``props`` if given.
+        Its conversions, conversion rates and revenue are on the Goals panel, in
+        ``goal=NAME`` breakdowns and behind ``filter=goal:is:NAME``."""
+        goal = make_goal(name, event=event, page=page, props=props)
+        if any(g.name == name for g in self.hooks.goals):
+            raise GoalError(f"goal({name!r}) is already declared.")
+        for state in self._states.values():
+            self.hooks.app_goals((*state.settings.goals, goal))
+        self.hooks.goals.append(goal)
+        return goal
+
+    def funnel(self, name: str, steps: list[str] | tuple[str, ...]) -> Funnel:
+        """Declare a funnel: 2 to 8 goal names, in order (see README "Funnels")."""
+        funnel = make_funnel(name, steps)
+        if any(f.name == name for f in self.hooks.funnels):
+            raise GoalError(f"funnel({name!r}) is already declared.")
+        for state in self._states.values():
+            goals = self.hooks.app_goals(state.settings.goals)
+            self.hooks.app_funnels((*state.settings.funnels, funnel), goals)
+        self.hooks.funnels.append(funnel)
+        return funnel
 
     def daily_aggregation(self, func: F) -> F:
         """Register ``func(conn, day, events)`` to maintain the host's own daily tables.

@@ -9,6 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..goals import Funnel, Goal, merged_funnels, merged_goals
+
 #: ``fn(event: dict, request)`` filling in fields of every event (``@analytics.enrich``).
 Enricher = Callable[[dict[str, Any], Any], None]
 
@@ -28,7 +30,7 @@ class CustomDimension:
 @dataclass
 class Hooks:
     """What the host registered on the extension (``enrich``, ``dimension``,
-    ``daily_aggregation``, ``dashboard_access``)."""
+    ``daily_aggregation``, ``dashboard_access``, ``goal``, ``funnel``)."""
 
     enrichers: list[Enricher] = field(default_factory=list)
     #: Custom columns shown as breakdowns, in declaration order.
@@ -37,3 +39,16 @@ class Hooks:
     daily_aggregations: list[DailyAggregation] = field(default_factory=list)
     #: Who may see the dashboard (``@analytics.dashboard_access``); None: nobody.
     access: Callable[[], Any] | None = None
+    #: Goals and funnels declared with ``analytics.goal`` / ``analytics.funnel``.
+    goals: list[Goal] = field(default_factory=list)
+    funnels: list[Funnel] = field(default_factory=list)
+
+    def app_goals(self, configured: tuple[Goal, ...]) -> dict[str, Goal]:
+        """Every goal of an app: the declared ones, then its ``ANALYTICS_GOALS``."""
+        return merged_goals(self.goals, configured)
+
+    def app_funnels(
+        self, configured: tuple[Funnel, ...], goals: dict[str, Goal]
+    ) -> dict[str, Funnel]:
+        """Every funnel of an app (declared, then ``ANALYTICS_FUNNELS``), steps checked."""
+        return merged_funnels(self.funnels, configured, goals)

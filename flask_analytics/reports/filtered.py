@@ -29,7 +29,7 @@ rollups' (the tests compare both paths on random traffic).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,13 +43,22 @@ from ..core.rollups import (
     sessions_select,
     total,
 )
-from .filters import EVENT_DIMENSIONS, SESSION_DIMENSIONS, Filter, condition, prop_value
+from .filters import (
+    EVENT_DIMENSIONS,
+    GOAL,
+    SESSION_DIMENSIONS,
+    Filter,
+    condition,
+    goals_condition,
+    prop_value,
+)
 from .ranges import DateRange
 from .spans import as_date, date_runs, day_index, intervals, share_of_span, within
 from .virtual import dimension_select, table_select
 
 if TYPE_CHECKING:
     from ..core.context import Context
+    from ..goals import Goal
     from .live import LiveDays
 
 #: Columns of a session besides its landing attributes (``analytics_session``'s, with
@@ -130,8 +139,11 @@ class FilteredEvents:
         filters: Sequence[Filter],
         custom_columns: Sequence[str] = (),
         live: LiveDays | None = None,
+        goals: Mapping[str, Goal] | None = None,
     ) -> None:
         self.state = state
+        #: The app's goals by name (``goal:is:NAME`` filters and goal reports).
+        self.goals: Mapping[str, Goal] = goals or {}
         self.conn = conn
         self.filters = tuple(filters)
         self.dialect = conn.dialect.name
@@ -192,6 +204,11 @@ class FilteredEvents:
         return [d for d in days if sessions.get(d, 0) == rows.get(d, 0)]
 
     # -- statement ------------------------------------------------------------------------
+
+    def _event_condition(self, item: Filter, columns: Any) -> sa.ColumnElement[bool]:
+        if item.dimension == GOAL:
+            return goals_condition(item, self.goals, columns, self.dialect)
+        return condition(item, self._event_value(item, columns), self.dialect)
 
     def _event_value(self, item: Filter, columns: Any) -> Any:
         key = item.prop_key
@@ -297,11 +314,19 @@ class FilteredEvents:
         ]
         return sa.select(*sc).where(*wheres).subquery("fa_passing")
 
-    def _joined(self, rng: DateRange, sessions: Any, extra: Sequence[str]) -> Any:
+    def _joined(
+        self,
+        rng: DateRange,
+        sessions: Any,
+        extra: Sequence[str],
+        wheres: Sequence[Callable[[Any], sa.ColumnElement[bool]]] = (),
+        session_extra: Sequence[str] = (),
+    ) -> Any:
         """Events of ``rng`` joined to their session in ``sessions`` (on visitor and
         ``started_at <= created_at <= ended_at``: a visitor's sessions never overlap),
-        passing the event filters, with ``extra`` columns: a ``UNION ALL`` of raw and
-        archived events."""
+        passing the event filters and ``wheres`` (functions of the event table's columns),
+        with ``extra`` event columns and ``session_extra`` session columns: a ``UNION
+        ALL`` of raw and archived events."""
         p = sessions.c
         columns = _EVENT_COLUMNS
         in_range = intervals(self.tz, list(rng.dates()))
@@ -315,6 +340,7 @@ class FilteredEvents:
                 sa.select(
                     p.day,
                     p.started_at.label("session_start"),
+                    *(p[name].label(f"session_{name}") for name in session_extra),
                     *(t.c[name] for name in (*columns, *extra)),
                     dialects.epoch_seconds(t.c.created_at, self.dialect).label("ts"),
                 )
@@ -330,10 +356,8 @@ class FilteredEvents:
                 )
                 .where(
                     within(self._created_at(t, in_range), in_range),
-                    *(
-                        condition(f, self._event_value(f, t.c), self.dialect)
-                        for f in self.event_filters
-                    ),
+                    *(self._event_condition(f, t.c) for f in self.event_filters),
+                    *(where(t.c) for where in wheres),
                 )
             )
         return sa.union_all(*branches)
@@ -455,6 +479,23 @@ class FilteredEvents:
             return sessions, _window(kept.events, offset, length).subquery("fa_events")
         extra = self.custom_columns if table == "DailyDimension" else ()
         return sessions, self._joined(rng, sessions, extra).subquery("fa_events")
+
+    def sessions_of(self, rng: DateRange) -> Any:
+        """The kept sessions of ``rng`` (a subquery; ``day`` is the index in ``rng``)."""
+        return self._parts(rng, "")[0]
+
+    def events_of(
+        self,
+        rng: DateRange,
+        *,
+        extra: Sequence[str] = (),
+        wheres: Sequence[Callable[[Any], sa.ColumnElement[bool]]] = (),
+        session_extra: Sequence[str] = (),
+    ) -> Any:
+        """The kept events of ``rng`` passing ``wheres`` too, with ``extra`` event columns
+        and ``session_extra`` columns of their session (named ``session_<column>``): a
+        ``SELECT`` (see :meth:`_joined`)."""
+        return self._joined(rng, self.sessions_of(rng), extra, wheres, session_extra)
 
     def close(self) -> None:
         """Drop the request's temporary tables. On PostgreSQL they were created in the

@@ -29,6 +29,8 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
+from ..goals import PAGEVIEW, Goal
+
 #: Operators, with the words the dashboard shows for them.
 OPERATORS: Final[Mapping[str, str]] = {
     "is": "is",
@@ -90,7 +92,10 @@ LABELS: Final[Mapping[str, str]] = {
     "browser": "Browser",
     "os": "OS",
     "event": "Event",
+    "goal": "Goal",
 }
+#: The goal dimension: an event dimension whose values are goal names (``is``/``is_not``).
+GOAL: Final = "goal"
 
 
 class BadFilter(ValueError):
@@ -158,8 +163,9 @@ def _quote(value: str) -> str:
     return repr(value if len(value) <= 40 else value[:40] + "...")
 
 
-def parse_filter(text: str, custom: Iterable[str] = ()) -> Filter:
-    """One ``DIMENSION:OP:VALUE`` parameter (``custom``: the event model's custom columns)."""
+def parse_filter(text: str, custom: Iterable[str] = (), goals: Iterable[str] = ()) -> Filter:
+    """One ``DIMENSION:OP:VALUE`` parameter (``custom``: the event model's custom columns;
+    ``goals``: the goal names ``goal:is:NAME`` may use)."""
     if len(text) > MAX_FILTER_LENGTH:
         raise BadFilter(f"A filter is at most {MAX_FILTER_LENGTH} characters long.")
     if _has_control(text):
@@ -175,7 +181,7 @@ def parse_filter(text: str, custom: Iterable[str] = ()) -> Filter:
         dimension = PROP_PREFIX + key
     else:
         dimension, sep, rest = rest.partition(":")
-        known = {*SESSION_DIMENSIONS, *EVENT_DIMENSIONS, *custom}
+        known = {*SESSION_DIMENSIONS, *EVENT_DIMENSIONS, *custom, GOAL}
         if not sep:
             raise BadFilter(
                 f"A filter is DIMENSION:OP:VALUE (e.g. source:is:Google), not {_quote(text)}."
@@ -199,15 +205,29 @@ def parse_filter(text: str, custom: Iterable[str] = ()) -> Filter:
         raise BadFilter(f"A filter has at most {MAX_ALTERNATIVES} alternatives.")
     if op in ("contains", "matches") and NONE_VALUE in values:
         raise BadFilter(f"{NONE_VALUE} goes with is or is_not, not with {op}.")
+    if dimension == GOAL:
+        _check_goal_filter(op, values, goals)
     return Filter(dimension, op, tuple(dict.fromkeys(values)))
 
 
-def parse_filters(texts: Sequence[str], custom: Iterable[str] = ()) -> tuple[Filter, ...]:
+def _check_goal_filter(op: str, values: Sequence[str], goals: Iterable[str]) -> None:
+    known = set(goals)
+    if op not in ("is", "is_not"):
+        raise BadFilter(f"A goal filter is goal:is:NAME or goal:is_not:NAME, not {op}.")
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        names = ", ".join(sorted(known)) if known else "none are declared"
+        raise BadFilter(f"Unknown goal {_quote(unknown[0])} (goals: {names}).")
+
+
+def parse_filters(
+    texts: Sequence[str], custom: Iterable[str] = (), goals: Iterable[str] = ()
+) -> tuple[Filter, ...]:
     """Every ``filter`` parameter of a request, in order, duplicates dropped."""
     if len(texts) > MAX_FILTERS:
         raise BadFilter(f"At most {MAX_FILTERS} filters at a time.")
-    names = tuple(custom)
-    return tuple(dict.fromkeys(parse_filter(text, names) for text in texts))
+    names, goal_names = tuple(custom), tuple(goals)
+    return tuple(dict.fromkeys(parse_filter(text, names, goal_names) for text in texts))
 
 
 def with_filter(filters: Sequence[Filter], added: Filter) -> tuple[Filter, ...]:
@@ -256,8 +276,41 @@ def condition(item: Filter, column: Any, dialect: str) -> sa.ColumnElement[bool]
 
 
 def prop_value(props: Any, key: str, dialect: str) -> Any:
-    """Property ``key`` of a JSON ``props`` column, as text (NULL when absent)."""
-    if dialect == "sqlite":
-        path = '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return sa.cast(sa.func.json_extract(props, path), sa.Text())
-    return props.op("->>")(sa.literal(key, sa.Text()))
+    """Property ``key`` of a JSON ``props`` column, as text (NULL when absent): a string as
+    it is, a number or boolean as its JSON text (``true``), on both databases."""
+    if dialect != "sqlite":
+        return props.op("->>")(sa.literal(key, sa.Text()))
+    if key.isascii() and key.isprintable() and '"' not in key:
+        path = '$."' + key.replace("\\", "\\\\") + '"'
+        return _sqlite_text(sa.func.json_type(props, path), sa.func.json_extract(props, path))
+    # A path is compared with a key as the stored JSON writes it (a non-ASCII key escaped)
+    # and cannot name one holding a double quote: json_each decodes keys.
+    item = sa.func.json_each(props).table_valued("key", "atom", "type", name="fa_prop")
+    found = sa.select(_sqlite_text(item.c.type, item.c.atom)).where(item.c.key == key)
+    return found.scalar_subquery()
+
+
+def _sqlite_text(kind: Any, value: Any) -> Any:
+    # json_extract gives a boolean as 1 or 0; PostgreSQL's ->> as true or false.
+    return sa.case((kind.in_(("true", "false")), kind), else_=sa.cast(value, sa.Text()))
+
+
+def goal_condition(goal: Goal, columns: Any, dialect: str) -> sa.ColumnElement[bool]:
+    """The SQL test of an event row (``columns``: name, path, props) matching ``goal``."""
+    if goal.event is not None:
+        parts = [columns.name == goal.event]
+    else:
+        assert goal.page is not None
+        page = Filter("page", "matches", (goal.page,))
+        parts = [columns.name == PAGEVIEW, condition(page, columns.path, dialect)]
+    for key, value in goal.props:
+        parts.append(sa.func.coalesce(prop_value(columns.props, key, dialect) == value, False))
+    return sa.and_(*parts)
+
+
+def goals_condition(
+    item: Filter, goals: Mapping[str, Goal], columns: Any, dialect: str
+) -> sa.ColumnElement[bool]:
+    """The SQL test of a ``goal:is:A|B`` (or ``is_not``) filter on an event row."""
+    hit = sa.or_(*(goal_condition(goals[name], columns, dialect) for name in item.values))
+    return sa.not_(hit) if item.op == "is_not" else hit

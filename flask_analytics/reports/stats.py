@@ -106,7 +106,11 @@ class Stats:
         self.raw = raw or bool(self.filters)
         # The screen width is grouped like a custom dimension (see ``breakdowns.SCREEN``).
         columns = dict.fromkeys([*(d.name for d in state.hooks.dimensions), SCREEN_COLUMN])
-        self.filtered = FilteredEvents(state, conn, self.filters, list(columns), self.live)
+        #: The app's goals by name (declared, then ``ANALYTICS_GOALS``).
+        self.goals = state.hooks.app_goals(state.settings.goals)
+        self.filtered = FilteredEvents(
+            state, conn, self.filters, list(columns), self.live, goals=self.goals
+        )
 
     def close(self) -> None:
         """Drop what the request's filtered questions wrote (temporary tables)."""

@@ -15,7 +15,7 @@ from flask import Blueprint
 from ...config import Settings
 from ...reports import RawDataMissing
 from .. import STATIC_DIR, TEMPLATES_DIR
-from . import api, views
+from . import api, goals, views
 from .current import bad_query, base_template
 from .export import csv_cell
 from .format import change, compact, duration
@@ -60,9 +60,13 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/devices", views.devices),
         ("/events", views.events),
         ("/engagement", views.engagement),
+        ("/goals", goals.goals),
+        ("/funnels", goals.funnels),
         ("/realtime", views.realtime),
         ("/api/stats", api.api_stats),
         ("/api/breakdown/<dimension>", api.api_breakdown),
+        ("/api/goals", goals.api_goals),
+        ("/api/funnel/<name>", goals.api_funnel),
         ("/api/suggest/<dimension>", api.api_suggest),
         ("/api/sessions", api.api_sessions),
         ("/api/devices", api.api_devices),

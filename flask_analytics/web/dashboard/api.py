@@ -17,6 +17,7 @@ from ...reports.totals import ratio
 from ...state import current_state
 from .current import current_query, custom_columns, offered_breakdowns, open_stats
 from .export import csv_response, json_number, page_suffix, row_json, totals_json
+from .goals import breakdown_goal
 from .query import MAX_LIMIT, BadQuery, parse_format, parse_limit, parse_window, quote_value
 from .series import bucket_bounds, duration_labels, fill_histogram, pages_labels
 
@@ -66,7 +67,8 @@ def api_stats() -> Response:
 def api_breakdown(dimension: str) -> Response:
     """The rows of one breakdown, built-in or custom (JSON or CSV); 404 for an unknown one.
 
-    ``order`` sorts by another of the breakdown's counts (largest first).
+    ``order`` sorts by another of the breakdown's counts (largest first); ``goal=NAME``
+    answers the rows that converted on that goal instead (:mod:`.goals`).
     """
     known = {**offered_breakdowns(), SCREEN.name: SCREEN}
     if dimension not in known:
@@ -75,6 +77,9 @@ def api_breakdown(dimension: str) -> Response:
         )
         response.status_code = 404
         return response
+    with_goal = breakdown_goal(known[dimension])
+    if with_goal is not None:
+        return with_goal
     query = current_query()
     fmt = parse_format(request.args)
     # CSV: the whole list unless a page of it is asked for.

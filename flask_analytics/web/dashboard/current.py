@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, jsonify, render_template, request
 
+from ...goals import Funnel, Goal
 from ...models import EventMixin
 from ...reports import (
     BREAKDOWNS,
@@ -56,9 +57,21 @@ def custom_columns() -> list[str]:
     return [c.name for c in table.c if c.name not in EventMixin.__annotations__]
 
 
+def current_goals() -> dict[str, Goal]:
+    """The app's goals by name: declared with ``analytics.goal``, then ``ANALYTICS_GOALS``."""
+    state = current_state()
+    return state.hooks.app_goals(state.settings.goals)
+
+
+def current_funnels() -> dict[str, Funnel]:
+    """The app's funnels by name: declared, then ``ANALYTICS_FUNNELS``."""
+    state = current_state()
+    return state.hooks.app_funnels(state.settings.funnels, current_goals())
+
+
 def current_query() -> ViewQuery:
     """The request's period, comparison, metric and filters (raises :class:`BadQuery`)."""
-    return parse_query(request.args, current_state().today(), custom_columns())
+    return parse_query(request.args, current_state().today(), custom_columns(), current_goals())
 
 
 def custom_breakdowns() -> list[Breakdown]:

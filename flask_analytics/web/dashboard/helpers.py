@@ -27,6 +27,8 @@ NAV: Final[Mapping[str, str]] = {
     "devices": "Devices",
     "events": "Events",
     "engagement": "Engagement",
+    "goals": "Goals",
+    "funnels": "Funnels",
     "realtime": "Realtime",
 }
 
@@ -187,10 +189,12 @@ class Helpers:
         # Any event column is accepted here: the page the link leads to checks again.
         table: sa.Table = current_state().models.Event.__table__
         columns = list(table.c.keys())
+        state = current_state()
+        goals = list(state.hooks.app_goals(state.settings.goals))
         found: list[Filter] = []
         for text in request.args.getlist("filter")[:MAX_FILTERS]:
             try:
-                found.append(parse_filter(text, columns))
+                found.append(parse_filter(text, columns, goals))
             except BadFilter:
                 continue
         return tuple(dict.fromkeys(found))

@@ -130,7 +130,9 @@ def preset_range(period: str, today: dt.date) -> DateRange:
     )
 
 
-def parse_filter_args(args: Mapping[str, Any], custom: Iterable[str] = ()) -> tuple[Filter, ...]:
+def parse_filter_args(
+    args: Mapping[str, Any], custom: Iterable[str] = (), goals: Iterable[str] = ()
+) -> tuple[Filter, ...]:
     """The repeated ``filter`` parameter (see :mod:`flask_analytics.reports.filters`):
     ``request.args`` or a mapping holding one string or a list of them."""
     getlist = getattr(args, "getlist", None)
@@ -142,16 +144,21 @@ def parse_filter_args(args: Mapping[str, Any], custom: Iterable[str] = ()) -> tu
     else:
         texts = [value] if isinstance(value, str) else list(value)
     try:
-        return parse_filters(texts, custom)
+        return parse_filters(texts, custom, goals)
     except BadFilter as error:
         raise BadQuery(str(error)) from None
 
 
-def parse_query(args: Mapping[str, Any], today: dt.date, custom: Iterable[str] = ()) -> ViewQuery:
+def parse_query(
+    args: Mapping[str, Any],
+    today: dt.date,
+    custom: Iterable[str] = (),
+    goals: Iterable[str] = (),
+) -> ViewQuery:
     """Validate the dashboard's query parameters, raising :class:`BadQuery`.
 
     ``custom``: the event model's custom columns (filter dimensions besides the built-in
-    ones).
+    ones); ``goals``: the goal names ``filter=goal:is:NAME`` may use.
     """
     period = args.get("period") or None
     start, end = args.get("start"), args.get("end")
@@ -178,7 +185,7 @@ def parse_query(args: Mapping[str, Any], today: dt.date, custom: Iterable[str] =
     metric = args.get("metric") or "visitors"
     if metric not in METRICS:
         raise BadQuery(f"metric must be one of {', '.join(METRICS)}, not {quote_value(metric)}.")
-    return ViewQuery(period, rng, compare, metric, parse_filter_args(args, custom))
+    return ViewQuery(period, rng, compare, metric, parse_filter_args(args, custom, goals))
 
 
 def parse_limit(args: Mapping[str, str], default: int) -> int:

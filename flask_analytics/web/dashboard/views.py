@@ -12,6 +12,7 @@ from ...core.rollups import DURATION_BUCKETS, INTERNAL_EVENTS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, Breakdown, DateRange, Row, Stats, Totals
 from ...state import current_state
 from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
+from .goals import overview_goals
 from .query import MAX_LIMIT, ViewQuery, parse_limit, parse_path, parse_window
 from .series import (
     bucket_bounds,
@@ -65,6 +66,7 @@ def overview() -> str:
             chart=chart,
             interval=interval,
             lists=lists,
+            goals=overview_goals(stats, query.range),
             current_visitors=stats.current_visitors(),
             **freshness(stats),
         )
