@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import weakref
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -293,6 +294,7 @@ class Analytics:
         timestamp: dt.datetime | None = None,
         props: Mapping[str, Any] | None = None,
         event_id: str | None = None,
+        revenue: tuple[Decimal | int | str, str] | None = None,
         **fields: Any,
     ) -> EventMixin | None:
         """Record an event from Python through the same pipeline as the collect endpoint.
@@ -302,6 +304,9 @@ class Analytics:
         wrong type, a value its column cannot hold (custom columns too), a timestamp that
         is not a ``datetime``, before 2000 or in the future beyond
         ``ingest.track.FUTURE_SKEW`` (5 minutes).
+        ``revenue=(Decimal("12.50"), "EUR")`` records revenue: an exact amount (a Decimal,
+        an int or a decimal string; a float raises, being inexact; negative for refunds)
+        and an active ISO 4217 code in upper case.
         ``fields`` may set ``screen_width``, ``engagement_ms``, ``scroll_depth`` and any
         custom column of the event model.
         """
@@ -318,6 +323,7 @@ class Analytics:
             props=props,
             event_id=event_id,
             fields=fields,
+            revenue=revenue,
         )
         info = pipeline.RequestInfo(
             ip=check_ip(ip),

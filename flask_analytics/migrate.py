@@ -29,7 +29,9 @@ def install(configure_args: MutableMapping[str, Any]) -> None:
     """Add :func:`render_item` to Flask-Migrate's ``configure_args``, before the host's
     own hook if it has one (which then renders everything as before)."""
     host: RenderItem | None = configure_args.get("render_item")
-    if host is None or getattr(host, "flask_analytics", False):
+    if host is render_item or getattr(host, "flask_analytics", False):
+        return  # installed already (another app of the same Migrate)
+    if host is None:
         configure_args["render_item"] = render_item
         return
 

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from ..errors import InvalidEvent
 from ..models import HOST_MAX, NAME_MAX, PATH_MAX, URL_MAX, UTM_MAX
 from .hosts import normalize_hostname
+from .revenue import JsonFloat, collect_revenue
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 #: Ad click ids: their presence says "paid", their values are never kept.
@@ -73,6 +74,8 @@ class IncomingEvent:
     engagement_ms: int | None = None
     scroll_depth: int | None = None
     props: dict[str, str | int | float | bool] | None = None
+    #: Other columns the event sets: custom columns, and ``revenue_amount`` with
+    #: ``revenue_currency`` when it has revenue (rows without revenue leave them out).
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -99,7 +102,9 @@ def decode_body(raw: bytes, max_batch: int) -> list[Any]:
     if not text.strip():
         raise InvalidEvent("body is empty: send a JSON object or an array of objects")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        # Numbers with a fraction or exponent keep their text: a revenue amount is read
+        # from it exactly (ingest.revenue), never through a binary float.
+        data = json.loads(text, parse_float=JsonFloat, parse_constant=_reject_constant)
     except RecursionError as exc:
         raise InvalidEvent("body is nested too deeply") from exc
     except ValueError as exc:
@@ -353,6 +358,9 @@ def parse_event(
         value = obj.get(key)
         if value is not None:
             setattr(event, key, check_int(value, f"{where}.{key}", low, high))
+    revenue = collect_revenue(obj.get("revenue"), f"{where}.revenue", note)
+    if revenue is not None:
+        event.extra["revenue_amount"], event.extra["revenue_currency"] = revenue
     for key, column_type in limits.client_fields.items():
         if obj.get(key) is not None:
             # The tracker sends its fields with every event: a value its column refuses

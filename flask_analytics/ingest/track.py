@@ -29,6 +29,7 @@ from .payload import (
     check_referrer,
     split_url,
 )
+from .revenue import track_revenue
 
 #: Largest clock skew tolerated for an explicit ``track()`` timestamp in the future (the
 #: host's clock and the one of the process that calls track() may differ by this much).
@@ -88,12 +89,14 @@ def build_event(
     props: Any,
     event_id: Any,
     fields: Mapping[str, Any],
+    revenue: Any = None,
 ) -> IncomingEvent:
     """The validated event of one ``track()`` call.
 
     ``fields`` may set the built-in integer fields (:data:`INT_FIELDS`) and custom
     columns of ``table`` (the names not in ``builtin``); another name is a TypeError,
-    as an unknown keyword argument is.
+    as an unknown keyword argument is. ``revenue`` is ``(amount, currency)`` or None
+    (``ingest.revenue``: a Decimal, int or decimal string amount, never a float).
     """
     created_at = now if timestamp is None else check_timestamp(timestamp, now)
     hostname, path, utm, click_ids = split_url(url, "url")
@@ -110,6 +113,9 @@ def build_event(
         click_ids=click_ids,
         props=check_props(props, "props"),
     )
+    checked_revenue = track_revenue(revenue)
+    if checked_revenue is not None:
+        event.extra["revenue_amount"], event.extra["revenue_currency"] = checked_revenue
     for key, value in fields.items():
         if key in INT_FIELDS:
             checked = None if value is None else check_int(value, key, 0, INT_FIELDS[key])
