@@ -106,20 +106,17 @@
   let flag = (k, dflt) => ((k = attr[k]) == null ? dflt : k != "false");
   let on = (target, type, f, capture) => target.addEventListener(type, guard(f), capture);
   let stub = w.fa || {};
-  /** Copies into `to` the values of `from` the server accepts: strings ≤ 2000 chars,
-   * numbers within ±2**53 (v * v ≤ 2**106: also false for NaN and ±Infinity), booleans
-   * (the endpoint drops others from the event with a warning; the checks here predate
-   * that and could go; a BigInt or a cycle would break JSON). Other
-   * values (null...) copy as `none`, never given: undefined, which JSON leaves out, so
-   * fa.set({k: null}) unsets k. No coercion (typeof first): a BigInt, Symbol or
-   * null-prototype object must not throw halfway. Not checked, for want of bytes: the
-   * server's 30 keys per props object and 300 characters per key. */
+  /** Copies into `to` the strings, numbers and booleans of `from`; other values (null,
+   * objects: a BigInt or a cycle would break JSON) copy as `none`, never given:
+   * undefined, which JSON leaves out, so fa.set({k: null}) unsets k. No coercion (typeof
+   * first): a BigInt, Symbol or null-prototype object must not throw halfway. The
+   * server checks the rest (collect protocol v2): a prop or field over a limit (strings
+   * over 2000 chars, numbers beyond ±2**53, NaN, more than 30 keys...) is left out of
+   * its event with a warning, the event is stored. */
   let clean = (from, to = {}, none) => {
     for (let k in from) {
       let v = from[k];
-      to[k] = (typeof v == "string" ? !v[2e3]
-        : typeof v == "number" ? v * v <= 2 ** 106
-        : v === !!v) ? v : none;
+      to[k] = typeof v == "string" || typeof v == "number" || v === !!v ? v : none;
     }
     return to;
   };
@@ -321,7 +318,9 @@
     });
     on(w, "pagehide", bye);
 
-    api.track = guard((name, props) => name && send(("" + name).slice(0, 120), props));
+    // Revenue ({amount, currency}) goes as it is given, in every mode (it describes the
+    // order, not the visitor); the server checks it and leaves a bad one out.
+    api.track = guard((name, props, o) => name && send(("" + name).slice(0, 120), props, o && { revenue: o.revenue }));
     if (!auto) api.pageview = (url) => pageview(0, url);
     else {
       // Single-page apps.
