@@ -64,10 +64,14 @@
  *                deepest scroll (0-100), sent when the page is hidden or left (also by a
  *                history navigation) once it was visible ≥ 3 s: a glance stays a bounce.
  *   web_vitals   {lcp, inp, cls, ttfb} of the page load, once, when first hidden.
- *   custom       window.fa.track(name, props); props keep strings ≤ 2000 chars, numbers
- *                within ±2**53 and booleans (at most 30 keys of ≤ 300 chars: the
- *                server refuses more, and this script does not check). Calls made
- *                before this deferred script ran are kept by a stub in <head> and
+ *   custom       window.fa.track(name, props, options); props keep strings, numbers and
+ *                booleans (the server leaves out, with a warning, strings over 2000
+ *                chars, numbers beyond ±2**53 or not finite, keys past 30 or over 300
+ *                chars). options.revenue, {amount, currency} (amount a decimal string
+ *                such as "12.50" or a number; currency an ISO 4217 code such as "EUR"),
+ *                is the event's revenue, sent as given (also in strict mode) and
+ *                checked by the server, which leaves a bad one out of the event. Calls
+ *                made before this deferred script ran are kept by a stub in <head> and
  *                replayed:
  *   <script>window.fa=window.fa||{q:[],track:function(){this.q.push(arguments)}}</script>
  *
@@ -76,8 +80,7 @@
  * declared in ANALYTICS_CLIENT_FIELDS and ignores the others. They come from data-fields
  * (analytics_script(fields={"ab_variant": "B"}), checked against the columns there) and
  * from window.fa.set({ab_variant: "B"}), which merges into them for the events created
- * from then on; null, or anything but a string ≤ 2000 chars, a finite number or a
- * boolean, unsets a key. fa.set exists once this script ran, tracked page or not (the
+ * from then on; null, or anything but a string, a number or a boolean, unsets a key. fa.set exists once this script ran, tracked page or not (the
  * stub above queues only track). Keys must be column names: analytics_script() refuses
  * the protocol's field names, fa.set does not check (name, url, event_id... would be
  * overridden, but a "referrer" or "props" would be sent as such). A value its column
