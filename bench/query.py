@@ -15,9 +15,12 @@ then times, ``--runs`` times each, the cases alternating:
               (the daily rollups), with ``source:is:Google`` and with
               ``page:matches:/blog/*`` (raw + archived events, :mod:`.filtered`);
   breakdown   top pages with ``source:is:Google``;
+  props       the ``prop:plan`` breakdown (custom events' property) with ``event:is:signup``,
+              unfiltered (raw events: no daily table holds properties) and with
+              ``source:is:Google`` (a session filter: kept sessions joined);
 
 and prints medians and their ratios to the floor's median (goals: filtered overview <= 3x,
-filtered breakdown <= 1.5x), and to the same floor read by a plain table scan (SQLite
+filtered breakdown <= 1.5x, props breakdown <= 2x), and to the same floor read by a plain table scan (SQLite
 reads the range through the created_at index otherwise). ``--profile`` then shows where
 the filtered path's time goes: the time of each statement of one overview, of each stage
 (the range's events, the kept sessions, the kept events joined to their sessions), and
@@ -63,6 +66,7 @@ from flask_analytics.core.clock import day_bounds
 from flask_analytics.lifecycle.aggregate import aggregate_range
 from flask_analytics.lifecycle.archive import archive
 from flask_analytics.reports import BREAKDOWNS, DateRange, Stats, Totals
+from flask_analytics.reports.breakdowns import prop_breakdown
 from flask_analytics.reports.filters import parse_filters
 from flask_analytics.state import AppState, current_state
 from flask_analytics.web.dashboard.views import OVERVIEW_LISTS
@@ -98,6 +102,7 @@ CUSTOM_EVENTS = ("signup", "download", "outbound", "form_submit")
 PLANS = ("free", "pro", "team")
 GOOGLE = ("source:is:Google",)
 BLOG = ("page:matches:/blog/*",)
+SIGNUP = ("event:is:signup",)
 #: label, filters (None: the floor; () unfiltered), what is asked
 CASES: tuple[tuple[str, tuple[str, ...] | None, str], ...] = (
     ("floor: count(*), count(DISTINCT visitor_id)", None, "floor"),
@@ -106,6 +111,9 @@ CASES: tuple[tuple[str, tuple[str, ...] | None, str], ...] = (
     ("overview, source:is:Google", GOOGLE, "overview"),
     ("overview, page:matches:/blog/*", BLOG, "overview"),
     ("breakdown: top pages, source:is:Google", GOOGLE, "breakdown"),
+    ("props breakdown: prop:plan, event:is:signup", SIGNUP, "props"),
+    ("props breakdown: prop:plan, unfiltered", (), "props"),
+    ("props breakdown: prop:plan, source:is:Google", GOOGLE, "props"),
 )
 
 
@@ -282,6 +290,10 @@ def top_pages(stats: Stats, rng: DateRange) -> Any:
     return stats.breakdown(BREAKDOWNS["page"], rng, limit=10)
 
 
+def top_props(stats: Stats, rng: DateRange) -> Any:
+    return stats.breakdown(prop_breakdown("plan"), rng, limit=10)
+
+
 def run_case(app: Flask, rng: DateRange, filters: tuple[str, ...] | None, what: str) -> Any:
     state = current_state(app)
     with app.app_context(), state.engine().connect() as conn:
@@ -289,6 +301,8 @@ def run_case(app: Flask, rng: DateRange, filters: tuple[str, ...] | None, what: 
             return floor(state, conn, rng, scan=what == "scan")
         stats = Stats(state, conn, filters=parse_filters(filters))
         try:
+            if what == "props":
+                return top_props(stats, rng)
             return overview(stats, rng) if what == "overview" else top_pages(stats, rng)
         finally:
             stats.close()

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .filters import MAX_PROP_KEY, PROP_PREFIX, BadFilter
+from .props import PROP_TABLE
 from .totals import ratio
 
 #: Rates a breakdown row may carry: name -> (numerator, denominator, scale).
@@ -128,6 +130,41 @@ def custom_breakdown(name: str, label: str = "") -> Breakdown:
         ("events_per_visitor",),
         where=(("dimension", name),),
         label=label or name,
+    )
+
+
+def check_prop_key(key: str) -> str:
+    """``key`` if a ``prop:KEY`` filter can name it (1 to :data:`~.filters.MAX_PROP_KEY`
+    characters, no ``:`` and no control character), else :class:`~.filters.BadFilter`."""
+    if (
+        not key
+        or len(key) > MAX_PROP_KEY
+        or ":" in key
+        or any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in key)
+    ):
+        shown = key if len(key) <= 40 else key[:40] + "..."
+        raise BadFilter(
+            f"A property key is 1 to {MAX_PROP_KEY} characters without ':' or control "
+            f"characters, not {shown!r}."
+        )
+    return key
+
+
+def prop_breakdown(key: str) -> Breakdown:
+    """The ``prop:KEY`` breakdown: event property ``key``'s values (NULL: events without
+    it, shown as "(none)"), read from raw events. Like a custom dimension's: visitors with
+    an event carrying the value (per day, summed), pageviews and other events. Raises
+    :class:`~.filters.BadFilter` for a key :func:`check_prop_key` refuses."""
+    return Breakdown(
+        PROP_PREFIX + check_prop_key(key),
+        PROP_TABLE,
+        "value",
+        ("visitors", "pageviews", "events"),
+        "visitors",
+        ("events_per_visitor",),
+        where=(("prop", key),),
+        label=f"Property {key}",
+        raw_only=True,
     )
 
 

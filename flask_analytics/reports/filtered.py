@@ -52,6 +52,7 @@ from .filters import (
     goals_condition,
     prop_value,
 )
+from .props import PROP_TABLE, keys_select, values_select
 from .ranges import DateRange
 from .spans import as_date, date_runs, day_index, intervals, share_of_span, within
 from .virtual import dimension_select, table_select
@@ -497,6 +498,35 @@ class FilteredEvents:
         ``SELECT`` (see :meth:`_joined`)."""
         return self._joined(rng, self.sessions_of(rng), extra, wheres, session_extra)
 
+    def prop_events(self, rng: DateRange) -> Any:
+        """Kept events of ``rng`` with their ``props`` (a subquery: day, visitor_id, name,
+        props); only property questions read that column. Without session filters, the
+        events passing the event filters are read straight from the range's events
+        (every event is in one session of its day), in one scan."""
+        if self.session_filters:
+            sessions, _ = self._parts(rng, PROP_TABLE)
+            return self._joined(rng, sessions, ("props",)).subquery("fa_events")
+        in_range = intervals(self.tz, list(rng.dates()))
+        branches = []
+        for model in (self.models.Event, self.models.EventArchive):
+            t: sa.Table = model.__table__
+            ts = dialects.epoch_seconds(t.c.created_at, self.dialect)
+            branches.append(
+                sa.select(
+                    day_index(ts, self.tz, rng).label("day"), t.c.visitor_id, t.c.name, t.c.props
+                ).where(
+                    within(self._created_at(t, in_range), in_range),
+                    *(self._event_condition(f, t.c) for f in self.event_filters),
+                )
+            )
+        return sa.union_all(*branches).subquery("fa_events")
+
+    def prop_keys(self, rng: DateRange, event: str | None = None) -> dict[str, int]:
+        """Property keys of the kept events of ``rng`` (named ``event`` only, when given),
+        with how many of those events carry each."""
+        query = keys_select(self.prop_events(rng), self.dialect, event)
+        return {str(key): int(n) for key, n in self.conn.execute(query)}
+
     def close(self) -> None:
         """Drop the request's temporary tables. On PostgreSQL they were created in the
         request's transaction and go with it (which may have failed: no statement then)."""
@@ -552,6 +582,9 @@ class FilteredEvents:
         if table == "DailyDimension":
             _, events = self._parts(rng, table)
             inner = dimension_select(events, str(equals["dimension"])).subquery("fa_rows")
+        elif table == PROP_TABLE:
+            events = self.prop_events(rng)
+            inner = values_select(events, str(equals["prop"]), self.dialect).subquery("fa_rows")
         else:
             inner = table_select(*self._parts(rng, table), table, rng, self.tz).subquery("fa_rows")
         r = inner.c

@@ -18,11 +18,12 @@ import sqlalchemy as sa
 
 from ..core.clock import day_bounds, to_local
 from . import realtime as raw_events
-from .breakdowns import ROW_RATES, SCREEN_COLUMN, Breakdown, Row, row_with_rates
+from .breakdowns import ROW_RATES, SCREEN_COLUMN, Breakdown, Row, prop_breakdown, row_with_rates
 from .filtered import FilteredEvents, RawDataMissing
-from .filters import Filter
+from .filters import PROP_PREFIX, BadFilter, Filter
 from .live import DIMENSION_TABLE, LiveCache, LiveDays
-from .query import Answer, Query
+from .props import PROP_TABLE
+from .query import Answer, BadQuestion, Query
 from .ranges import DateRange
 from .realtime import Hour, Realtime
 from .totals import SUMMARY_COUNTS, Totals
@@ -348,6 +349,8 @@ class Stats:
         breakdown has (every page together)."""
         counts = options.get("counts")
         path = options.get("path")
+        if breakdown.table == PROP_TABLE:
+            self.check_raw(rng, "Filtered reports" if self.raw else "Event properties")
         wanted = tuple(counts) if counts is not None else breakdown.counts
         needed = {breakdown.sort, *([breakdown.positive] if breakdown.positive else [])}
         summed = (*wanted, *(c for c in breakdown.counts if c in needed and c not in wanted))
@@ -390,7 +393,14 @@ class Stats:
             if query.compare is not None and self.covers(query.compare):
                 previous = self.totals(query.compare)
             return Answer(query, sum(series.values(), Totals()), previous, series)
-        breakdown = query.shaped(breakdowns[query.dimension])
+        name = query.dimension
+        if name not in breakdowns and name.startswith(PROP_PREFIX):
+            try:
+                breakdown = query.shaped(prop_breakdown(name[len(PROP_PREFIX) :]))
+            except BadFilter as error:
+                raise BadQuestion(str(error)) from None
+        else:
+            breakdown = query.shaped(breakdowns[name])
         rows, total = self.breakdown_page(
             breakdown,
             query.range,
@@ -399,6 +409,16 @@ class Stats:
             counts=query.metrics or None,
         )
         return Answer(query, rows=rows, breakdown=breakdown, total=total)
+
+    def prop_keys(
+        self, rng: DateRange, *, event: str | None = None, limit: int | None = 50
+    ) -> tuple[list[tuple[str, int]], int]:
+        """Event property keys of ``rng`` (of events named ``event`` only, when given),
+        each with how many events carry it, most first (then by key), at most ``limit``;
+        and how many keys there are. Read from raw events, honouring the filters."""
+        self.check_raw(rng, "Event properties")
+        counted = sorted(self.filtered.prop_keys(rng, event).items(), key=lambda i: (-i[1], i[0]))
+        return (counted if limit is None else counted[:limit]), len(counted)
 
     def page_daily(self, rng: DateRange, path: str) -> dict[dt.date, Totals]:
         """Visitors and pageviews of one page per day (other counts stay zero)."""

@@ -66,11 +66,13 @@ READS: Mapping[str, tuple[str, ...]] = {
     "sources": (*QUERY, "limit"),
     "locations": (*QUERY, "limit"),
     "devices": (*QUERY, "limit"),
-    "events": (*QUERY, "limit"),
+    "events": (*QUERY, "limit", "prop"),
     "engagement": QUERY,
     "realtime": (),
     "api_stats": (*QUERY, "format"),
     "api_breakdown": (*QUERY, "format", "limit", "page", "offset"),
+    "api_prop_breakdown": (*QUERY, "format", "limit", "page", "offset"),
+    "api_props": (*QUERY, "format", "limit", "event"),
     "api_suggest": (*QUERY, "limit", "q"),
     "api_realtime": (),
     "api_sessions": (*QUERY, "format"),
@@ -294,6 +296,10 @@ def accepted(name: str, text: str) -> bool:
         if not (text.isascii() and text.isdigit() and len(text) <= 9):
             return False
         return 1 <= int(text) <= 1_000_001 if name == "page" else int(text) <= 100_000_000
+    if name == "prop":  # a property key a filter can name
+        return len(text) <= PROP_KEY_MAX and ":" not in text and not FILTER_CONTROL.search(text)
+    if name == "event":
+        return len(text) <= FILTER_TEXT_MAX and not FILTER_CONTROL.search(text)
     if name == "by":
         keys = text.split(",")
         devices = ("device_type", "browser", "os")
@@ -338,6 +344,8 @@ def route_url(endpoint: str, dimension: str = "page") -> str:
         "api_stats": "/api/stats",
         "api_sessions": "/api/sessions",
         "api_devices": "/api/devices",
+        "api_prop_breakdown": "/api/breakdown/prop:plan",
+        "api_props": "/api/props",
     }
     if endpoint in paths:
         return PREFIX + paths[endpoint]

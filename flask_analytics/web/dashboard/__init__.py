@@ -65,6 +65,8 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/realtime", views.realtime),
         ("/api/stats", api.api_stats),
         ("/api/breakdown/<dimension>", api.api_breakdown),
+        ("/api/breakdown/prop:<path:key>", api.api_prop_breakdown),
+        ("/api/props", api.api_props),
         ("/api/goals", goals.api_goals),
         ("/api/funnel/<name>", goals.api_funnel),
         ("/api/suggest/<dimension>", api.api_suggest),

@@ -11,8 +11,8 @@ from flask import Response, jsonify, request
 
 from ...core.rollups import DURATION_BUCKETS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, BadFilter, BadQuestion, Breakdown, Query, parse_filter
-from ...reports.breakdowns import SCREEN
-from ...reports.filters import MAX_VALUE_LENGTH, NONE_VALUE
+from ...reports.breakdowns import SCREEN, prop_breakdown
+from ...reports.filters import MAX_VALUE_LENGTH, NONE_VALUE, PROP_PREFIX
 from ...reports.totals import ratio
 from ...state import current_state
 from .current import current_query, custom_columns, offered_breakdowns, open_stats
@@ -23,6 +23,8 @@ from .series import bucket_bounds, duration_labels, fill_histogram, pages_labels
 
 #: Values a suggestion answers by default.
 SUGGEST_LIMIT: Final = 10
+#: Control characters (C0, DEL): no stored event name holds them.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def api_stats() -> Response:
@@ -71,6 +73,8 @@ def api_breakdown(dimension: str) -> Response:
     answers the rows that converted on that goal instead (:mod:`.goals`).
     """
     known = {**offered_breakdowns(), SCREEN.name: SCREEN}
+    if dimension not in known and dimension.startswith(PROP_PREFIX):
+        known[dimension] = parse_prop_breakdown(dimension[len(PROP_PREFIX) :])
     if dimension not in known:
         response = jsonify(
             error=f"Unknown dimension {quote_value(dimension)}; use one of {', '.join(known)}."
@@ -126,6 +130,56 @@ def api_breakdown(dimension: str) -> Response:
             }
         )
     response.headers["X-Total-Count"] = str(answer.total)
+    return response
+
+
+def parse_prop_breakdown(key: str) -> Breakdown:
+    """The ``prop:KEY`` breakdown of a request (:class:`BadQuery` for a key no filter can
+    name)."""
+    try:
+        return prop_breakdown(key)
+    except BadFilter as error:
+        raise BadQuery(str(error)) from None
+
+
+def api_prop_breakdown(key: str) -> Response:
+    """``/api/breakdown/prop:KEY``, for any key (one holding ``/`` too)."""
+    return api_breakdown(PROP_PREFIX + key)
+
+
+#: Keys ``/api/props`` answers by default (``limit=`` up to :data:`MAX_LIMIT`).
+PROP_KEYS_LIMIT: Final = 50
+
+
+def api_props() -> Response:
+    """Event property keys of the period (``event=NAME``: of that event only), each with
+    how many events carry it, most first, honouring the filters (JSON or CSV)."""
+    query = current_query()
+    fmt = parse_format(request.args)
+    limit = parse_limit(request.args, PROP_KEYS_LIMIT)
+    event = request.args.get("event") or None
+    if event is not None and (len(event) > MAX_VALUE_LENGTH or _CONTROL.search(event)):
+        raise BadQuery(f"event must be an event name, not {quote_value(event)}.")
+    with open_stats(query) as stats:
+        keys, total = stats.prop_keys(query.range, event=event, limit=limit)
+    if fmt == "csv":
+        name = "props" if event is None else f"props-{re.sub(r'[^A-Za-z0-9_]+', '-', event)}"
+        response = csv_response(
+            ["key", "events"], keys, f"{name}-{query.range.start}-{query.range.end}.csv"
+        )
+    else:
+        response = jsonify(
+            {
+                "event": event,
+                "start": query.range.start.isoformat(),
+                "end": query.range.end.isoformat(),
+                "limit": limit,
+                "total": total,
+                "filters": [f.param() for f in query.filters],
+                "keys": [{"key": key, "events": events} for key, events in keys],
+            }
+        )
+    response.headers["X-Total-Count"] = str(total)
     return response
 
 
@@ -274,9 +328,9 @@ def api_suggest(dimension: str) -> Response:
     frequent first, over the page's period and filters, the filter on ``dimension``
     itself left out: what the filter menu offers. ``(none)`` stands for the unknown value.
 
-    Dimensions without a breakdown (``hostname``, ``prop:KEY``, undeclared custom
-    columns) answer no values. With ``q``, the range's top :data:`MAX_LIMIT` values are
-    searched.
+    ``prop:KEY`` answers the values of the ``prop:KEY`` breakdown; dimensions without a
+    breakdown (``hostname``, undeclared custom columns) answer no values. With ``q``, the
+    range's top :data:`MAX_LIMIT` values are searched.
     """
     try:
         parse_filter(f"{dimension}:is:{NONE_VALUE}", custom_columns())
@@ -294,6 +348,8 @@ def api_suggest(dimension: str) -> Response:
         query, filters=tuple(f for f in query.filters if f.dimension != dimension)
     )
     breakdown = suggestion_breakdowns().get(dimension)
+    if breakdown is None and dimension.startswith(PROP_PREFIX):
+        breakdown = parse_prop_breakdown(dimension[len(PROP_PREFIX) :])
     values: list[dict[str, object]] = []
     if breakdown is not None:
         with open_stats(others) as stats:

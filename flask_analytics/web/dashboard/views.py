@@ -13,6 +13,7 @@ from ...reports import BREAKDOWNS, Breakdown, DateRange, Row, Stats, Totals
 from ...state import current_state
 from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
 from .goals import overview_goals
+from .properties import parse_prop, properties
 from .query import MAX_LIMIT, ViewQuery, parse_limit, parse_path, parse_window
 from .series import (
     bucket_bounds,
@@ -126,14 +127,23 @@ def page_detail() -> str:
         )
 
 
-def _list_page(template: str, names: Sequence[str], default_limit: int, **extra: ListExtra) -> str:
-    """A page of breakdown lists ``names``, plus ``extra`` variables computed per request."""
+def _list_page(
+    template: str,
+    names: Sequence[str],
+    default_limit: int,
+    *,
+    params: Mapping[str, str] | None = None,
+    **extra: ListExtra,
+) -> str:
+    """A page of breakdown lists ``names``, plus ``extra`` variables computed per request
+    (``params``: the page's own parameters, kept by its links)."""
     query = current_query()
     limit = parse_limit(request.args, default_limit)
     with open_stats(query) as stats:
         return render_page(
             template,
             query,
+            extra=params,
             limit=limit,
             totals=stats.totals(query.range),
             lists={
@@ -183,14 +193,19 @@ def _custom_dimension_rows(
 
 
 def events() -> str:
-    """Custom events, the tracker's own events and the custom dimensions."""
+    """Custom events, the tracker's own events and the custom dimensions; with one event
+    selected (``filter=event:is:NAME``), its properties: keys, and the values of the key
+    ``prop`` names (see :mod:`.properties`)."""
+    wanted = parse_prop(request.args)
     return _list_page(
         "analytics/events.html",
         (),
         50,
+        params={"prop": wanted} if wanted is not None else None,
         custom=_custom_events,
         internal=_internal_events,
         dimensions=_custom_dimension_rows,
+        properties=lambda stats, query, limit: properties(stats, query, limit, wanted),
     )
 
 
