@@ -180,3 +180,17 @@ def tune_bulk_transaction(conn: sa.Connection, work_mem_mb: int) -> None:
     if current is None or int(current) < wanted:
         conn.execute(sa.select(sa.func.set_config("work_mem", f"{work_mem_mb}MB", True)))
     conn.execute(sa.select(sa.func.set_config("jit", "off", True)))
+
+
+def json_number(props: Any, key: str, dialect: str) -> Any:
+    """Property ``key`` of a JSON ``props`` column as a float when it is a JSON number,
+    else NULL (absent, a string, a boolean, ...): never a cast error on what a client sent."""
+    if dialect == "postgresql":
+        element = props.op("->")(sa.literal(key, sa.Text()))
+        text = props.op("->>")(sa.literal(key, sa.Text()))
+        return sa.case((sa.func.json_typeof(element) == "number", sa.cast(text, sa.Float())))
+    if dialect == "sqlite":
+        path = '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        number = sa.func.json_type(props, path).in_(("integer", "real"))
+        return sa.case((number, sa.cast(sa.func.json_extract(props, path), sa.Float())))
+    raise NotImplementedError(f"flask-analytics does not support the {dialect!r} database yet.")

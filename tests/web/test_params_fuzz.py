@@ -77,6 +77,7 @@ READS: Mapping[str, tuple[str, ...]] = {
     "api_realtime": (),
     "api_sessions": (*QUERY, "format"),
     "api_devices": (*QUERY, "format", "limit", "page", "offset", "by"),
+    "api_experience": (*QUERY, "format", "limit", "page", "offset"),
 }
 #: Parameters a route needs besides the fuzzed one.
 BASE: Mapping[str, Mapping[str, str]] = {"page_detail": {"path": "/pricing"}}
@@ -344,6 +345,7 @@ def route_url(endpoint: str, dimension: str = "page") -> str:
         "api_stats": "/api/stats",
         "api_sessions": "/api/sessions",
         "api_devices": "/api/devices",
+        "api_experience": "/api/experience",
         "api_prop_breakdown": "/api/breakdown/prop:plan",
         "api_props": "/api/props",
     }

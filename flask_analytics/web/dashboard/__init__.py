@@ -72,6 +72,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/api/suggest/<dimension>", api.api_suggest),
         ("/api/sessions", api.api_sessions),
         ("/api/devices", api.api_devices),
+        ("/api/experience", api.api_experience),
         ("/api/realtime", api.api_realtime),
     ):
         bp.add_url_rule(rule, view.__name__, view, methods=["GET"])

@@ -12,9 +12,11 @@ from flask import Response, jsonify, request
 from ...core.rollups import DURATION_BUCKETS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, BadFilter, BadQuestion, Breakdown, Query, parse_filter
 from ...reports.breakdowns import SCREEN, prop_breakdown
+from ...reports.experience import VITALS, page_experience
 from ...reports.filters import MAX_VALUE_LENGTH, NONE_VALUE, PROP_PREFIX
 from ...reports.totals import ratio
 from ...state import current_state
+from . import experience
 from .current import current_query, custom_columns, offered_breakdowns, open_stats
 from .export import csv_response, json_number, page_suffix, row_json, totals_json
 from .goals import breakdown_goal
@@ -300,6 +302,39 @@ def api_devices() -> Response:
             }
         )
     response.headers["X-Total-Count"] = str(total)
+    return response
+
+
+def api_experience() -> Response:
+    """Page experience (JSON or CSV): the site's row and each page's visitors, median and
+    average time on page and scroll depth, and every web vital's p75, samples and
+    good / needs-improvement / poor shares, pages by visitors (``limit``, ``page`` or
+    ``offset``). Read from raw events: 400 for ranges whose raw events were purged."""
+    query = current_query()
+    fmt = parse_format(request.args)
+    window = parse_window(request.args, None if fmt == "csv" else 100)
+    with open_stats(query) as stats:
+        found = page_experience(stats, query.range, limit=window.limit, offset=window.offset)
+    if fmt == "csv":
+        name = f"experience-{query.range.start}-{query.range.end}{page_suffix(window)}.csv"
+        response = csv_response(experience.csv_header(), experience.csv_rows(found), name)
+    else:
+        response = jsonify(
+            {
+                "start": query.range.start.isoformat(),
+                "end": query.range.end.isoformat(),
+                "limit": window.limit,
+                "offset": window.offset,
+                "page": window.page,
+                "total": found.total,
+                "order": "visitors",
+                "filters": [f.param() for f in query.filters],
+                "thresholds": {name: list(bounds) for name, bounds in VITALS.items()},
+                "site": experience.page_json(found.site),
+                "rows": [experience.page_json(r) for r in found.rows],
+            }
+        )
+    response.headers["X-Total-Count"] = str(found.total)
     return response
 
 

@@ -12,6 +12,7 @@ from ...core.rollups import DURATION_BUCKETS, INTERNAL_EVENTS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, Breakdown, DateRange, Row, Stats, Totals
 from ...state import current_state
 from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
+from .experience import VITAL_LABELS, panel
 from .goals import overview_goals
 from .properties import parse_prop, properties
 from .query import MAX_LIMIT, ViewQuery, parse_limit, parse_path, parse_window
@@ -210,7 +211,7 @@ def events() -> str:
 
 
 def engagement() -> str:
-    """Visit duration and pages per visit, as histograms."""
+    """Visit duration and pages per visit, as histograms; page experience per page."""
     query = current_query()
     with open_stats(query) as stats:
         totals = stats.totals(query.range)
@@ -235,6 +236,8 @@ def engagement() -> str:
             pages_rows=list(zip(p_labels, pages_rows, strict=True)),
             duration_chart=histogram_chart(durations, d_labels, "long"),
             pages_chart=histogram_chart(pages_rows, p_labels, "pages"),
+            experience=panel(stats, query.range),
+            vital_labels=VITAL_LABELS,
             **freshness(stats),
         )
 
