@@ -482,7 +482,11 @@ class FilteredEvents:
         return sessions, self._joined(rng, sessions, extra).subquery("fa_events")
 
     def sessions_of(self, rng: DateRange) -> Any:
-        """The kept sessions of ``rng`` (a subquery; ``day`` is the index in ``rng``)."""
+        """The kept sessions of ``rng`` (a subquery; ``day`` is the index in ``rng``).
+        Without filters every session is kept: they are read where they are, not
+        written to a temporary table first."""
+        if not self.filters:
+            return self._passing(rng)
         return self._parts(rng, "")[0]
 
     def events_of(
@@ -492,11 +496,46 @@ class FilteredEvents:
         extra: Sequence[str] = (),
         wheres: Sequence[Callable[[Any], sa.ColumnElement[bool]]] = (),
         session_extra: Sequence[str] = (),
+        sessions: bool = False,
     ) -> Any:
         """The kept events of ``rng`` passing ``wheres`` too, with ``extra`` event columns
         and ``session_extra`` columns of their session (named ``session_<column>``): a
-        ``SELECT`` (see :meth:`_joined`)."""
+        ``SELECT`` (see :meth:`_joined`). ``sessions``: with ``session_start`` too.
+
+        Without session filters, and when no session column is asked for, the events are
+        read in one scan of the range, each on its local day, without joining their
+        sessions: every event of a day is in one of its sessions, so the kept events are
+        the events passing the event filters. (On a final day, an event stored after the
+        day's run counts here, while the joined path, which reads the run's sessions,
+        leaves it out until the day is aggregated again.)"""
+        if not self.session_filters and not session_extra and not sessions:
+            return self._plain_events(rng, ("visitor_id", "name", "path", *extra), wheres)
         return self._joined(rng, self.sessions_of(rng), extra, wheres, session_extra)
+
+    def _plain_events(
+        self,
+        rng: DateRange,
+        columns: Sequence[str],
+        wheres: Sequence[Callable[[Any], sa.ColumnElement[bool]]] = (),
+    ) -> Any:
+        """The range's events passing the event filters and ``wheres``: ``day`` (the
+        local day's index in ``rng``) and ``columns``, a ``UNION ALL`` of raw and
+        archived events."""
+        in_range = intervals(self.tz, list(rng.dates()))
+        branches = []
+        for model in (self.models.Event, self.models.EventArchive):
+            t: sa.Table = model.__table__
+            ts = dialects.epoch_seconds(t.c.created_at, self.dialect)
+            branches.append(
+                sa.select(
+                    day_index(ts, self.tz, rng).label("day"), *(t.c[name] for name in columns)
+                ).where(
+                    within(self._created_at(t, in_range), in_range),
+                    *(self._event_condition(f, t.c) for f in self.event_filters),
+                    *(where(t.c) for where in wheres),
+                )
+            )
+        return sa.union_all(*branches)
 
     def prop_events(self, rng: DateRange) -> Any:
         """Kept events of ``rng`` with their ``props`` (a subquery: day, visitor_id, name,
@@ -506,20 +545,7 @@ class FilteredEvents:
         if self.session_filters:
             sessions, _ = self._parts(rng, PROP_TABLE)
             return self._joined(rng, sessions, ("props",)).subquery("fa_events")
-        in_range = intervals(self.tz, list(rng.dates()))
-        branches = []
-        for model in (self.models.Event, self.models.EventArchive):
-            t: sa.Table = model.__table__
-            ts = dialects.epoch_seconds(t.c.created_at, self.dialect)
-            branches.append(
-                sa.select(
-                    day_index(ts, self.tz, rng).label("day"), t.c.visitor_id, t.c.name, t.c.props
-                ).where(
-                    within(self._created_at(t, in_range), in_range),
-                    *(self._event_condition(f, t.c) for f in self.event_filters),
-                )
-            )
-        return sa.union_all(*branches).subquery("fa_events")
+        return self._plain_events(rng, ("visitor_id", "name", "props")).subquery("fa_events")
 
     def prop_keys(self, rng: DateRange, event: str | None = None) -> dict[str, int]:
         """Property keys of the kept events of ``rng`` (named ``event`` only, when given),

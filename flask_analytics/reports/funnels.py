@@ -8,6 +8,10 @@ match at each step never misses a way through (any later choice leaves fewer eve
 after it), so this is exact. One event may stand for two consecutive steps when it
 matches both goals. Steps in different sessions of a visitor do not chain.
 
+The steps are computed by window functions over the session's step events, one pass
+per step (``t<k>``: the first step-k event at or after ``t<k-1>``), not by joining the
+events to themselves per step.
+
 Each step reports visitors (per day, summed over the range, like every visitor count)
 whose sessions reached it, the drop-off from the step before and the rate from step 1.
 The request's filters apply: only kept sessions, and only kept events can be steps.
@@ -74,6 +78,7 @@ def funnel_steps(
     distinct = list(dict.fromkeys(steps))
     events = stats.filtered.events_of(
         rng,
+        sessions=True,
         extra=("props",),
         wheres=[lambda c: sa.or_(*(goal_condition(g, c, dialect) for g in distinct))],
     ).cte("fa_step_events")
@@ -82,33 +87,34 @@ def funnel_steps(
         g.name: sa.case((goal_condition(g, e, dialect), 1), else_=0).label(f"m{i}")
         for i, g in enumerate(distinct)
     }
-    marked = sa.select(e.day, e.visitor_id, e.session_start, e.created_at, *flags.values()).cte(
-        "fa_step_marked"
-    )
-    m = marked.c
-    session = (m.day, m.visitor_id, m.session_start)
-    reached: list[Any] = []
+    layer: Any = sa.select(
+        e.day, e.visitor_id, e.session_start, e.created_at, *flags.values()
+    ).cte("fa_steps_0")
+    # One window pass per step over the session's step events (no self-join): ``t<k>``
+    # is the time of the session's first step-k event at or after ``t<k-1>``. CTEs, not
+    # nested subqueries: SQLite's parser has a depth limit.
     for k, goal in enumerate(steps):
-        flag = m[flags[goal.name].name]
-        query = sa.select(*session, sa.func.min(m.created_at).label("t")).where(flag == 1)
-        if reached:
-            before = reached[-1].c
-            query = query.join_from(
-                marked,
-                reached[-1],
-                sa.and_(
-                    before.visitor_id == m.visitor_id,
-                    before.session_start == m.session_start,
-                    before.day == m.day,
-                ),
-            ).where(m.created_at >= before.t)
-        reached.append(query.group_by(*session).cte(f"fa_step_{k + 1}"))
-    counts = [
-        sa.select(sa.func.count())
-        .select_from(sa.select(r.c.day, r.c.visitor_id).distinct().subquery())
-        .scalar_subquery()
-        for r in reached
-    ]
+        c = layer.c
+        hit = c[flags[goal.name].name] == 1
+        if k:
+            hit = sa.and_(hit, c.created_at >= c[f"t{k - 1}"])
+        reached = sa.func.min(sa.case((hit, c.created_at))).over(
+            partition_by=(c.visitor_id, c.session_start)
+        )
+        layer = sa.select(*c, reached.label(f"t{k}")).cte(f"fa_steps_{k + 1}")
+    c = layer.c
+    per_visitor = (
+        sa.select(
+            *(
+                sa.func.max(sa.case((c[f"t{k}"].is_not(None), 1), else_=0)).label(f"r{k}")
+                for k in range(len(steps))
+            )
+        )
+        .group_by(c.day, c.visitor_id)
+        .subquery("fa_step_visitors")
+    )
+    v = per_visitor.c
+    counts = [sa.func.coalesce(sa.func.sum(v[f"r{k}"]), 0) for k in range(len(steps))]
     visitors = [int(v or 0) for v in stats.conn.execute(sa.select(*counts)).one()]
     return [
         FunnelStep(k + 1, goal, visitors[k], visitors[k - 1] - visitors[k] if k else 0, visitors[0])

@@ -105,6 +105,12 @@ def _flag(goal: Goal, columns: Any, dialect: str) -> Any:
     return sa.case((goal_condition(goal, columns, dialect), 1), else_=0)
 
 
+def _with_revenue(events: Any) -> Any:
+    """How many of ``events`` (a group of them) carry revenue."""
+    carries = sa.and_(events.revenue_currency.is_not(None), events.revenue_amount.is_not(None))
+    return sa.func.sum(sa.case((carries, 1), else_=0))
+
+
 def _revenue(
     stats: Stats, events: Any, flags: Sequence[Any], key: Any = None
 ) -> dict[tuple[Any, int], list[Revenue]]:
@@ -167,6 +173,7 @@ def goal_totals(stats: Stats, rng: DateRange, goals: Sequence[Goal]) -> list[Con
         sa.select(
             *(sa.func.max(f).label(f"c{i}") for i, f in enumerate(flags)),
             *(sa.func.sum(f).label(f"e{i}") for i, f in enumerate(flags)),
+            _with_revenue(e).label("rv"),
         )
         .group_by(e.day, e.visitor_id)
         .subquery("fa_goal_visitors")
@@ -176,9 +183,11 @@ def goal_totals(stats: Stats, rng: DateRange, goals: Sequence[Goal]) -> list[Con
         sa.select(
             *(sa.func.coalesce(sa.func.sum(v[f"c{i}"]), 0) for i in range(len(goals))),
             *(sa.func.coalesce(sa.func.sum(v[f"e{i}"]), 0) for i in range(len(goals))),
+            sa.func.coalesce(sa.func.sum(v.rv), 0),
         )
     ).one()
-    revenue = _revenue(stats, events, flags)
+    # Revenue is read again only when a matching event carries some.
+    revenue = _revenue(stats, events, flags) if sums[-1] else {}
     n = len(goals)
     return [
         Conversions(
@@ -223,23 +232,24 @@ def goal_breakdown(
     e = events.c
     key = e[f"session_{column}"] if side == "session" else e[column]
     per_visitor = (
-        sa.select(key.label("k"), sa.func.count().label("n"))
+        sa.select(key.label("k"), sa.func.count().label("n"), _with_revenue(e).label("rv"))
         .group_by(key, e.day, e.visitor_id)
         .subquery("fa_goal_rows")
     )
     g = per_visitor.c
-    converted = [
-        (k, int(c), int(n))
-        for k, c, n in stats.conn.execute(
-            sa.select(g.k, sa.func.count(), sa.func.sum(g.n)).group_by(g.k)
-        )
-    ]
+    converted = []
+    with_revenue = 0
+    for k, c, n, rv in stats.conn.execute(
+        sa.select(g.k, sa.func.count(), sa.func.sum(g.n), sa.func.sum(g.rv)).group_by(g.k)
+    ):
+        converted.append((k, int(c), int(n)))
+        with_revenue += int(rv or 0)
     converted.sort(key=lambda r: (-r[1], r[0] is None, str(r[0])))
     total = len(converted)
     page = converted[offset : None if limit is None else offset + limit]
     keys = [k for k, _, _ in page]
     visitors = _row_visitors(stats, rng, side, column, keys)
-    revenue = _revenue(stats, events, [sa.literal(1)], key)
+    revenue = _revenue(stats, events, [sa.literal(1)], key) if with_revenue else {}
     return [
         Conversions(k, visitors.get(k, 0), c, n, tuple(revenue.get((k, 0), ()))) for k, c, n in page
     ], total
