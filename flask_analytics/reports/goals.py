@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Final
 import sqlalchemy as sa
 
 from ..core.rollups import LANDING_COLUMNS, PAGEVIEW
-from .filters import goal_condition
+from .filters import goal_condition, prop_value
+from .props import PROP_TABLE
 from .totals import ratio
 
 if TYPE_CHECKING:
@@ -198,8 +199,11 @@ def goal_totals(stats: Stats, rng: DateRange, goals: Sequence[Goal]) -> list[Con
 
 
 def _key_of(breakdown: Breakdown) -> tuple[str, str]:
-    """("session" or "event", column) the rows of ``breakdown`` are grouped by."""
+    """("session", column), ("event", column) or ("prop", key): what the rows of
+    ``breakdown`` are grouped by."""
     column = _SESSION_KEY_OF.get(breakdown.name, breakdown.key)
+    if breakdown.table == PROP_TABLE:
+        return "prop", str(dict(breakdown.where)["prop"])
     if breakdown.table == "DailyDimension":
         return "event", str(dict(breakdown.where)["dimension"])
     if column in _SESSION_KEYS and breakdown.table != "DailyPageReferrer":
@@ -230,7 +234,7 @@ def goal_breakdown(
         wheres=[lambda c: goal_condition(goal, c, dialect)],
     ).subquery("fa_goal_events")
     e = events.c
-    key = e[f"session_{column}"] if side == "session" else e[column]
+    key = _key(e, side, column, dialect)
     per_visitor = (
         sa.select(key.label("k"), sa.func.count().label("n"), _with_revenue(e).label("rv"))
         .group_by(key, e.day, e.visitor_id)
@@ -255,6 +259,13 @@ def goal_breakdown(
     ], total
 
 
+def _key(columns: Any, side: str, column: str, dialect: str) -> Any:
+    """The key expression of a row over ``columns`` (kept events, or kept sessions)."""
+    if side == "prop":
+        return prop_value(columns.props, column, dialect)
+    return columns[f"session_{column}"] if side == "session" else columns[column]
+
+
 def _row_visitors(
     stats: Stats, rng: DateRange, side: str, column: str, keys: Sequence[Any]
 ) -> dict[Any, int]:
@@ -267,12 +278,13 @@ def _row_visitors(
         rows = stats.filtered.sessions_of(rng)
         key = rows.c[column]
     else:
+        extra = ("props",) if side == "prop" else () if column == "path" else (column,)
         rows = stats.filtered.events_of(
             rng,
-            extra=() if column == "path" else (column,),
+            extra=extra,
             wheres=[lambda c: c.name == PAGEVIEW] if column == "path" else [],
         ).subquery("fa_row_events")
-        key = rows.c[column]
+        key = _key(rows.c, side, column, stats.conn.dialect.name)
     wanted = []
     if known:
         wanted.append(key.in_(known))

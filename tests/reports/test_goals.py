@@ -23,11 +23,13 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_analytics.reports import BREAKDOWNS, DateRange, Stats
+from flask_analytics.reports.breakdowns import prop_breakdown
 from flask_analytics.reports.filters import BadFilter, parse_filters
 from flask_analytics.reports.goals import goal_breakdown, goal_totals
 from flask_analytics.state import current_state
 
 from ..support.filter_reference import (
+    event_value,
     events_of_day,
     glob_matches,
     kept_sessions,
@@ -129,10 +131,12 @@ def test_goal_totals_and_breakdowns_match_the_reference(
                 ("page", "Signup"),
                 ("country", "Pricing"),
                 ("entry_page", "Blog"),
+                ("prop:plan", "Signup"),
             ):
-                rows, total = goal_breakdown(
-                    stats, BREAKDOWNS[dimension], rng, stats.goals[goal], limit=None
+                breakdown = (
+                    prop_breakdown("plan") if dimension == "prop:plan" else BREAKDOWNS[dimension]
                 )
+                rows, total = goal_breakdown(stats, breakdown, rng, stats.goals[goal], limit=None)
                 want = expected_rows(seeded_goals, rng, as_specs(texts), dimension, goal)
                 assert {r.key: (r.visitors, r.conversions, r.events) for r in rows} == want, (
                     texts,
@@ -164,6 +168,9 @@ def expected_rows(
         for e in evs:
             if dimension in session_keys:
                 key = session_keys[dimension](session)
+                visitors[key].add((day, session.visitor))
+            elif dimension == "prop:plan":
+                key = event_value(e, "prop:plan")
                 visitors[key].add((day, session.visitor))
             else:
                 key = e["path"]
