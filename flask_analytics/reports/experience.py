@@ -51,7 +51,6 @@ import sqlalchemy as sa
 from ..core import dialects
 from ..core.rollups import ENGAGEMENT, PAGEVIEW
 from .ranges import DateRange
-from .spans import day_index, intervals, within
 
 if TYPE_CHECKING:
     from .stats import Stats
@@ -179,26 +178,8 @@ def _events(stats: Stats, rng: DateRange) -> Any:
     """The range's pageview, engagement and web-vitals events (the kept ones when the
     request is filtered): ``day`` (index in ``rng``), visitor, name, path, engagement
     and scroll columns, props."""
-    columns = ("visitor_id", "name", "path", "engagement_ms", "scroll_depth", "props")
-    if stats.raw:
-        # The raw path's kept sessions (written once per request) and their events.
-        sessions, _ = stats.filtered._parts(rng, "DailyPage")
-        joined = stats.filtered._joined(rng, sessions, ("scroll_depth", "props")).subquery()
-        return sa.select(joined.c.day, *(joined.c[n] for n in columns)).where(
-            joined.c.name.in_(_NAMES)
-        )
-    dialect = stats.conn.dialect.name
-    spans = intervals(stats.tz, list(rng.dates()))
-    parts = []
-    for model in (stats.models.Event, stats.models.EventArchive):
-        t: sa.Table = model.__table__
-        day = day_index(dialects.epoch_seconds(t.c.created_at, dialect), stats.tz, rng)
-        parts.append(
-            sa.select(day.label("day"), *(t.c[n] for n in columns)).where(
-                within(t.c.created_at, spans), t.c.name.in_(_NAMES)
-            )
-        )
-    return sa.union_all(*parts)
+    extra = ("engagement_ms", "scroll_depth", "props")
+    return stats.filtered.events_of(rng, extra=extra, wheres=[lambda c: c.name.in_(_NAMES)])
 
 
 def _statement(stats: Stats, rng: DateRange) -> sa.CompoundSelect[Any]:
