@@ -176,8 +176,9 @@ def wrk(base: str, path: str, batch: int, duration: int, connections: int) -> di
     }
 
 
-def pipeline_cpu_per_event(n: int = 20_000) -> float:
-    """Microseconds of CPU per event for parse + every pipeline step (warm cache), no write."""
+def pipeline_cpu_per_event(n: int = 20_000, **config: Any) -> float:
+    """Microseconds of CPU per event for parse + every pipeline step (warm cache), no write.
+    Each event has a request of its own, so put_geo looks its country up every time."""
     from flask import Flask
     from flask_sqlalchemy import SQLAlchemy
 
@@ -188,6 +189,7 @@ def pipeline_cpu_per_event(n: int = 20_000) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         app = Flask("cpu")
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp}/cpu.db"
+        app.config.update(config)
         db = SQLAlchemy(app)
         ext = Analytics(app, db=db)
         with app.app_context():
@@ -230,6 +232,31 @@ def pipeline_cpu_per_event(n: int = 20_000) -> float:
             elapsed = time.process_time() - start
             db.engine.dispose()
     return elapsed / n * 1e6
+
+
+def country_lookup_per_event(n: int = 100_000) -> float:
+    """Microseconds of CPU per built-in country lookup (put_geo's cost per event), over
+    distinct anonymized addresses: half IPv4 /24s, half IPv6 /48s."""
+    import random
+
+    from flask_analytics.ingest.geo import builtin_country
+
+    rng = random.Random(7)
+    v4 = [
+        f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.0"
+        for _ in range(n // 2)
+    ]
+    v6 = [
+        f"2{rng.randrange(4096):03x}:{rng.randrange(65536):x}:{rng.randrange(65536):x}::"
+        for _ in range(n // 2)
+    ]
+    addresses = v4 + v6
+    builtin_country(addresses[0])  # import the table
+    start = time.process_time()
+    found = sum(1 for ip in addresses if builtin_country(ip) is not None)
+    elapsed = time.process_time() - start
+    assert found, "no address has a country: is iptocc installed?"
+    return elapsed / len(addresses) * 1e6
 
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -357,6 +384,10 @@ def main() -> None:
 
     cpu = pipeline_cpu_per_event()
     print(f"pipeline CPU per event (parse + steps, warm cache): {cpu:.1f} µs  (goal ≤ 100 µs)")
+    without = pipeline_cpu_per_event(ANALYTICS_BUILTIN_COUNTRIES=False)
+    lookup = country_lookup_per_event()
+    print(f"  without the built-in country table: {without:.1f} µs; one built-in country "
+          f"lookup: {lookup:.2f} µs")  # fmt: skip
     print()
     header = (f"{'database':<11}{'mode':<8}{'case':<22}{'req/s':>10}{'events/s':>11}"
               f"{'vs bare':>9}{'non-2xx':>9}")  # fmt: skip
@@ -388,7 +419,8 @@ def main() -> None:
         f"{args.connections} connections; flusher (redis): 1 process; all on the same machine"
     )
     if args.json:
-        print(json.dumps({"pipeline_cpu_us": cpu, "results": everything}))
+        print(json.dumps({"pipeline_cpu_us": cpu, "pipeline_cpu_us_without_builtin_countries":
+                          without, "country_lookup_us": lookup, "results": everything}))  # fmt: skip
 
 
 if __name__ == "__main__":

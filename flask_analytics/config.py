@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "ANALYTICS_GEOIP_DATABASE": None,
     #: Request header holding an ISO country code set by your CDN (e.g. ``CF-IPCountry``).
     "ANALYTICS_COUNTRY_HEADER": None,
+    #: Without ANALYTICS_GEOIP_DATABASE, countries the header does not give come from the
+    #: built-in table (iptocc: the RIRs' delegations); False leaves them unknown.
+    "ANALYTICS_BUILTIN_COUNTRIES": True,
     #: Goals, as data: a list of ``{"name", "event" or "page", "props"}`` mappings, the
     #: keywords of ``analytics.goal`` (see README "Goals and funnels").
     "ANALYTICS_GOALS": [],
@@ -148,6 +151,7 @@ class Settings:
     trusted_proxies: int
     geoip_database: str | None
     country_header: str | None
+    builtin_countries: bool
     allowed_hosts: tuple[str, ...] | None
     cors_origins: tuple[str, ...]
     client_fields: tuple[str, ...]
@@ -362,6 +366,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         trusted_proxies=_int(config, "ANALYTICS_TRUSTED_PROXIES", 0),
         geoip_database=os.fspath(geoip) if geoip is not None else None,
         country_header=header,
+        builtin_countries=bool(config["ANALYTICS_BUILTIN_COUNTRIES"]),
         allowed_hosts=allowed_hosts,
         cors_origins=_str_list(config, "ANALYTICS_CORS_ORIGINS"),
         client_fields=_str_list(config, "ANALYTICS_CLIENT_FIELDS"),

@@ -1,21 +1,27 @@
-"""``status``: row counts, aggregation runs, days needing aggregation, the queue and the
-ingest buffer."""
+"""``status``: row counts, aggregation runs, days needing aggregation, the queue, where
+countries come from (and how old that data is) and the ingest buffer."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import click
 
+from ..ingest.geo import BUILTIN_PACKAGE, builtin_table, database_info
 from ..tasks.status import status_report
 from .common import app_command, app_state, click_errors, plural
 
 if TYPE_CHECKING:
     from ..buffer import RedisBuffer
+    from ..state import AppState
 
 
 #: Days needing aggregation listed one by one; the rest are counted.
 PENDING_SHOWN = 20
+
+#: Country data older than this is worth updating (the built-in table is refreshed nightly).
+GEO_DATA_STALE_DAYS = 180
 
 
 @app_command("status")
@@ -73,10 +79,49 @@ def status_command(runs: int) -> None:
             )
     else:
         click.echo("Days needing aggregation: none.")
+    for line in countries_status(state):
+        click.echo(line)
     if state.buffer is not None:
         _buffer_status(state.buffer)
     if report.redis_error is not None:
         raise click.ClickException(report.redis_error)
+
+
+def countries_status(state: AppState) -> list[str]:
+    """Where countries come from, in lookup order, with the age of their data."""
+    settings = state.settings
+    today = state.today()
+    sources: list[str] = []
+    notes: list[str] = []
+
+    def dated(built: dt.date | None, update: str) -> str:
+        if built is None:
+            return "data date unknown"
+        days = (today - built).days
+        if days > GEO_DATA_STALE_DAYS:
+            notes.append(f"  Its data is over {GEO_DATA_STALE_DAYS} days old: {update}.")
+        return f"data of {built.isoformat()}, {plural(days, 'day')} old"
+
+    if state.geo_reader is not None:
+        info = database_info(state.geo_reader)
+        kind = f"{info.database_type}, " if info.database_type else ""
+        age = dated(info.built, "download a newer one")
+        sources.append(f"the database {settings.geoip_database} ({kind}{age})")
+    if settings.country_header:
+        sources.append(f"the {settings.country_header} header")
+    if state.geo_reader is None and settings.builtin_countries:
+        table = builtin_table()
+        if table.installed:
+            age = dated(table.data_date, f"pip install -U {BUILTIN_PACKAGE}")
+            sources.append(
+                f"the built-in table ({BUILTIN_PACKAGE} {table.version}: the regional "
+                f"internet registries' delegations, {age})"
+            )
+        else:
+            notes.append(f"  The built-in table is not installed: pip install {BUILTIN_PACKAGE}.")
+    if not sources:
+        return ["Countries: unknown (no database, header or built-in table).", *notes]
+    return [f"Countries: {', then '.join(sources)}.", *notes]
 
 
 def _buffer_status(buffer: RedisBuffer) -> None:

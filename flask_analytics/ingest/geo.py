@@ -1,8 +1,21 @@
-"""Country of a (already anonymized) client address or of a CDN-provided header."""
+"""Country of a (already anonymized) client address or of a CDN-provided header.
+
+Three sources, in this order: a configured MaxMind-format database
+(``ANALYTICS_GEOIP_DATABASE``), a CDN's header (``ANALYTICS_COUNTRY_HEADER``), and, when
+no database is configured, the built-in table (``ANALYTICS_BUILTIN_COUNTRIES``): the
+iptocc package, the countries the five regional internet registries (RIRs) delegated
+each address block to, refreshed nightly by its maintainer and embedded in its wheel.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import importlib.metadata
+import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import ConfigError
@@ -60,3 +73,83 @@ def lookup_country(reader: CountryReader, ip: str) -> str | None:
             if code:
                 return code
     return None
+
+
+#: The distribution that holds the built-in table.
+BUILTIN_PACKAGE = "iptocc"
+
+
+@functools.cache
+def _builtin_lookup() -> Callable[[str], str | None] | None:
+    # A stateless function over data compiled into the package: imported once, here, so
+    # a host that uninstalled it gets unknown countries instead of an error.
+    try:
+        from iptocc import country_code
+    except ImportError:
+        return None
+    return country_code
+
+
+def builtin_country(ip: str) -> str | None:
+    """The country the RIRs delegated ``ip``'s block to, or None (not delegated, not an
+    address, or the table not installed)."""
+    lookup = _builtin_lookup()
+    if lookup is None or not ip:
+        return None
+    return normalize_country(lookup(ip))
+
+
+@dataclass(frozen=True)
+class BuiltinTable:
+    """What ``flask analytics status`` says about the built-in table."""
+
+    installed: bool
+    version: str | None = None
+    #: When its wheel was built from the RIRs' files (None when the wheel does not say).
+    data_date: dt.date | None = None
+
+
+def builtin_table() -> BuiltinTable:
+    """The installed built-in table: its version and the date of its data."""
+    if _builtin_lookup() is None:
+        return BuiltinTable(installed=False)
+    try:
+        dist = importlib.metadata.distribution(BUILTIN_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - imported above
+        return BuiltinTable(installed=True)
+    return BuiltinTable(installed=True, version=dist.version, data_date=_build_date(dist))
+
+
+def _build_date(dist: importlib.metadata.Distribution) -> dt.date | None:
+    # The wheel's software bill of materials (PEP 770) is written when the wheel is
+    # built, minutes after the nightly job fetched the RIRs' files into it.
+    for file in dist.files or ():
+        if "sboms" in file.parts and file.name.endswith(".json"):
+            try:
+                stamp = json.loads(file.read_text())["metadata"]["timestamp"]
+                return dt.datetime.fromisoformat(stamp[:19]).date()
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """A configured ``.mmdb`` file's type and build date, from its metadata."""
+
+    database_type: str | None
+    built: dt.date | None
+
+
+def database_info(reader: CountryReader) -> DatabaseInfo:
+    """Type and build date of a configured database (maxminddb readers say both)."""
+    metadata = getattr(reader, "metadata", None)
+    if metadata is None:
+        return DatabaseInfo(None, None)
+    try:
+        meta = metadata()
+        epoch = getattr(meta, "build_epoch", None)
+        built = dt.datetime.fromtimestamp(epoch, dt.timezone.utc).date() if epoch else None
+        return DatabaseInfo(getattr(meta, "database_type", None), built)
+    except (OSError, ValueError, OverflowError):
+        return DatabaseInfo(None, None)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import signals
 from . import privacy
-from .geo import lookup_country, normalize_country
+from .geo import builtin_country, lookup_country, normalize_country
 from .hosts import host_allowed, normalize_patterns
 from .payload import IncomingEvent
 from .referrer import Attribution, classify
@@ -142,12 +142,21 @@ def anonymize_ip(state: Context, c: Candidate) -> DropReason | None:
 
 
 def put_geo(state: Context, c: Candidate) -> DropReason | None:
+    # The configured database, else the CDN's header, else (with no database configured)
+    # the built-in table; all see the anonymized address only. One answer per request.
+    memo = c.info.memo
+    if "country" in memo:
+        c.row["country"] = memo["country"]
+        return None
     country = None
-    if state.geo_reader is not None:
-        country = lookup_country(state.geo_reader, c.anon_ip)
+    reader = state.geo_reader
+    if reader is not None:
+        country = lookup_country(reader, c.anon_ip)
     if country is None and c.info.country_header:
         country = normalize_country(c.info.country_header)
-    c.row["country"] = country
+    if country is None and reader is None and state.settings.builtin_countries:
+        country = builtin_country(c.anon_ip)
+    c.row["country"] = memo["country"] = country
     return None
 
 

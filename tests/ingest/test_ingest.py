@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from ..conftest import DESKTOP_UA, MOBILE_UA, collect_payload, custom_event_model
+from ..support.geo import write_country_mmdb
 
 
 def events(app):
@@ -197,18 +198,8 @@ def test_header_ignored_when_not_configured(app, post_event):
 @pytest.fixture
 def mmdb_file(tmp_path: Path) -> Path:
     """A real MaxMind-format country database, built with mmdb-writer."""
-    mmdb_writer = pytest.importorskip("mmdb_writer")
-    from netaddr import IPSet
-
-    writer = mmdb_writer.MMDBWriter(
-        ip_version=6, database_type="GeoLite2-Country", ipv4_compatible=True
-    )
-    writer.insert_network(IPSet(["203.0.113.0/24"]), {"country": {"iso_code": "NZ"}})
-    writer.insert_network(IPSet(["198.51.100.0/24"]), {"country": {"iso_code": "BR"}})
-    writer.insert_network(IPSet(["2001:db8::/32"]), {"country": {"iso_code": "JP"}})
-    path = tmp_path / "country.mmdb"
-    writer.to_db_file(str(path))
-    return path
+    countries = {"203.0.113.0/24": "NZ", "198.51.100.0/24": "BR", "2001:db8::/32": "JP"}
+    return write_country_mmdb(tmp_path / "country.mmdb", countries)
 
 
 def test_country_from_real_mmdb(make_app, mmdb_file):

@@ -6,5 +6,6 @@ cleanup of a test's keys on the shared Redis; ``events``: raw events and daily r
 written and read straight through SQL; ``seeded_stats``: a seeded data set and the
 numbers the reference computation expects from it; ``reference``: the pure-Python
 daily rollups the SQL is checked against; ``schema``: empty analytics tables for each
-app (kept and emptied on PostgreSQL instead of rebuilt).
+app (kept and emptied on PostgreSQL instead of rebuilt); ``geo``: country ``.mmdb``
+files built with mmdb-writer.
 """
