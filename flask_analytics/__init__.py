@@ -5,6 +5,7 @@ from __future__ import annotations
 from .core.clock import Clock as Clock
 from .errors import AnalyticsError as AnalyticsError
 from .errors import ConfigError as ConfigError
+from .errors import DropEvent as DropEvent
 from .errors import InvalidEvent as InvalidEvent
 from .extension import Analytics as Analytics
 from .ingest.pipeline import DropReason as DropReason
@@ -17,6 +18,7 @@ __all__ = [
     "AnalyticsError",
     "Clock",
     "ConfigError",
+    "DropEvent",
     "DropReason",
     "EventMixin",
     "InvalidEvent",

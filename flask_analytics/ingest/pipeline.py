@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import signals
+from ..errors import DropEvent
 from . import privacy
 from .geo import builtin_country, lookup_country, normalize_country
 from .hosts import host_allowed, normalize_patterns
@@ -85,7 +86,9 @@ class Candidate:
     anon_ip: str = ""
 
 
-Step = Callable[["Context", Candidate], DropReason | None]
+#: A step returns None (go on) or why the event is dropped: a :class:`DropReason`, or the
+#: reason an enrich hook named (``DropEvent("staff")``).
+Step = Callable[["Context", Candidate], DropReason | str | None]
 
 
 def drop_disallowed_host(state: Context, c: Candidate) -> DropReason | None:
@@ -201,9 +204,14 @@ def put_visitor_id(state: Context, c: Candidate) -> DropReason | None:
     return None
 
 
-def run_enrichers(state: Context, c: Candidate) -> DropReason | None:
+def run_enrichers(state: Context, c: Candidate) -> str | None:
+    """The host's ``@analytics.enrich`` hooks, in order; one raising ``DropEvent`` drops
+    the event under the reason it names (the hooks after it do not run)."""
     for hook in state.hooks.enrichers:
-        hook(c.row, c.info.request)
+        try:
+            hook(c.row, c.info.request)
+        except DropEvent as drop:
+            return drop.reason
     return None
 
 
@@ -281,9 +289,10 @@ def process(state: Context, events: Sequence[IncomingEvent], info: RequestInfo) 
             if reason is not None:
                 break
         if reason is not None:
-            result.dropped[reason.value] += 1
+            name = str(reason)  # a DropReason's value, or a hook's reason
+            result.dropped[name] += 1
             if dropped_signal:
-                signals.event_dropped.send(state.app, event=c.row, reason=reason.value)
+                signals.event_dropped.send(state.app, event=c.row, reason=name)
         else:
             rows.append(c.row)
     if rows:
