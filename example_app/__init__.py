@@ -38,6 +38,12 @@ analytics = Analytics(db=db, event_model=SiteEvent)
 # Plans get daily rollups, a panel on the dashboard's Events page and an API breakdown.
 analytics.dimension("plan", label="Plan")
 analytics.dimension("ab_variant", label="A/B variant")
+# Goals and a funnel: the dashboard's Goals and Funnels pages, goal=NAME breakdowns.
+analytics.goal("Signup", event="signup")
+analytics.goal("Pro or team plan", event="purchase")
+analytics.goal("Pricing", page="/pricing")
+analytics.goal("Read the blog", page="/blog/*")
+analytics.funnel("Signup flow", steps=["Pricing", "Signup", "Pro or team plan"])
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -22,6 +22,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from flask_analytics import Analytics
+from flask_analytics.ingest.demo import PRICES
 
 bp = Blueprint("site", __name__)
 
@@ -147,6 +148,16 @@ def signup() -> ResponseReturnValue:
             user_agent=request.user_agent.string,
             props={"plan": plan},
         )
+        if plan in PRICES:
+            # A purchase with its revenue: exact decimals, summed per currency.
+            analytics.track(
+                "purchase",
+                url=request.url,
+                ip=request.remote_addr,
+                user_agent=request.user_agent.string,
+                props={"plan": plan},
+                revenue=(PRICES[plan]["EUR"], "EUR"),
+            )
         flash(f"Welcome aboard! You are on the {plan} plan.")
         return redirect(url_for("site.home"))
     return render_template("signup.html")

@@ -6,6 +6,7 @@ import html
 import json
 import re
 import uuid
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -112,6 +113,15 @@ def test_dashboard_needs_the_password_and_shows_demo_data(site):
 def test_signup_is_tracked_server_side_with_the_plan(site):
     app, analytics = site
     client = app.test_client()
+
+    admin = app.test_client()
+    login(admin, "s3cret")
+
+    def paid_goal() -> dict:
+        goals = admin.get("/analytics/api/goals?period=today").get_json()["rows"]
+        return next(r for r in goals if r["goal"] == "Pro or team plan")
+
+    before = paid_goal()
     page = client.get("/signup")
     token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     response = client.post(
@@ -129,6 +139,23 @@ def test_signup_is_tracked_server_side_with_the_plan(site):
     assert event.plan == "pro"
     assert event.props == {"plan": "pro"}
     assert "me@example.com" not in str(event.props)
+    # The paid plan's purchase, with its revenue, is a conversion of the purchase goal.
+    with app.app_context():
+        purchase = analytics.db.session.scalars(
+            sa.select(analytics.Event)
+            .where(analytics.Event.name == "purchase")
+            .order_by(analytics.Event.id.desc())
+        ).first()
+    assert (purchase.revenue_amount, purchase.revenue_currency) == (Decimal("12.00"), "EUR")
+    after = paid_goal()
+    assert after["events"] == before["events"] + 1
+
+    def eur(row: dict) -> Decimal:
+        return sum(
+            (Decimal(r["amount"]) for r in row["revenue"] if r["currency"] == "EUR"), Decimal(0)
+        )
+
+    assert eur(after) == eur(before) + Decimal("12.00")
 
 
 # Flask-Migrate's generated env.py still tries Flask-SQLAlchemy's deprecated get_engine first.

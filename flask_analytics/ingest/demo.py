@@ -17,7 +17,8 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from decimal import Decimal
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from ..errors import AnalyticsError
 from . import pipeline
@@ -35,6 +36,12 @@ PAGES = (
     ("/blog/postgres-rollups", 3), ("/about", 3), ("/signup", 5), ("/app#/dashboard", 3),
     ("/app#/settings", 1), ("/changelog", 2),
 )  # fmt: skip
+
+#: Paid plans' prices: the demo's purchases (revenue in two currencies).
+PRICES: Final = {
+    "pro": {"EUR": Decimal("12.00"), "USD": Decimal("13.00")},
+    "team": {"EUR": Decimal("49.00"), "USD": Decimal("54.00")},
+}
 
 # (weight, referrer or None, utm query or "")
 SOURCES = (
@@ -276,16 +283,19 @@ def _visit_events(
                     props={"form": "signup"},
                 )
             )
+            plan = rng.choice(["free", "free", "pro", "team"])
+            signed_up = at + dt.timedelta(seconds=stay * 0.8)
             events.append(
-                _make_event(
-                    rng,
-                    hostname,
-                    path,
-                    at + dt.timedelta(seconds=stay * 0.8),
-                    "signup",
-                    props={"plan": rng.choice(["free", "free", "pro", "team"])},
-                )
+                _make_event(rng, hostname, path, signed_up, "signup", props={"plan": plan})
             )
+            if plan in PRICES and rng.random() < 0.6:  # a paid plan, bought at once
+                purchase = _make_event(
+                    rng, hostname, path, signed_up, "purchase", props={"plan": plan}
+                )
+                currency = "USD" if rng.random() < 0.3 else "EUR"
+                purchase.extra["revenue_amount"] = PRICES[plan][currency]
+                purchase.extra["revenue_currency"] = currency
+                events.append(purchase)
         if path.startswith("/docs") and rng.random() < 0.15:
             events.append(
                 _make_event(
