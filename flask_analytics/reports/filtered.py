@@ -29,6 +29,7 @@ rollups' (the tests compare both paths on random traffic).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -103,6 +104,10 @@ def _window(table: sa.Table, offset: int, length: int) -> sa.Select[Any]:
     return sa.select(day, *(col for col in c if col.name != "day")).where(
         c.day >= offset, c.day < offset + length
     )
+
+
+#: Numbers of the temporary tables this process writes (names unique per connection).
+_TABLE_NUMBERS: Final = itertools.count()
 
 
 class RawDataMissing(ValueError):
@@ -381,7 +386,9 @@ class FilteredEvents:
         """Write the kept sessions of ``rng`` (and, with event filters, its kept events)
         to temporary tables: every statement of the request reads them, instead of each
         repeating the filters, the session reads and the join."""
-        number = len(self._kept)
+        # Unique on the connection: two Stats of one request (a page and its panel) must
+        # not drop each other's tables.
+        number = next(_TABLE_NUMBERS)
         session_t: sa.Table = self.models.Session.__table__
         event_t: sa.Table = self.models.Event.__table__
         big = sa.BigInteger()

@@ -78,7 +78,14 @@ READS: Mapping[str, tuple[str, ...]] = {
     "api_sessions": (*QUERY, "format"),
     "api_devices": (*QUERY, "format", "limit", "page", "offset", "by"),
     "api_experience": (*QUERY, "format", "limit", "page", "offset"),
+    "goals": (*QUERY, "goal"),
+    "funnels": (*QUERY, "funnel"),
+    "api_goals": (*QUERY, "format"),
+    "api_funnel": (*QUERY, "format"),
 }
+#: The fuzzed app's goals and funnel (``goal=`` and ``funnel=`` accept these names).
+GOALS = [{"name": "Signup", "event": "signup"}, {"name": "Pricing", "page": "/pricing*"}]
+FUNNELS = [{"name": "Checkout", "steps": ["Pricing", "Signup"]}]
 #: Parameters a route needs besides the fuzzed one.
 BASE: Mapping[str, Mapping[str, str]] = {"page_detail": {"path": "/pricing"}}
 
@@ -301,6 +308,10 @@ def accepted(name: str, text: str) -> bool:
         return len(text) <= PROP_KEY_MAX and ":" not in text and not FILTER_CONTROL.search(text)
     if name == "event":
         return len(text) <= FILTER_TEXT_MAX and not FILTER_CONTROL.search(text)
+    if name == "goal":
+        return text in ("", *(g["name"] for g in GOALS))
+    if name == "funnel":
+        return text in ("", *(f["name"] for f in FUNNELS))
     if name == "by":
         keys = text.split(",")
         devices = ("device_type", "browser", "os")
@@ -315,7 +326,9 @@ def accepted(name: str, text: str) -> bool:
 def fuzz_app(make_app: Any, frozen_clock: FrozenClock) -> Flask:
     """A dashboard open to every request, over seeded data: aggregated days, a live day,
     today; time stays frozen while the test sends its requests."""
-    app: Flask = make_app(ANALYTICS_TIMEZONE=TIMEZONE)
+    app: Flask = make_app(
+        ANALYTICS_TIMEZONE=TIMEZONE, ANALYTICS_GOALS=GOALS, ANALYTICS_FUNNELS=FUNNELS
+    )
     analytics: Analytics = app.extensions["analytics_test"]
     analytics.dashboard_access(lambda: True)
     seed(app, analytics, visitors=6, past_days=3)
@@ -345,9 +358,11 @@ def route_url(endpoint: str, dimension: str = "page") -> str:
         "api_stats": "/api/stats",
         "api_sessions": "/api/sessions",
         "api_devices": "/api/devices",
-        "api_experience": "/api/experience",
         "api_prop_breakdown": "/api/breakdown/prop:plan",
         "api_props": "/api/props",
+        "api_experience": "/api/experience",
+        "api_goals": "/api/goals",
+        "api_funnel": "/api/funnel/Checkout",
     }
     if endpoint in paths:
         return PREFIX + paths[endpoint]

@@ -30,8 +30,21 @@ from ..conftest import DESKTOP_UA, MOBILE_UA, all_rows, collect_payload
 from ..support.collect import answer
 
 BLUEPRINT = "analytics_dashboard"
+
+
 #: Sample values for the URL variables of dashboard rules.
-URL_VALUES = {"dimension": "page", "filename": "dashboard.css"}
+@pytest.fixture
+def app(make_app: Any) -> Flask:
+    """This module's app has a goal and a funnel, so every dashboard route answers
+    (``/api/funnel/Checkout`` names one)."""
+    made: Flask = make_app(
+        ANALYTICS_GOALS=[{"name": "Signup", "event": "signup"}],
+        ANALYTICS_FUNNELS=[{"name": "Checkout", "steps": ["Signup", "Signup"]}],
+    )
+    return made
+
+
+URL_VALUES = {"dimension": "page", "filename": "dashboard.css", "name": "Checkout", "key": "plan"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
