@@ -7,5 +7,5 @@ written and read straight through SQL; ``seeded_stats``: a seeded data set and t
 numbers the reference computation expects from it; ``reference``: the pure-Python
 daily rollups the SQL is checked against; ``schema``: empty analytics tables for each
 app (kept and emptied on PostgreSQL instead of rebuilt); ``geo``: country ``.mmdb``
-files built with mmdb-writer.
+files built with mmdb-writer; ``browser``: a chromium page recording dialogs and errors.
 """

@@ -19,6 +19,7 @@ from flask_analytics import Analytics
 from flask_analytics.core.clock import utcnow
 
 from ..conftest import LiveServer, build_app, moments_ago, release_app
+from ..support.browser import recording_page
 from ..support.schema import SchemaKeeper
 from ..support.seeded_stats import XSS_IMG, XSS_SCRIPT, insert, make_row, seed
 
@@ -86,20 +87,8 @@ def live_server(dashboard: Flask) -> Iterator[LiveServer]:
 @pytest.fixture
 def page(browser: Any, live_server: Any, dashboard: Flask) -> Iterator[Any]:
     """A browser page that records dialogs and console errors (CSP violations among them)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    tab.dialogs = []
-    tab.errors = []
-
-    def on_dialog(dialog: Any) -> None:
-        tab.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    tab.on("dialog", on_dialog)
-    tab.on("console", lambda msg: tab.errors.append(msg.text) if msg.type == "error" else None)
-    tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
-    yield tab
-    context.close()
+    with recording_page(browser, viewport={"width": 1280, "height": 900}) as tab:
+        yield tab
 
 
 def database_name(app: Flask) -> str:

@@ -22,6 +22,7 @@ from flask_analytics import Analytics
 from flask_analytics.reports import DateRange
 
 from ..conftest import LiveServer, build_app, release_app
+from ..support.browser import recording_page
 from ..support.schema import SchemaKeeper
 from ..support.seeded_stats import XSS_IMG, XSS_SCRIPT, Seeded, seed
 
@@ -67,20 +68,10 @@ def rng(seeded: Seeded) -> DateRange:
 @pytest.fixture
 def page(browser: Any, live_server: Any, seeded: Seeded) -> Iterator[Any]:
     """A browser page that records dialogs and console errors (CSP violations among them)."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
-    tab = context.new_page()
-    tab.dialogs = []
-    tab.errors = []
-
-    def on_dialog(dialog: Any) -> None:
-        tab.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    tab.on("dialog", on_dialog)
-    tab.on("console", lambda msg: tab.errors.append(msg.text) if msg.type == "error" else None)
-    tab.on("pageerror", lambda exc: tab.errors.append(str(exc)))
-    yield tab
-    context.close()
+    with recording_page(
+        browser, viewport={"width": 1440, "height": 900}, accept_downloads=True
+    ) as tab:
+        yield tab
 
 
 def view(rng: DateRange, *filters: str, **params: str) -> str:
