@@ -91,6 +91,9 @@ class AppState:
         )
         self.sink: Sink = self.direct_sink
         self.buffer: RedisBuffer | None = None
+        #: The sink counts the rate limit in its own round trip (the limiter's counters
+        #: live in the buffer's Redis): collect hands it the count instead of checking first.
+        self.limit_in_sink = False
         if settings.ingest_buffer == "redis":
             self._use_buffer(request_flush)
 
@@ -105,6 +108,7 @@ class AppState:
             ) from exc
         self.buffer = RedisBuffer(self.settings, self.models.Event.__table__)
         self.sink = BufferSink(self.buffer, self.direct_sink, lambda: request_flush(self))
+        self.limit_in_sink = self.buffer.shares_redis_with(self.limiter)
         # Collect must not need the database in buffered mode, not even for a salt.
         self.salts.mirror = RedisSaltMirror(
             self.buffer.redis,

@@ -27,6 +27,7 @@ from .scripts import APPEND_SCRIPT, CLEANUP_SCRIPT, REQUEUE_SCRIPT
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..ingest.ratelimit import CollectLimiter, RateCharge
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class Appended:
     length: int
     #: The stream passed ``ANALYTICS_BUFFER_FLUSH_THRESHOLD`` and nobody asked for a flush yet.
     flush_due: bool
+    #: The rate limit refused the request: nothing was appended.
+    limited: bool = False
 
 
 class RedisBuffer:
@@ -103,19 +106,42 @@ class RedisBuffer:
         """The key remembering a buffered event id (``ANALYTICS_BUFFER_DEDUPE_TTL``)."""
         return f"{self.stream}:seen:{event_id}"
 
-    def append(self, rows: Sequence[Mapping[str, Any]]) -> Appended | None:
-        """Buffer the rows of one request; None when they must be written directly."""
+    def shares_redis_with(self, limiter: CollectLimiter | None) -> bool:
+        """Whether ``limiter`` counts in this buffer's Redis (then :meth:`append` counts
+        the rate limit in its own round trip)."""
+        kwargs = limiter.redis_kwargs() if limiter is not None else None
+        if kwargs is None:
+            return False
+        mine = self.redis.connection_pool.connection_kwargs
+        fields = ("host", "port", "path", "db", "username", "password")
+        return all(kwargs.get(f) == mine.get(f) for f in fields)
+
+    def append(
+        self, rows: Sequence[Mapping[str, Any]], charge: RateCharge | None = None
+    ) -> Appended | None:
+        """Buffer the rows of one request, counting ``charge`` against the rate limit in
+        the same round trip; None when they must be written directly (the rate limit
+        counted when Redis could be reached, as it is best effort)."""
         if time.monotonic() < self._skip_until:
             return None
+        encoded: list[bytes] | None
+        columns = b""
         try:
-            columns, encoded = self.codec.encode(rows)
+            columns, encoded = self.codec.encode(rows) if rows else (b"", [])
         except (TypeError, ValueError) as exc:
             log.warning("analytics buffer: writing directly, a value cannot be buffered: %s", exc)
-            return None
+            if charge is None:
+                return None
+            encoded = None  # the rate limit is still counted, alone
         settings = self.settings
         ttl = settings.buffer_dedupe_ttl
         keys = [self.stream, self.flag_key]
-        if ttl:
+        windows = charge.windows if charge is not None else ()
+        limit_args: list[Any] = [charge.cost if charge is not None else 0, len(windows)]
+        for previous, current, amount, expiry in windows:
+            keys += [previous, current]
+            limit_args += [amount, expiry]
+        if ttl and encoded:
             keys += [self.dedupe_key(row["event_id"]) for row in rows]
         threshold = settings.buffer_flush_threshold if settings.redis_url else 0
         args: list[Any] = [
@@ -124,17 +150,23 @@ class RedisBuffer:
             threshold,
             max(1, int(settings.buffer_flush_interval * 1000)),
             columns,
+            *limit_args,
+        ]
+        if encoded:
             # Without early dedupe no row is dropped: the rows go joined, as one argument
             # (the script keeps it whole), sparing the per-argument work on both sides.
-            *(encoded if ttl else [b"\n".join(encoded)]),
-        ]
+            args += encoded if ttl else [b"\n".join(encoded)]
         try:
-            entry_id, length, due, dups = self._append_script(keys=keys, args=args)
+            entry_id, length, due, dups, limited = self._append_script(keys=keys, args=args)
         except (OSError, RedisError) as exc:
             self._skip_until = time.monotonic() + RETRY_AFTER
             log.warning("analytics buffer: Redis unavailable, writing directly (%s)", exc)
             return None
-        if entry_id is None and not dups:  # the stream is full: nobody is flushing
+        if limited:
+            return Appended(entry_id=None, duplicates=(), length=0, flush_due=False, limited=True)
+        if encoded is None:
+            return None  # counted; the rows go direct
+        if entry_id is None and not dups and encoded:  # the stream is full: nobody flushes
             self._skip_until = time.monotonic() + RETRY_AFTER
             log.warning(
                 "analytics buffer: %s holds %d entries (ANALYTICS_BUFFER_MAX_LEN), "

@@ -6,26 +6,52 @@ its Lua in ``rq/scripts.py``.
 
 from __future__ import annotations
 
-#: Appends the rows of one request (one entry), in one round trip:
-#: KEYS = stream, flush-request flag, then one dedupe key per row when ARGV[2] > 0.
+from ..ingest.ratelimit import ACQUIRE_SLIDING_WINDOW_LUA
+
+if ACQUIRE_SLIDING_WINDOW_LUA.lstrip().startswith("#!"):  # pragma: no cover - a new `limits`
+    raise ImportError("the limits library's sliding-window script has flags: cannot embed it")
+
+#: Counts the rate limit and appends the rows of one request (one entry), in one round
+#: trip. The rate limit is the ``limits`` library's own sliding-window script, run as a
+#: function on its own keys, sustained window first, then the burst window (as
+#: ``CollectLimiter.hit`` does); a refused request appends nothing.
+#: KEYS = stream, flush-request flag, (previous, current) key of each rate-limit window,
+#:        then one dedupe key per row when ARGV[2] > 0.
 #: ARGV = max_len (0: none), dedupe ttl (0: off), flush threshold (0: none), flag ttl ms,
-#:        columns (tab-separated), then one COPY text line per row (dedupe on), or all the
-#:        lines joined by newlines (dedupe off: no row is dropped).
-#: Returns {entry id or false, stream length, flush due (0/1), {indexes of duplicates}}.
-APPEND_SCRIPT = """
+#:        columns (tab-separated), events counted, rate-limit windows (0-2), (limit,
+#:        expiry seconds) of each window, then one COPY text line per row (dedupe on),
+#:        or all the lines joined by newlines (dedupe off: no row is dropped), or nothing
+#:        (only the rate limit is counted).
+#: Returns {entry id or false, stream length, flush due (0/1), {indexes of duplicates},
+#:          refused by the rate limit (0/1)}.
+APPEND_SCRIPT = (
+    "local function acquire(KEYS, ARGV)\n"
+    + ACQUIRE_SLIDING_WINDOW_LUA
+    + """
+end
+local windows = tonumber(ARGV[7])
+if windows > 0 then
+  if not acquire({KEYS[3], KEYS[4]}, {ARGV[8], ARGV[9], ARGV[6]}) then
+    if windows < 2 or not acquire({KEYS[5], KEYS[6]}, {ARGV[10], ARGV[11], ARGV[6]}) then
+      return {false, 0, 0, {}, 1}
+    end
+  end
+end
+local first_row = 8 + 2 * windows
+local first_key = 3 + 2 * windows
 local len = redis.call('XLEN', KEYS[1])
 local max_len = tonumber(ARGV[1])
 if max_len > 0 and len >= max_len then
-  return {false, len, 0, {}}
+  return {false, len, 0, {}, 0}
 end
 local ttl = tonumber(ARGV[2])
 local kept = {}
 local dups = {}
-for i = 6, #ARGV do
-  if ttl == 0 or redis.call('SET', KEYS[i - 3], '1', 'NX', 'EX', ttl) then
+for i = first_row, #ARGV do
+  if ttl == 0 or redis.call('SET', KEYS[i - first_row + first_key], '1', 'NX', 'EX', ttl) then
     kept[#kept + 1] = ARGV[i]
   else
-    dups[#dups + 1] = i - 6
+    dups[#dups + 1] = i - first_row
   end
 end
 local id = false
@@ -40,8 +66,9 @@ if threshold > 0 and len >= threshold then
     due = 1
   end
 end
-return {id, len, due, dups}
+return {id, len, due, dups, 0}
 """
+)
 
 #: Removes this group's consumers that own no pending entry and were idle ARGV[2] ms,
 #: plus the consumer named ARGV[3] when it owns nothing. Atomic, so a consumer cannot

@@ -29,6 +29,7 @@ from .useragent import UA_MAX, UserAgentInfo
 
 if TYPE_CHECKING:
     from .context import IngestContext as Context
+    from .ratelimit import RateCharge
 
 
 class DropReason(str, enum.Enum):
@@ -267,18 +268,30 @@ def base_row(ev: IncomingEvent) -> dict[str, Any]:
     }
 
 
-def process(state: Context, events: Sequence[IncomingEvent], info: RequestInfo) -> IngestResult:
-    """Run every step over ``events`` and write the survivors; returns what happened."""
+def process(
+    state: Context,
+    events: Sequence[IncomingEvent],
+    info: RequestInfo,
+    charge: RateCharge | None = None,
+) -> IngestResult:
+    """Run every step over ``events`` and write the survivors; returns what happened.
+
+    With a ``charge`` the sink counts the request against the rate limit in the same
+    round trip as its write; ``RateLimited`` when it is refused: nothing is stored,
+    counted or signalled.
+    """
     result = IngestResult()
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     # Receivers are looked up once: a signal nobody listens to costs nothing per event.
     dropped_signal = bool(signals.event_dropped.receivers)
+    # Sent once the sink has taken the request (a rate-limited one signals nothing).
+    drops: list[tuple[dict[str, Any] | None, str]] = []
     for ev in events:
         if ev.event_id in seen:
             result.dropped[DropReason.DUPLICATE.value] += 1
             if dropped_signal:
-                signals.event_dropped.send(state.app, event=None, reason=DropReason.DUPLICATE.value)
+                drops.append((None, DropReason.DUPLICATE.value))
             continue
         seen.add(ev.event_id)
         c = Candidate(incoming=ev, info=info.copy())
@@ -292,14 +305,17 @@ def process(state: Context, events: Sequence[IncomingEvent], info: RequestInfo) 
             name = str(reason)  # a DropReason's value, or a hook's reason
             result.dropped[name] += 1
             if dropped_signal:
-                signals.event_dropped.send(state.app, event=c.row, reason=name)
+                drops.append((c.row, name))
         else:
             rows.append(c.row)
-    if rows:
+    if rows or charge is not None:
         # Browser events go to the app's sink (the Redis buffer when configured);
         # track() always writes directly, so it can return the stored event or None.
         sink = state.sink if info.from_browser else state.direct_sink
-        written = sink.write(rows)
+        written = sink.write(rows, charge) if charge is not None else sink.write(rows)
+        for event, name in drops:
+            signals.event_dropped.send(state.app, event=event, reason=name)
+        drops = []
         result.stored.extend(written.stored)
         if written.duplicates:
             result.dropped[DropReason.DUPLICATE.value] += written.duplicates
@@ -313,5 +329,7 @@ def process(state: Context, events: Sequence[IncomingEvent], info: RequestInfo) 
         if signals.event_recorded.receivers:
             for row in written.stored:
                 signals.event_recorded.send(state.app, event=row)
+    for event, name in drops:
+        signals.event_dropped.send(state.app, event=event, reason=name)
     state.count_drops(result.dropped)
     return result

@@ -14,6 +14,11 @@ events count against neither window: a client that stops flooding gets its room 
 Counters live in Redis (shared by every process) when ``ANALYTICS_RATE_LIMIT_STORAGE``
 or, by default, ``ANALYTICS_REDIS_URL`` names one; in memory (per process) otherwise
 (``config.load_settings`` resolves which).
+
+When those counters live in the Redis of the ingest buffer, the buffered collect path
+counts them in the same round trip as its append (:meth:`CollectLimiter.charge` says
+which keys and windows; ``buffer.scripts`` runs the library's own sliding-window script
+on them inside the append script), so a buffered request makes one Redis round trip.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, parse, storage, strategies
 from limits.errors import ConfigurationError
 
-from ..errors import ConfigError
+from ..errors import AnalyticsError, ConfigError
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -41,6 +47,35 @@ def _parse(key: str, rate: str) -> RateLimitItem:
         return parse(rate)
     except ValueError as exc:
         raise ConfigError(f"{key} {rate!r} is not a rate such as '300/minute'.") from exc
+
+
+#: The ``limits`` library's sliding-window acquire script (KEYS: previous and current
+#: window; ARGV: limit, expiry in seconds, amount), as its Redis storage runs it.
+_ACQUIRE: str | bytes = storage.RedisStorage.SCRIPT_ACQUIRE_SLIDING_WINDOW
+ACQUIRE_SLIDING_WINDOW_LUA: str = _ACQUIRE.decode() if isinstance(_ACQUIRE, bytes) else _ACQUIRE
+
+
+@dataclass(frozen=True)
+class RateCharge:
+    """One request's count against the limits, for a sink that makes it in the same
+    round trip as its write: the library's sliding-window keys and windows."""
+
+    limiter: CollectLimiter
+    #: The network's key (:meth:`CollectLimiter.network_key`).
+    key: str
+    #: Events counted (a batch is accepted or refused whole).
+    cost: int
+    #: (previous window key, current window key, limit, expiry seconds): the sustained
+    #: window, then the burst window when there is one.
+    windows: tuple[tuple[str, str, int, int], ...]
+
+
+class RateLimited(AnalyticsError):
+    """A sink refused a request's rows: its network is over the rate limit."""
+
+    def __init__(self, charge: RateCharge) -> None:
+        super().__init__(f"rate limit of {charge.limiter.describe()} exceeded")
+        self.charge = charge
 
 
 class CollectLimiter:
@@ -99,6 +134,33 @@ class CollectLimiter:
         return self.burst is not None and bool(
             self._limiter.hit(self.burst, _BURST, key, cost=cost)
         )
+
+    def redis_kwargs(self) -> dict[str, Any] | None:
+        """The connection settings of the Redis holding the counters (None: not Redis)."""
+        if not isinstance(self._storage, storage.RedisStorage):
+            return None
+        client: Any = self._storage.get_connection()
+        kwargs: dict[str, Any] = client.connection_pool.connection_kwargs
+        return kwargs
+
+    def charge(self, key: str, cost: int) -> RateCharge:
+        """What :meth:`hit` would count, as keys and windows of the library's Redis
+        sliding-window counters (the same keys its own script uses)."""
+        redis_storage = self._storage
+        assert isinstance(redis_storage, storage.RedisStorage)
+        items = [(self.item, _SUSTAINED)]
+        if self.burst is not None:
+            items.append((self.burst, _BURST))
+        windows = []
+        for item, namespace in items:
+            counter = item.key_for(namespace, key)
+            windows.append((
+                redis_storage.prefixed_key(redis_storage._previous_window_key(counter)),
+                redis_storage.prefixed_key(redis_storage._current_window_key(counter)),
+                item.amount,
+                item.get_expiry(),
+            ))  # fmt: skip
+        return RateCharge(self, key, cost, tuple(windows))
 
     def retry_after(self, key: str) -> int:
         """Seconds until the sustained window has room again (at least 1)."""

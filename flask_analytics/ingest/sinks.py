@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from ..core.dialects import insert_ignore
 from .insert import EventInserter, scalar_default
+from .ratelimit import RateCharge, RateLimited
 
 
 @dataclass
@@ -29,9 +30,13 @@ class Written:
 
 
 class Sink(Protocol):
-    """Stores the rows of one request; each row holds an ``event_id``."""
+    """Stores the rows of one request; each row holds an ``event_id``.
 
-    def write(self, rows: list[dict[str, Any]]) -> Written: ...
+    A ``charge`` is the request's rate-limit count, made by the sink before it stores
+    anything (:class:`RateLimited` when refused), also when ``rows`` is empty.
+    """
+
+    def write(self, rows: list[dict[str, Any]], charge: RateCharge | None = None) -> Written: ...
 
 
 class DirectSink:
@@ -53,7 +58,11 @@ class DirectSink:
         self.autocommit_engine = autocommit_engine
         self.inserter = inserter
 
-    def write(self, rows: list[dict[str, Any]]) -> Written:
+    def write(self, rows: list[dict[str, Any]], charge: RateCharge | None = None) -> Written:
+        if charge is not None and not charge.limiter.hit(charge.key, charge.cost):
+            raise RateLimited(charge)
+        if not rows:
+            return Written()
         inserted = self.insert(rows)
         written = Written()
         for row in rows:

@@ -19,7 +19,7 @@ from ..errors import InvalidEvent
 from ..ingest import pipeline, privacy
 from ..ingest.hosts import hostname_of_authority
 from ..ingest.payload import Batch, decode_body, parse_batch
-from ..ingest.ratelimit import CollectLimiter, RedisError
+from ..ingest.ratelimit import CollectLimiter, RateCharge, RateLimited, RedisError
 from ..state import current_state
 from .tracker import script_view
 
@@ -65,19 +65,30 @@ def request_info(settings: Settings) -> pipeline.RequestInfo:
 
 
 def _rate_limited(
-    limiter: CollectLimiter, info: pipeline.RequestInfo, events: int
-) -> Response | None:
-    """A 429 answer when this network (anonymized IP prefix) went over the rate limit."""
+    limiter: CollectLimiter, info: pipeline.RequestInfo, events: int, in_sink: bool
+) -> Response | RateCharge | None:
+    """A 429 answer when this network (anonymized IP prefix) went over the rate limit;
+    with ``in_sink`` (the buffer's Redis holds the counters) the count for the sink to
+    make in the same round trip as its append instead."""
     anon_ip = info.memo["anon_ip"] = privacy.anonymize_ip(privacy.parse_ip(info.ip))
     key = limiter.network_key(anon_ip)
+    if in_sink:
+        return limiter.charge(key, events)
     try:
         if limiter.hit(key, events):
             return None
-        retry_after = limiter.retry_after(key)
     except (OSError, RedisError):
         # Counting is best effort: an unreachable counter store must not stop collection.
         current_app.logger.warning("analytics: rate limit storage unavailable", exc_info=True)
         return None
+    return _too_many(limiter, key)
+
+
+def _too_many(limiter: CollectLimiter, key: str) -> Response:
+    try:
+        retry_after = limiter.retry_after(key)
+    except (OSError, RedisError):
+        retry_after = 1
     response = _error(429, f"rate limit of {limiter.describe()} exceeded, retry later")
     response.headers["Retry-After"] = str(retry_after)
     return response
@@ -115,12 +126,16 @@ def collect() -> Response:
     if not events:
         return _cors(_nothing_usable(batch, len(payload)), settings)
     info = request_info(settings)
+    charge = None
     if state.limiter is not None:
-        limited = _rate_limited(state.limiter, info, len(events))
-        if limited is not None:
+        limited = _rate_limited(state.limiter, info, len(events), state.limit_in_sink)
+        if isinstance(limited, Response):
             return _cors(limited, settings)
+        charge = limited
     try:
-        result = pipeline.process(state, events, info)
+        result = pipeline.process(state, events, info, charge)
+    except RateLimited as exc:
+        return _cors(_too_many(exc.charge.limiter, exc.charge.key), settings)
     except sa.exc.OperationalError:
         # The database is down or locked: retryable, and the tracker retries 503s with the
         # same event ids, so nothing is lost or counted twice once it is back.
