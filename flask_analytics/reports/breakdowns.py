@@ -4,10 +4,10 @@ the rows they produce (counts plus the rates derived from them)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from .filters import MAX_PROP_KEY, PROP_PREFIX, BadFilter
+from .filters import LABELS, MAX_PROP_KEY, PROP_PREFIX, BadFilter
 from .props import PROP_TABLE
 from .totals import ratio
 
@@ -59,9 +59,9 @@ _PAGE = ("visitors", "pageviews", "entries", "exits", "total_engagement_ms")
 _ACQUISITION = ("sessions", "pageviews", "bounces")
 _AUDIENCE = ("visitors", "sessions", "pageviews")
 
-#: The built-in breakdowns by name.
+#: The built-in breakdowns by name, each labelled as the filter menu names it.
 BREAKDOWNS: Final[Mapping[str, Breakdown]] = {
-    d.name: d
+    d.name: replace(d, label=LABELS[d.name])
     for d in (
         Breakdown(
             "page", "DailyPage", "path", _PAGE, "visitors", ("avg_engagement_s",),

@@ -63,9 +63,9 @@ READS: Mapping[str, tuple[str, ...]] = {
     "overview": QUERY,
     "pages": (*QUERY, "limit", "page", "offset"),
     "page_detail": (*QUERY, "path"),
-    "sources": (*QUERY, "limit"),
-    "locations": (*QUERY, "limit"),
-    "devices": (*QUERY, "limit"),
+    "sources": (*QUERY, "limit", "more"),
+    "locations": (*QUERY, "limit", "more"),
+    "devices": (*QUERY, "limit", "more"),
     "events": (*QUERY, "limit", "prop"),
     "engagement": QUERY,
     "realtime": (),
@@ -308,6 +308,8 @@ def accepted(name: str, text: str) -> bool:
         return len(text) <= PROP_KEY_MAX and ":" not in text and not FILTER_CONTROL.search(text)
     if name == "event":
         return len(text) <= FILTER_TEXT_MAX and not FILTER_CONTROL.search(text)
+    if name == "more":  # a panel of the page: no hostile value names one
+        return text == ""
     if name == "goal":
         return text in ("", *(g["name"] for g in GOALS))
     if name == "funnel":

@@ -15,6 +15,8 @@ from .query import Window
 
 #: CSV cells starting with these are formulas to a spreadsheet.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+#: Decimals of a rate, share or average in a CSV file (durations are whole, counts exact).
+CSV_DECIMALS: Final = 4
 
 
 def csv_cell(value: Any) -> Any:
@@ -24,13 +26,36 @@ def csv_cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+def is_duration(column: str) -> bool:
+    """Whether CSV column ``column`` holds a duration: a name with a unit part ``s`` or
+    ``ms`` (``avg_visit_duration_s``, ``time_on_page_ms_median``)."""
+    parts = column.split("_")
+    return "s" in parts or "ms" in parts
+
+
+def csv_number(column: str, value: Any) -> Any:
+    """A number as a CSV file prints it: a fractional duration in whole units (seconds or
+    milliseconds), any other fraction (rates, shares, averages) to :data:`CSV_DECIMALS`
+    decimals. Whole numbers (the exact counts), text and unknowns are kept as they are;
+    the JSON API keeps every value exact."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    if is_duration(column):
+        return round(value)
+    return round(value, CSV_DECIMALS)
+
+
 def csv_response(header: Sequence[str], rows: Sequence[Sequence[Any]], filename: str) -> Response:
-    """A CSV attachment of ``header`` and ``rows`` (every cell defused)."""
+    """A CSV attachment of ``header`` and ``rows`` (numbers rounded by their column's name,
+    see :func:`csv_number`; every cell defused)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
+    names = list(header)
     for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
+        writer.writerow(
+            [csv_cell(csv_number(names[i] if i < len(names) else "", v)) for i, v in enumerate(row)]
+        )
     response = Response(buffer.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -1,9 +1,28 @@
-"""Numbers as the dashboard prints them: compact counts, rates, durations, changes."""
+"""Numbers as the dashboard prints them (compact counts, rates, durations, changes), and
+countries' flags."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
+
+#: Codes with a flag in ``static/analytics/flags/`` (4x3 SVGs from flag-icons, MIT; see
+#: the LICENSE there): ISO 3166-1 alpha-2, plus XK (Kosovo) and EU.
+_FLAG_CODES_TEXT: Final = """
+    ad ae af ag ai al am ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bl bm
+    bn bo bq br bs bt bv bw by bz ca cc cd cf cg ch ci ck cl cm cn co cr cu cv cw cx
+    cy cz de dj dk dm do dz ec ee eg eh er es et eu fi fj fk fm fo fr ga gb gd ge gf
+    gg gh gi gl gm gn gp gq gr gs gt gu gw gy hk hm hn hr ht hu id ie il im in io iq
+    ir is it je jm jo jp ke kg kh ki km kn kp kr kw ky kz la lb lc li lk lr ls lt lu
+    lv ly ma mc md me mf mg mh mk ml mm mn mo mp mq mr ms mt mu mv mw mx my mz na nc
+    ne nf ng ni nl no np nr nu nz om pa pe pf pg ph pk pl pm pn pr ps pt pw py qa re
+    ro rs ru rw sa sb sc sd se sg sh si sj sk sl sm sn so sr ss st sv sx sy sz tc td
+    tf tg th tj tk tl tm tn to tr tt tv tw tz ua ug um us uy uz va vc ve vg vi vn vu
+    wf ws xk ye yt za zm zw
+"""
+FLAG_CODES: Final = frozenset(_FLAG_CODES_TEXT.split())
+#: The flag of a missing or unknown country code.
+UNKNOWN_FLAG: Final = "flags/xx.svg"
 
 #: Metrics whose decrease is the good news.
 LOWER_IS_BETTER: Final = frozenset({"bounce_rate"})
@@ -97,7 +116,8 @@ def change(name: str, current: float | None, previous: float | None) -> Change |
 
 
 def flag(code: str | None) -> str:
-    """The flag emoji of an ISO 3166-1 alpha-2 code (regional indicator letters)."""
-    if not code or len(code) != 2 or not code.isascii() or not code.isalpha():
-        return "\N{WHITE FLAG}"
-    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in code.upper())
+    """The static file of the flag of an ISO 3166-1 alpha-2 ``code`` (``flags/fr.svg``); a
+    neutral flag for a missing or unknown one. An image, not an emoji: Windows and systems
+    without a colour-emoji font show flag emoji as two letters or empty boxes."""
+    key = (code or "").lower()
+    return f"flags/{key}.svg" if key in FLAG_CODES else UNKNOWN_FLAG

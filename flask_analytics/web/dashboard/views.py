@@ -15,7 +15,15 @@ from .current import current_query, custom_breakdowns, freshness, open_stats, re
 from .experience import VITAL_LABELS, panel
 from .goals import overview_goals
 from .properties import parse_prop, properties
-from .query import MAX_LIMIT, ViewQuery, parse_limit, parse_path, parse_window
+from .query import (
+    MAX_LIMIT,
+    BadQuery,
+    ViewQuery,
+    parse_limit,
+    parse_path,
+    parse_window,
+    quote_value,
+)
 from .series import (
     bucket_bounds,
     duration_labels,
@@ -128,6 +136,16 @@ def page_detail() -> str:
         )
 
 
+def parse_more(args: Mapping[str, str], names: Sequence[str]) -> str | None:
+    """The ``more`` parameter: which of the page's panels ``names`` shows more rows."""
+    value = args.get("more")
+    if value is None or value == "":
+        return None
+    if value not in names:
+        raise BadQuery(f"more must be one of {', '.join(names)}, not {quote_value(value)}.")
+    return value
+
+
 def _list_page(
     template: str,
     names: Sequence[str],
@@ -136,19 +154,32 @@ def _list_page(
     params: Mapping[str, str] | None = None,
     **extra: ListExtra,
 ) -> str:
-    """A page of breakdown lists ``names``, plus ``extra`` variables computed per request
-    (``params``: the page's own parameters, kept by its links)."""
+    """A page of breakdown lists ``names`` (panels), plus ``extra`` variables computed per
+    request (``params``: the page's own parameters, kept by its links).
+
+    Each panel shows ``default_limit`` rows. ``more=NAME`` shows ``limit`` rows (default
+    twice as many) of panel NAME only, and the page's links keep both; without it,
+    ``limit`` applies to every panel (and to the ``extra`` variables).
+    """
     query = current_query()
-    limit = parse_limit(request.args, default_limit)
+    more = parse_more(request.args, names) if names else None
+    limit = parse_limit(request.args, default_limit * 2 if more else default_limit)
+    limits = {name: limit if more in (None, name) else default_limit for name in names}
+    if more is not None:
+        params = {**(params or {}), "more": more, "limit": str(limit)}
     with open_stats(query) as stats:
         return render_page(
             template,
             query,
             extra=params,
             limit=limit,
+            limits=limits,
+            step=default_limit,
+            more=more,
             totals=stats.totals(query.range),
             lists={
-                name: stats.breakdown(BREAKDOWNS[name], query.range, limit=limit) for name in names
+                name: stats.breakdown(BREAKDOWNS[name], query.range, limit=limits[name])
+                for name in names
             },
             **{key: make(stats, query, limit) for key, make in extra.items()},
             **freshness(stats),
@@ -156,18 +187,18 @@ def _list_page(
 
 
 def sources() -> str:
-    """Channels, sources, referrers and UTM parameters."""
+    """Channels, sources, referrers and UTM parameters (``more=NAME``: more of one)."""
     names = ("channel", "source", "referrer", "utm_source", "utm_medium", "utm_campaign")
     return _list_page("analytics/sources.html", names, 10)
 
 
 def locations() -> str:
-    """Countries."""
+    """Countries (``more=country``: more of them)."""
     return _list_page("analytics/locations.html", ("country",), 50)
 
 
 def devices() -> str:
-    """Device types, browsers and operating systems."""
+    """Device types, browsers and operating systems (``more=NAME``: more of one)."""
     return _list_page("analytics/devices.html", ("device_type", "browser", "os"), 10)
 
 
