@@ -23,6 +23,7 @@ on them inside the append script), so a buffered request makes one Redis round t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -146,6 +147,12 @@ class CollectLimiter:
     def charge(self, key: str, cost: int) -> RateCharge:
         """What :meth:`hit` would count, as keys and windows of the library's Redis
         sliding-window counters (the same keys its own script uses)."""
+        return RateCharge(self, key, cost, self._windows(key))
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one limiter per app, kept for its life
+    def _windows(self, key: str) -> tuple[tuple[str, str, int, int], ...]:
+        # A network's keys repeat from request to request: built once each (the cache
+        # holds keyed hashes, never an address).
         redis_storage = self._storage
         assert isinstance(redis_storage, storage.RedisStorage)
         items = [(self.item, _SUSTAINED)]
@@ -160,7 +167,7 @@ class CollectLimiter:
                 item.amount,
                 item.get_expiry(),
             ))  # fmt: skip
-        return RateCharge(self, key, cost, tuple(windows))
+        return tuple(windows)
 
     def retry_after(self, key: str) -> int:
         """Seconds until the sustained window has room again (at least 1)."""
