@@ -1,7 +1,7 @@
 """Collect throughput under gunicorn, driven by wrk, beside a bare Flask endpoint.
 
     python -m bench.ingest [--duration 10] [--connections 16] [--db sqlite,postgresql]
-                           [--buffer direct,redis] [--json]
+                           [--buffer direct,redis] [--rate-limit RATE] [--json]
 
 For each database and each ingest mode it starts gunicorn (2 workers; --threads N for
 gthread) on a fresh database and measures, in one run: the bare endpoint's requests/s;
@@ -14,6 +14,11 @@ end: rows stored in the database over the time from the first request until the 
 is empty again. It also measures the pipeline's CPU time per event with a warm
 user-agent cache, in process. Needs `wrk` (Debian package), gunicorn (dev extra) and,
 for the buffered cases, Redis (``BENCH_REDIS_URL``, default the local one).
+
+``--rate-limit 100000000/minute`` counts every request against the rate limit (never
+refusing), as a default deployment does: in Redis (the buffer's when buffered, where the
+count shares the append's round trip; ``BENCH_REDIS_URL`` in direct mode). 'vs floor'
+divides collect's req/s by the floor's (bare + INSERT or bare + XADD) of the same run.
 """
 
 from __future__ import annotations
@@ -310,6 +315,8 @@ def run(kind: str, mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     stream = f"fa-bench-ingest-{uuid.uuid4().hex[:8]}"
     buffered = mode == "redis"
     env = {"BENCH_INGEST_BUFFER": mode, "BENCH_BUFFER_STREAM": stream} if buffered else {}
+    if args.rate_limit:
+        env["BENCH_RATE_LIMIT"] = args.rate_limit
     with database(kind) as url:
         create_tables(url)
         try:
@@ -351,6 +358,7 @@ def run(kind: str, mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                         "non2xx": result["non2xx"], "stored": stored,
                         "wrk_seconds": wrk_seconds, "drain_seconds": elapsed - wrk_seconds,
                         "bare_rps": (bares[-2] + bares[-1]) / 2,
+                        "vs_floor": result["rps"] / floor["rps"] if batch == 1 else None,
                     })  # fmt: skip
                 bare_rps = sum(bares) / len(bares)
                 results.append({"db": kind, "mode": mode, "case": "bare", "batch": 1,
@@ -376,6 +384,9 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--buffer", default="direct,redis", help="ingest modes: direct, redis")
     parser.add_argument(
+        "--rate-limit", default=None, help="ANALYTICS_RATE_LIMIT to count (default: none)"
+    )
+    parser.add_argument(
         "--json", action="store_true", help="also print the results as one JSON line"
     )
     args = parser.parse_args()
@@ -390,7 +401,7 @@ def main() -> None:
           f"lookup: {lookup:.2f} µs")  # fmt: skip
     print()
     header = (f"{'database':<11}{'mode':<8}{'case':<22}{'req/s':>10}{'events/s':>11}"
-              f"{'vs bare':>9}{'non-2xx':>9}")  # fmt: skip
+              f"{'vs bare':>9}{'vs floor':>10}{'non-2xx':>9}")  # fmt: skip
     print(header)
     print("-" * len(header))
     everything: list[dict[str, Any]] = []
@@ -406,8 +417,9 @@ def main() -> None:
                     "collect, 1 event" if r["batch"] == 1 else "collect, batch of 20"
                 )
                 events = "" if r["case"] == "bare" else f"{r['eps']:.0f}"
+                floor = f"{r['vs_floor']:.2f}" if r.get("vs_floor") else ""
                 print(f"{kind:<11}{mode:<8}{label:<22}{r['rps']:>10.0f}{events:>11}"
-                      f"{r['ratio']:>9.2f}{r['non2xx']:>9.0f}", flush=True)  # fmt: skip
+                      f"{r['ratio']:>9.2f}{floor:>10}{r['non2xx']:>9.0f}", flush=True)  # fmt: skip
     print()
     print("events/s counts rows actually stored (dedupe on): over the wrk run (direct), or from "
           "the first request until the flusher emptied the buffer (redis). The bare endpoint "
@@ -416,7 +428,8 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} cores, load {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
         f"gunicorn workers: {args.workers} x {args.threads} thread(s); wrk: 2 threads, "
-        f"{args.connections} connections; flusher (redis): 1 process; all on the same machine"
+        f"{args.connections} connections; flusher (redis): 1 process; all on the same machine; "
+        f"rate limit: {args.rate_limit or 'off'}"
     )
     if args.json:
         print(json.dumps({"pipeline_cpu_us": cpu, "pipeline_cpu_us_without_builtin_countries":

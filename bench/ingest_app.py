@@ -17,7 +17,13 @@ def create_app() -> Flask:
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["BENCH_DATABASE_URL"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": 4}
-    app.config["ANALYTICS_RATE_LIMIT"] = None  # one load generator is one "visitor"
+    # One load generator is one "visitor": no rate limit, unless BENCH_RATE_LIMIT names
+    # one (a huge one: counted, in the buffer's Redis when buffered, but never refusing).
+    app.config["ANALYTICS_RATE_LIMIT"] = os.environ.get("BENCH_RATE_LIMIT") or None
+    if os.environ.get("BENCH_RATE_LIMIT") and os.environ.get("BENCH_INGEST_BUFFER") != "redis":
+        app.config["ANALYTICS_RATE_LIMIT_STORAGE"] = os.environ.get(
+            "BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"
+        )
     if os.environ.get("BENCH_INGEST_BUFFER") == "redis":
         # Buffered cases: rows go to a stream of the run's own; `flask analytics flush
         # --loop` (started by bench/ingest.py with the same environment) writes them.
