@@ -12,6 +12,7 @@ duplicates nothing once the tracker retries.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import random
@@ -21,6 +22,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -31,6 +33,7 @@ from flask_analytics import buffer, signals
 from flask_analytics.ingest import ratelimit
 from flask_analytics.state import current_state
 
+from ..clock import local_midnight
 from ..conftest import DESKTOP_UA, REDIS_URL
 from ..support.collect import answer
 from ..support.processes import ROOT, wait_for
@@ -206,6 +209,51 @@ def test_a_limiter_in_another_store_is_checked_first_as_before(limited_app):
     with sent_commands() as names:
         assert post(app, [event()], ip).status_code == 429
     assert names == []  # refused before the pipeline, nothing sent to Redis
+
+
+def visitor_ids(app: Flask) -> dict[str, int]:
+    analytics = app.extensions["analytics_test"]
+    table = analytics.Event.__table__
+    with app.app_context(), analytics.db.engine.connect() as conn:
+        return dict(conn.execute(sa.select(table.c.event_id, table.c.visitor_id)).all())
+
+
+@SQLITE_ONLY
+@pytest.mark.redis
+def test_the_salt_is_looked_up_once_per_local_day_and_after_a_restart(limited_app, frozen_clock):
+    paris = ZoneInfo("Europe/Paris")
+    midnight = local_midnight("Europe/Paris", frozen_clock.today(paris) + dt.timedelta(days=1))
+    frozen_clock.move_to(midnight - dt.timedelta(seconds=30))
+    app = limited_app(ANALYTICS_TIMEZONE="Europe/Paris")
+    ip = f"{network()}.3"
+    sent: dict[str, list[str]] = {"before": [], "after": [], "restarted": []}
+
+    def one(target: Flask, when: str) -> list[str]:
+        body = event()
+        sent[when].append(body["event_id"])
+        with sent_commands() as names:
+            assert post(target, [body], ip).status_code == 202
+        return names
+
+    assert "GET" in one(app, "before")  # the day's salt, from Redis (then the database)
+    assert one(app, "before") == ["EVALSHA"]
+    frozen_clock.move_to(midnight + dt.timedelta(seconds=1))
+    rotated = one(app, "after")  # a new local day: its salt is looked up once
+    assert "GET" in rotated
+    assert rotated[-1] == "EVALSHA"
+    assert one(app, "after") == ["EVALSHA"]
+    # Another process of the deployment (a restart) takes the day's salt from Redis.
+    restarted = limited_app(ANALYTICS_TIMEZONE="Europe/Paris")
+    assert one(restarted, "restarted")[-1] == "EVALSHA"
+    assert one(restarted, "restarted") == ["EVALSHA"]
+    flush(app)
+    ids = visitor_ids(app)
+    before = {ids[i] for i in sent["before"]}
+    after = {ids[i] for i in sent["after"] + sent["restarted"]}
+    # One visitor per local day, another one after midnight, the same after the restart.
+    assert len(before) == 1
+    assert len(after) == 1
+    assert before != after
 
 
 def _worker(app: Flask, tmp_path: Any, stall: str, body: list[dict[str, Any]], ip: str,
