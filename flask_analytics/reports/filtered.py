@@ -36,53 +36,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
-from ..core import dialects
-from ..core.clock import day_bounds
 from ..core.rollups import (
     LANDING_COLUMNS,
     PAGEVIEW,
-    sessions_select,
     total,
-)
-from .filters import (
-    EVENT_DIMENSIONS,
-    GOAL,
-    SESSION_DIMENSIONS,
-    Filter,
-    condition,
-    goals_condition,
-    prop_value,
 )
 from .props import PROP_TABLE, keys_select, values_select
 from .ranges import DateRange
-from .spans import as_date, date_runs, day_index, intervals, share_of_span, within
+from .rawsql import EVENT_COLUMNS, SESSION_COLUMNS, RawStatements
 from .virtual import dimension_select, table_select
 
 if TYPE_CHECKING:
-    from ..core.context import Context
-    from ..goals import Goal
-    from .live import LiveDays
-
-#: Columns of a session besides its landing attributes (``analytics_session``'s, with
-#: ``day``, the index of its local day in the range, instead of ``date``).
-_SESSION_COLUMNS: Final = (
-    "day",
-    "visitor_id",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "events",
-    "pageviews",
-    "bounce",
-    "entry_path",
-    "exit_path",
-)
-
-
-#: Event columns the virtual tables read (besides the event model's custom columns).
-_EVENT_COLUMNS: Final = (
-    "created_at", "visitor_id", "name", "path", "referrer_host", "engagement_ms"
-)  # fmt: skip
+    pass
 
 
 @dataclass(frozen=True)
@@ -131,242 +96,12 @@ def _table_counts(models: Any, table: str) -> tuple[str, ...]:
     return tuple(c.name for c in models.daily[table].__table__.c if c.name not in skip)
 
 
-class FilteredEvents:
+class FilteredEvents(RawStatements):
     """The raw path of one request: virtual daily rows of kept events and sessions.
 
     ``live`` tells which days of a range have final rollups: their sessions are read
     from ``analytics_session``; the other days' sessions are cut from raw events here.
     """
-
-    def __init__(
-        self,
-        state: Context,
-        conn: sa.Connection,
-        filters: Sequence[Filter],
-        custom_columns: Sequence[str] = (),
-        live: LiveDays | None = None,
-        goals: Mapping[str, Goal] | None = None,
-    ) -> None:
-        self.state = state
-        #: The app's goals by name (``goal:is:NAME`` filters and goal reports).
-        self.goals: Mapping[str, Goal] = goals or {}
-        self.conn = conn
-        self.filters = tuple(filters)
-        self.dialect = conn.dialect.name
-        self.tz = state.settings.timezone
-        self.models = state.models
-        self.custom_columns = tuple(custom_columns)
-        self.live = live
-        self.session_filters = [f for f in self.filters if f.is_session]
-        self.event_filters = [f for f in self.filters if not f.is_session]
-        self._stored: dict[DateRange, list[dt.date]] = {}
-        #: Whole virtual tables read for this request (see :meth:`grouped`).
-        self._tables: dict[tuple[str, DateRange], dict[tuple[Any, ...], dict[str, int]]] = {}
-        self._spans: dict[str, tuple[Any, Any]] = {}
-        #: Kept sessions (and events) written for this request, by range.
-        self._kept: list[_Kept] = []
-        self._temps: list[sa.Table] = []
-
-    # -- which days read stored sessions --------------------------------------------------
-
-    def stored_days(self, rng: DateRange) -> list[dt.date]:
-        """Days of ``rng`` whose sessions are read from ``analytics_session``: the days the
-        unfiltered path reads from the daily tables (final days, and today while its
-        latest run is recent: see :class:`~.live.LiveDays`), when their session rows add
-        up to their summary's sessions (days aggregated before the table existed have
-        none). Events of such a day join the sessions its run stored, so its filtered
-        numbers are as of that run, like its unfiltered ones."""
-        if rng in self._stored:
-            return self._stored[rng]
-        days: list[dt.date] = []
-        if self.live is not None:
-            self.live.load_final(rng)
-            final = [d for d in rng.dates() if self.live.stored(d)]
-            if final:
-                days = self._with_session_rows(final)
-        self._stored[rng] = days
-        return days
-
-    def _with_session_rows(self, days: list[dt.date]) -> list[dt.date]:
-        low, high = min(days), max(days)
-        summary = self.models.daily["DailySummary"].__table__
-        session = self.models.Session.__table__
-        expected: dict[Any, Any] = dict(
-            self.conn.execute(
-                sa.select(summary.c.date, summary.c.sessions).where(
-                    summary.c.date.between(low, high)
-                )
-            ).all()
-        )
-        found: dict[Any, Any] = dict(
-            self.conn.execute(
-                sa.select(session.c.date, sa.func.count())
-                .where(session.c.date.between(low, high))
-                .group_by(session.c.date)
-            ).all()
-        )
-        sessions = {as_date(k): int(v) for k, v in expected.items()}
-        rows = {as_date(k): int(v) for k, v in found.items()}
-        return [d for d in days if sessions.get(d, 0) == rows.get(d, 0)]
-
-    # -- statement ------------------------------------------------------------------------
-
-    def _event_condition(self, item: Filter, columns: Any) -> sa.ColumnElement[bool]:
-        if item.dimension == GOAL:
-            return goals_condition(item, self.goals, columns, self.dialect)
-        return condition(item, self._event_value(item, columns), self.dialect)
-
-    def _event_value(self, item: Filter, columns: Any) -> Any:
-        key = item.prop_key
-        if key is not None:
-            return prop_value(columns.props, key, self.dialect)
-        return columns[EVENT_DIMENSIONS.get(item.dimension, item.dimension)]
-
-    def _created_at(self, t: sa.Table, intervals: Sequence[tuple[dt.datetime, dt.datetime]]) -> Any:
-        """``t.created_at`` to compare with ``intervals`` (see :meth:`_off_index`)."""
-        return self._off_index(t.c.created_at, intervals)
-
-    def _off_index(self, column: Any, intervals: Sequence[tuple[Any, Any]]) -> Any:
-        """``column`` to compare with ``[start, end)`` ``intervals``; on SQLite, made unfit
-        for its index when they cover at least half of the column's span in its table.
-        Without statistics SQLite reads any range through the index, a row lookup per
-        row: reading most of a table that way took 2.5 times a plain scan
-        (bench/query.py --profile)."""
-        if self.dialect != "sqlite":
-            return column
-        key = f"{column.table.name}.{column.name}"
-        if key not in self._spans:
-            row = self.conn.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
-            low, high = row[0], row[1]
-            if isinstance(high, dt.date) and not isinstance(high, dt.datetime):
-                high += dt.timedelta(days=1)  # a date stands for its whole day
-            self._spans[key] = (low, high)
-        if share_of_span(intervals, *self._spans[key]) < 0.5:
-            return column
-        # The unary plus keeps the value and takes the term off the index.
-        return sa.sql.elements.UnaryExpression(
-            column, operator=sa.sql.operators.custom_op("+"), type_=column.type
-        )
-
-    def _events(self, rng: DateRange, columns: Sequence[str], days: Sequence[dt.date]) -> Any:
-        """Raw + archived events of ``days`` (all of ``rng`` when None) with ``columns``."""
-        parts = []
-        for archived, model in enumerate((self.models.Event, self.models.EventArchive)):
-            t: sa.Table = model.__table__
-            ts = dialects.epoch_seconds(t.c.created_at, self.dialect)
-            parts.append(
-                sa.select(
-                    *(t.c[name] for name in columns),
-                    sa.literal_column(str(archived), sa.Integer()).label("archived"),
-                    ts.label("ts"),
-                ).where(within(t.c.created_at, intervals(self.tz, days)))
-            )
-        return sa.union_all(*parts)
-
-    def _computed_sessions(self, rng: DateRange, days: Sequence[dt.date]) -> sa.Select[Any]:
-        """Sessions of ``days`` cut from raw events by the rollups' own
-        :func:`~flask_analytics.core.rollups.sessions_select`, split at local midnight:
-        ``analytics_session``'s columns, with ``day`` (the day's index in ``rng``)
-        instead of ``date``."""
-        columns = ("id", "created_at", "visitor_id", "name", "path", *LANDING_COLUMNS)
-        events = self._events(rng, columns, days).subquery("fa_day_events")
-        src = sa.select(*events.c, day_index(events.c.ts, self.tz, rng).label("day")).subquery(
-            "fa_src"
-        )
-        start, _ = day_bounds(self.tz, min(days))
-        _, end = day_bounds(self.tz, max(days))
-        return sessions_select(
-            src,
-            self.state.settings.session_timeout,
-            self.dialect,
-            non_interactive=self.state.settings.non_interactive_events,
-            models=self.models,
-            bounds=(start, end),
-            by_day=True,
-        )
-
-    def _stored_sessions(self, rng: DateRange, days: Sequence[dt.date]) -> sa.Select[Any]:
-        """``analytics_session`` rows of ``days``, with their day's index in ``rng``."""
-        t: sa.Table = self.models.Session.__table__
-        day = dialects.days_between(rng.start, t.c.date, self.dialect).label("day")
-        return sa.select(
-            day,
-            *(t.c[name] for name in _SESSION_COLUMNS if name != "day"),
-            *(t.c[name] for name in LANDING_COLUMNS),
-        ).where(date_runs(t.c.date, days, self._off_index))
-
-    def _passing(self, rng: DateRange) -> Any:
-        """Sessions of ``rng`` that pass the session filters (a subquery)."""
-        stored = self.stored_days(rng)
-        computed = [d for d in rng.dates() if d not in set(stored)]
-        if self.live is not None and computed:
-            holds = self.live.holds_events(computed)
-            computed = [d for d in computed if holds[d]]
-        selects = []
-        if stored:
-            selects.append(self._stored_sessions(rng, stored))
-        if computed:
-            selects.append(self._computed_sessions(rng, computed))
-        if not selects:
-            selects.append(self._stored_sessions(rng, []))
-        every = selects[0] if len(selects) == 1 else sa.union_all(*selects)
-        sessions = every.subquery("fa_every_session")
-        sc = sessions.c
-        session_columns: dict[str, Any] = {name: sc[name] for name in LANDING_COLUMNS}
-        session_columns.update(entry_path=sc.entry_path, exit_path=sc.exit_path)
-        wheres = [
-            condition(f, session_columns[SESSION_DIMENSIONS[f.dimension]], self.dialect)
-            for f in self.session_filters
-        ]
-        return sa.select(*sc).where(*wheres).subquery("fa_passing")
-
-    def _joined(
-        self,
-        rng: DateRange,
-        sessions: Any,
-        extra: Sequence[str],
-        wheres: Sequence[Callable[[Any], sa.ColumnElement[bool]]] = (),
-        session_extra: Sequence[str] = (),
-    ) -> Any:
-        """Events of ``rng`` joined to their session in ``sessions`` (on visitor and
-        ``started_at <= created_at <= ended_at``: a visitor's sessions never overlap),
-        passing the event filters and ``wheres`` (functions of the event table's columns),
-        with ``extra`` event columns and ``session_extra`` session columns: a ``UNION
-        ALL`` of raw and archived events."""
-        p = sessions.c
-        columns = _EVENT_COLUMNS
-        in_range = intervals(self.tz, list(rng.dates()))
-        # One join per table, the event filters inside it: a join above the UNION ALL
-        # had PostgreSQL sort every event of the range for a merge join (3M events:
-        # 144 MB spilled to disk) and SQLite materialize them all first.
-        branches = []
-        for model in (self.models.Event, self.models.EventArchive):
-            t: sa.Table = model.__table__
-            branches.append(
-                sa.select(
-                    p.day,
-                    p.started_at.label("session_start"),
-                    *(p[name].label(f"session_{name}") for name in session_extra),
-                    *(t.c[name] for name in (*columns, *extra)),
-                    dialects.epoch_seconds(t.c.created_at, self.dialect).label("ts"),
-                )
-                .select_from(
-                    t.join(
-                        sessions,
-                        sa.and_(
-                            t.c.visitor_id == p.visitor_id,
-                            t.c.created_at >= p.started_at,
-                            t.c.created_at <= p.ended_at,
-                        ),
-                    )
-                )
-                .where(
-                    within(self._created_at(t, in_range), in_range),
-                    *(self._event_condition(f, t.c) for f in self.event_filters),
-                    *(where(t.c) for where in wheres),
-                )
-            )
-        return sa.union_all(*branches)
 
     # -- kept sessions and events, once per request -----------------------------------------
 
@@ -394,7 +129,7 @@ class FilteredEvents:
         big = sa.BigInteger()
         session_columns = [
             ("day", sa.Integer()),
-            *((n, session_t.c[n].type) for n in (*_SESSION_COLUMNS[1:], *LANDING_COLUMNS)),
+            *((n, session_t.c[n].type) for n in (*SESSION_COLUMNS[1:], *LANDING_COLUMNS)),
             ("kpv", big),
             ("kev", big),
         ]
@@ -410,7 +145,7 @@ class FilteredEvents:
             event_columns = [
                 ("day", sa.Integer()),
                 ("session_start", session_t.c.started_at.type),
-                *((n, event_t.c[n].type) for n in _EVENT_COLUMNS),
+                *((n, event_t.c[n].type) for n in EVENT_COLUMNS),
                 *((n, event_t.c[n].type) for n in extra),
                 ("ts", big),
             ]
@@ -518,31 +253,6 @@ class FilteredEvents:
         if not self.session_filters and not session_extra and not sessions:
             return self._plain_events(rng, ("visitor_id", "name", "path", *extra), wheres)
         return self._joined(rng, self.sessions_of(rng), extra, wheres, session_extra)
-
-    def _plain_events(
-        self,
-        rng: DateRange,
-        columns: Sequence[str],
-        wheres: Sequence[Callable[[Any], sa.ColumnElement[bool]]] = (),
-    ) -> Any:
-        """The range's events passing the event filters and ``wheres``: ``day`` (the
-        local day's index in ``rng``) and ``columns``, a ``UNION ALL`` of raw and
-        archived events."""
-        in_range = intervals(self.tz, list(rng.dates()))
-        branches = []
-        for model in (self.models.Event, self.models.EventArchive):
-            t: sa.Table = model.__table__
-            ts = dialects.epoch_seconds(t.c.created_at, self.dialect)
-            branches.append(
-                sa.select(
-                    day_index(ts, self.tz, rng).label("day"), *(t.c[name] for name in columns)
-                ).where(
-                    within(self._created_at(t, in_range), in_range),
-                    *(self._event_condition(f, t.c) for f in self.event_filters),
-                    *(where(t.c) for where in wheres),
-                )
-            )
-        return sa.union_all(*branches)
 
     def prop_events(self, rng: DateRange) -> Any:
         """Kept events of ``rng`` with their ``props`` (a subquery: day, visitor_id, name,
