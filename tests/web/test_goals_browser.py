@@ -357,11 +357,12 @@ def test_goals_page_numbers_clicks_and_layout(
     # The overview's Goals panel: the same rows as the API's.
     page.goto(live_server.url + url("/analytics/", seeded))
     shown = page.locator('section[data-dimension="goal"] tbody tr').evaluate_all(
-        """rows => Object.fromEntries(rows.map(tr => [tr.dataset.key,
-            Number(tr.querySelector('[data-col="conversions"]').dataset.value)]))"""
+        """rows => Object.fromEntries(rows.map(tr => [tr.dataset.key, [
+            Number(tr.querySelector('[data-col="conversions"]').dataset.value),
+            Number(tr.querySelector('[data-col="events"]').dataset.value)]]))"""
     )
     body = api(app, "/analytics/api/goals", query_of(page.url))
-    assert shown == {r["goal"]: r["conversions"] for r in body["rows"]}
+    assert shown == {r["goal"]: [r["conversions"], r["events"]] for r in body["rows"]}
     assert page.dialogs == []
     assert page.errors == []
 
