@@ -651,7 +651,7 @@ CLICK_IDS = st.frozensets(
 
 
 @settings(
-    max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(
     ref=st.one_of(st.none(), TEXT, URLISH, st.text(min_size=2000, max_size=12_000)),

@@ -102,7 +102,7 @@ def hand_made(seeded: Seeded) -> list[dict[str, Any]]:
 
 def test_funnels_match_the_reference(funnel_app: Flask, frozen_clock: Any) -> None:
     analytics = funnel_app.extensions["analytics_test"]
-    seeded = seed(funnel_app, analytics, visitors=30)
+    seeded = seed(funnel_app, analytics, visitors=20)
     with funnel_app.app_context():
         insert(analytics, hand_made(seeded))
         with analytics.db.engine.connect() as conn:

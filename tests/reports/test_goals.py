@@ -94,7 +94,7 @@ def goals_app(make_app: Any) -> Flask:
 
 @pytest.fixture
 def seeded_goals(goals_app: Flask, frozen_clock: Any) -> Seeded:
-    return seed(goals_app, goals_app.extensions["analytics_test"], visitors=40)
+    return seed(goals_app, goals_app.extensions["analytics_test"], visitors=25)
 
 
 FILTER_CASES: list[tuple[str, ...]] = [

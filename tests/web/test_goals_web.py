@@ -24,7 +24,7 @@ from .test_dashboard import allow
 def site(make_app: Any, frozen_clock: FrozenClock) -> tuple[Flask, Seeded]:
     app = make_app(ANALYTICS_TIMEZONE=TIMEZONE, ANALYTICS_GOALS=GOALS, ANALYTICS_FUNNELS=FUNNELS)
     allow(app.extensions["analytics_test"])
-    return app, seed(app, app.extensions["analytics_test"], visitors=30)
+    return app, seed(app, app.extensions["analytics_test"], visitors=20)
 
 
 def test_goals_api_page_and_breakdowns(site: tuple[Flask, Seeded]) -> None:
