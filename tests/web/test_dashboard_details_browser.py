@@ -37,6 +37,13 @@ FLAGS_JS = """() => [...document.querySelectorAll('img.fa-flag')].map((img) => {
 
 
 @pytest.fixture(scope="module")
+def module_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SQLite only: layout and clicks do not depend on the database, and the numbers
+    these pages show are checked on both databases by tests/web/test_dashboard_details.py."""
+    return f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'analytics.db'}"
+
+
+@pytest.fixture(scope="module")
 def server(module_database_url: str, schemas: SchemaKeeper) -> Iterator[LiveServer]:
     with time_machine.travel(NOW, tick=False):
         app, db = build_app(

@@ -99,6 +99,13 @@ OVERLAPS_JS = """
 
 
 @pytest.fixture(scope="module")
+def module_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SQLite only: layout and clicks do not depend on the database, and the numbers
+    these pages show are checked on both databases by tests/web/test_goals_web.py."""
+    return f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'analytics.db'}"
+
+
+@pytest.fixture(scope="module")
 def site(module_database_url: str, schemas: SchemaKeeper) -> Iterator[tuple[Flask, Seeded]]:
     """An open dashboard with goals and funnels over the seeded week, one per database
     for the module's tests (which only read). Each signup is followed by a purchase (the
