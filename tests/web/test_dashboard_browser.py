@@ -1,6 +1,6 @@
 """dashboard in a real headless chromium: untrusted strings stay text, screenshots.
 
-Runs the ``app`` fixture (SQLite and PostgreSQL) behind a real HTTP server and drives
+Runs the ``app`` fixture (SQLite: see ``module_database_url``) behind a real HTTP server and drives
 Debian's chromium through Playwright (skipped with the reason when either is missing).
 """
 
@@ -37,6 +37,14 @@ PAGES = {
     "engagement": "/analytics/engagement",
     "realtime": "/analytics/realtime",
 }
+
+
+@pytest.fixture(scope="module")
+def module_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SQLite only: what the browser renders and does does not depend on the database;
+    the numbers these pages show, and untrusted strings stored on PostgreSQL, are
+    checked on both databases by the dashboard's and the API's tests."""
+    return f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'analytics.db'}"
 
 
 @pytest.fixture(scope="module")

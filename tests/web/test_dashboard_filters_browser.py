@@ -1,7 +1,7 @@
 """dashboard filters in a real headless chromium: click-to-filter, chips, the back button,
 CSV with filters, the filter menu and its suggestions, screenshots at 1440 and 390 px.
 
-Runs the ``app`` fixture (SQLite and PostgreSQL) behind a real HTTP server and drives
+Runs the ``app`` fixture (SQLite: see ``module_database_url``) behind a real HTTP server and drives
 Debian's chromium through Playwright (skipped with the reason when either is missing).
 The numbers a filtered page shows are compared with the JSON API's answer to the same
 filters (which ``test_dashboard_filters`` checks against the reference).
@@ -32,6 +32,14 @@ expect = pytest.importorskip("playwright.sync_api", reason="playwright is not in
 COUNTS = ("visitors", "sessions", "pageviews")
 GOOGLE = "source:is:Google"
 PRICING = "page:is:/pricing"
+
+
+@pytest.fixture(scope="module")
+def module_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SQLite only: what the browser renders and does does not depend on the database;
+    the numbers these pages show, and untrusted strings stored on PostgreSQL, are
+    checked on both databases by the dashboard's and the API's tests."""
+    return f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'analytics.db'}"
 
 
 @pytest.fixture(scope="module")

@@ -634,7 +634,7 @@ def test_every_parameter_of_every_route(fuzz_app: Flask) -> None:
 # -- several parameters at once (hypothesis) ------------------------------------------------------
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=30,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -686,7 +686,7 @@ filter_texts = st.builds(
 )
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=20)
 @given(filters=st.lists(filter_texts.map(as_sent), min_size=1, max_size=3))
 def test_built_filters_never_fail(fuzz_app: Flask, filters: list[Sent]) -> None:
     """Well-formed filters answer 200 whatever their values hold, broken ones 400 with a
