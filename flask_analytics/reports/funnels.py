@@ -87,9 +87,9 @@ def funnel_steps(
         g.name: sa.case((goal_condition(g, e, dialect), 1), else_=0).label(f"m{i}")
         for i, g in enumerate(distinct)
     }
-    layer: Any = sa.select(
-        e.day, e.visitor_id, e.session_start, e.created_at, *flags.values()
-    ).cte("fa_steps_0")
+    layer: Any = sa.select(e.day, e.visitor_id, e.session_start, e.created_at, *flags.values()).cte(
+        "fa_steps_0"
+    )
     # One window pass per step over the session's step events (no self-join): ``t<k>``
     # is the time of the session's first step-k event at or after ``t<k-1>``. CTEs, not
     # nested subqueries: SQLite's parser has a depth limit.
