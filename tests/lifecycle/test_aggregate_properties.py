@@ -112,10 +112,10 @@ def reset(analytics: Any) -> None:
 
 @pytest.mark.slow
 @settings(
-    # 15 random scenarios per database per run (each several days, both tables, random
+    # 6 random scenarios per database per run (each several days, both tables, random
     # time zone and timeout): 25 took 50 s of the suite's 8 minutes; CI runs it every
     # change, so the examples add up across runs.
-    max_examples=10,
+    max_examples=6,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

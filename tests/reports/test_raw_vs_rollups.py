@@ -197,7 +197,7 @@ def test_raw_path_equals_the_rollups(custom_app: Flask, frozen_clock: FrozenCloc
     seen = {"sessions": 0}
 
     @settings(
-        max_examples=10,
+        max_examples=6,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

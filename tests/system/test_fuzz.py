@@ -37,7 +37,7 @@ FUZZ = settings(
 )
 
 #: ``ANALYTICS_FUZZ_SCALE`` multiplies every fuzz test's number of inputs (default 1:
-#: 4,000 inputs a run, within the suite's time; e.g. 10 for a long run before a release).
+#: 2,750 inputs a run, within the suite's time; e.g. 10 for a long run before a release).
 FUZZ_SCALE = float(os.environ.get("ANALYTICS_FUZZ_SCALE", "1"))
 
 
@@ -317,7 +317,7 @@ def run_json_fuzz(app: Any, examples: int) -> Counter[int]:
 
 def test_fuzz_json_payloads(fuzz_app, database_url):
     # Most of the budget on SQLite; PostgreSQL gets its own share (its types differ).
-    examples = scaled(1200 if database_url.startswith("sqlite") else 400)
+    examples = scaled(800 if database_url.startswith("sqlite") else 300)
     counts = run_json_fuzz(fuzz_app, examples)
     stored = check_rows(fuzz_app)
     print(f"\njson fuzz: {sum(counts.values())} requests, statuses {dict(counts)}, {stored} rows")
@@ -328,7 +328,7 @@ def test_fuzz_json_payloads(fuzz_app, database_url):
 def test_fuzz_raw_bodies_and_headers(fuzz_app, database_url):
     client = fuzz_app.test_client()
     counts: Counter[int] = Counter()
-    examples = scaled(1200 if database_url.startswith("sqlite") else 400)
+    examples = scaled(800 if database_url.startswith("sqlite") else 300)
 
     @settings(FUZZ, max_examples=examples)
     @given(
@@ -371,7 +371,7 @@ def test_fuzz_raw_bodies_and_headers(fuzz_app, database_url):
 def test_fuzz_track(fuzz_app, database_url):
     ext = fuzz_app.extensions["analytics_test"]
     outcomes: Counter[str] = Counter()
-    examples = scaled(600 if database_url.startswith("sqlite") else 200)
+    examples = scaled(400 if database_url.startswith("sqlite") else 150)
 
     @settings(FUZZ, max_examples=examples)
     @given(
