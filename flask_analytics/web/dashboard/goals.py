@@ -4,7 +4,7 @@ from :mod:`flask_analytics.reports.goals` and :mod:`flask_analytics.reports.funn
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from flask import Response, jsonify, request
@@ -79,16 +79,19 @@ def overview_goals(stats: Stats, rng: DateRange) -> list[Row] | None:
     return [row for _goal, row, _revenue in goal_summary(stats, rng)]
 
 
-def selected_goal(goals: dict[str, Goal], *, required: bool) -> Goal | None:
+def unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    """The message for an unknown goal or funnel name, listing the declared ones."""
+    names = ", ".join(known) or "none are declared"
+    return f"Unknown {kind} {quote_value(name)} ({kind}s: {names})."
+
+
+def selected_goal(goals: dict[str, Goal]) -> Goal | None:
     """The ``goal`` parameter's goal (400 for an unknown name); else the first goal."""
     name = request.args.get("goal")
-    if name is None or name == "":
-        if required:
-            raise BadQuery("goal is required: the name of a goal.")
+    if not name:
         return next(iter(goals.values()), None)
     if name not in goals:
-        known = ", ".join(goals) if goals else "none are declared"
-        raise BadQuery(f"Unknown goal {quote_value(name)} (goals: {known}).")
+        raise BadQuery(unknown("goal", name, goals))
     return goals[name]
 
 
@@ -97,7 +100,7 @@ def goals() -> str:
     country and device."""
     query = current_query()
     goals = current_goals()
-    goal = selected_goal(goals, required=False)
+    goal = selected_goal(goals)
     with open_stats(query) as stats:
         summary = goal_summary(stats, query.range)
         panels: list[tuple[Breakdown, list[tuple[Row, tuple[Revenue, ...]]], int]] = []
@@ -161,8 +164,7 @@ def api_goal_breakdown(breakdown: Breakdown, goal_name: str) -> Response:
     first, with each row's visitors, conversions, events, conversion rate and revenue."""
     goals = current_goals()
     if goal_name not in goals:
-        known = ", ".join(goals) if goals else "none are declared"
-        raise BadQuery(f"Unknown goal {quote_value(goal_name)} (goals: {known}).")
+        raise BadQuery(unknown("goal", goal_name, goals))
     query = current_query()
     fmt = parse_format(request.args)
     window = parse_window(request.args, None if fmt == "csv" else 100)
@@ -223,11 +225,10 @@ def breakdown_goal(breakdown: Breakdown) -> Response | None:
 def _funnel(name: str | None) -> Funnel | None:
     """The named funnel (400 for an unknown name); None asks for the first one."""
     funnels = current_funnels()
-    if name is None or name == "":
+    if not name:
         return next(iter(funnels.values()), None)
     if name not in funnels:
-        known = ", ".join(funnels) if funnels else "none are declared"
-        raise BadQuery(f"Unknown funnel {quote_value(name)} (funnels: {known}).")
+        raise BadQuery(unknown("funnel", name, funnels))
     return funnels[name]
 
 
@@ -271,8 +272,7 @@ def api_funnel(name: str) -> Response:
     """One funnel's steps (JSON or CSV; 404 for an unknown funnel)."""
     funnels = current_funnels()
     if name not in funnels:
-        known = ", ".join(funnels) if funnels else "none are declared"
-        response = jsonify(error=f"Unknown funnel {quote_value(name)} (funnels: {known}).")
+        response = jsonify(error=unknown("funnel", name, funnels))
         response.status_code = 404
         return response
     fmt = parse_format(request.args)
