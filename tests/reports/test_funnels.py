@@ -69,8 +69,10 @@ def funnel_app(make_app: Any) -> Flask:
 
 
 def hand_made(seeded: Seeded) -> list[dict[str, Any]]:
-    """Visits of today, an hour before the data was made."""
-    base = seeded.now - dt.timedelta(hours=1)
+    """Visits at noon of the oldest past day, which is never aggregated (an hour before
+    the data was made would fall on an aggregated day just after local midnight)."""
+    noon = dt.datetime.combine(seeded.live_past, dt.time(12), tzinfo=seeded.tz)
+    base = noon.astimezone(dt.timezone.utc).replace(tzinfo=None)
     t = lambda minutes: base + dt.timedelta(minutes=minutes)  # noqa: E731
     view = lambda when, visitor, path: make_row(when, visitor, path=path)  # noqa: E731
     event = lambda when, visitor, name, **kw: make_row(when, visitor, name=name, **kw)  # noqa: E731
