@@ -551,6 +551,18 @@ ODD_VALUES: tuple[Sent, ...] = tuple(
 #: of its own (refused ones are cheap, and all are sent); the breakdown API gets them all.
 ACCEPTED_SENT: Mapping[str, int] = {"filter": 1, "q": 3}
 FULL_API = "api_breakdown"
+#: The routes that get every hostile value of the shared query parameters (:data:`QUERY`,
+#: read by one parser for every route): one page, one API.
+FULL_QUERY = ("overview", FULL_API)
+#: The refused values the other routes get for those parameters, beside every accepted
+#: one: one of each kind (empty, NUL, huge, encoded surrogate, invalid UTF-8, digit-like).
+REFUSED_SAMPLE: tuple[Sent, ...] = tuple(
+    {
+        v.raw: v
+        for v in VALUES
+        if v.raw in ("", "%00", "9" * 5000, "%ED%A0%80", "%FF%FE", "%C2%B2")
+    }.values()
+)
 
 
 def values_of(endpoint: str, name: str) -> tuple[Sent, ...]:
@@ -558,8 +570,12 @@ def values_of(endpoint: str, name: str) -> tuple[Sent, ...]:
     if name in ("start", "end"):
         return ALONE
     if name == "filter":
-        good = FILTER_GOOD if endpoint == FULL_API else FILTER_GOOD[: ACCEPTED_SENT[name]]
-        return (*ODD_VALUES, *FILTER_BAD, *good)
+        if endpoint == FULL_API:
+            return (*ODD_VALUES, *FILTER_BAD, *FILTER_GOOD)
+        bad = ODD_VALUES if endpoint in FULL_QUERY else REFUSED_SAMPLE
+        return (*bad, *FILTER_BAD[:2], FILTER_BAD[-1], *FILTER_GOOD[: ACCEPTED_SENT[name]])
+    if name in QUERY and endpoint not in FULL_QUERY:
+        return (*(v for v in VALUES if accepted(name, v.text)), *REFUSED_SAMPLE)
     if name == "q":
         short = tuple(v for v in VALUES if accepted("q", v.text))[: ACCEPTED_SENT[name]]
         return (*short, *(v for v in VALUES if not accepted("q", v.text)))
