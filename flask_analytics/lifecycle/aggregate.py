@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from .. import signals
 from ..core import dialects, dimensions
 from ..core.clock import day_bounds
+from ..core.experience import day_events, experience_select
 from ..core.rollups import (
     in_table_order,
     session_rows_select,
@@ -178,6 +179,7 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
         for name, model in {
             **models.daily,
             "DailyDimension": models.DailyDimension,
+            "DailyPageExperience": models.DailyPageExperience,
             "Session": models.Session,
         }.items()
     }
@@ -215,6 +217,11 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
             }
             batches["DailyDimension"] = dimensions.selects(state, day)
             batches["Session"] = [session_rows_select(day, tmp)]
+            # A day without events has no rows, as in the other daily tables.
+            experience_events = day_events(models, start, end).subquery("fa_xp_day")
+            batches["DailyPageExperience"] = (
+                [experience_select(experience_events, dialect, day=day)] if source else []
+            )
             for name, table in staged.items():
                 table.create(conn)
                 for select in batches[name]:
@@ -238,6 +245,9 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
             session_table = models.Session.__table__
             conn.execute(sa.delete(session_table).where(session_table.c.date == day))
             _copy_rows(conn, staged["Session"], session_table)
+            experience_table = models.DailyPageExperience.__table__
+            conn.execute(sa.delete(experience_table).where(experience_table.c.date == day))
+            _copy_rows(conn, staged["DailyPageExperience"], experience_table)
             dimensions.run_hooks(conn, state, day)
             if state.hooks.dimensions:
                 rows["DailyDimension"] = copied
