@@ -2,7 +2,8 @@
 
 ``aggregate_day`` takes the day's lock, deletes the day's rows from every daily table and
 rebuilds them (and the day's ``analytics_session`` rows, the sessions filtered questions
-read) with ``INSERT ... SELECT`` statements over the day's raw events, read as
+read, and its page-experience distribution, ``analytics_daily_page_experience``) with
+``INSERT ... SELECT`` statements over the day's raw events, read as
 ``analytics_event UNION ALL analytics_event_archive`` (so archiving a day changes nothing).
 The database does all the work; Python never sees an event. The same statement builders
 give :func:`daily_selects`, the live version the dashboard runs for days not aggregated yet.
