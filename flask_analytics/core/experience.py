@@ -85,7 +85,12 @@ def experience_select(
     ``id``, in table order), with the site's visitor row even at 0. ``suffix`` ends the
     names of its CTE and subqueries (several in one statement need their own)."""
     src = events.c
-    vitals = [dialects.json_number(src.props, name, dialect).label(name) for name in VITALS]
+    # Props are parsed on web-vitals events only.
+    loads = src.name == WEB_VITALS
+    vitals = [
+        sa.case((loads, dialects.json_number(src.props, name, dialect))).label(name)
+        for name in VITALS
+    ]
     days: list[Any] = [] if day is None else [sa.literal(day, sa.Date()).label("date")]
     read = sa.select(
         *([src.day] if day is None else []),
@@ -94,21 +99,25 @@ def experience_select(
     e = read.cte(f"fa_xp_events{suffix}").prefix_with("MATERIALIZED").c
     by_day = [e.day] if day is None else []
     first = days or [e.day]
-    visit = (*by_day, e.visitor_id, e.path)
-    engaged = e.name == ENGAGEMENT
+    # One pass over engagement events gives both page-visit samples (a sum or max of
+    # no value is NULL: no sample).
+    visits = (
+        sa.select(
+            *by_day,
+            e.path,
+            sa.func.sum(e.engagement_ms).label("time"),
+            sa.func.max(e.scroll_depth).label("depth"),
+        )
+        .where(e.name == ENGAGEMENT)
+        .group_by(*by_day, e.visitor_id, e.path)
+        .cte(f"fa_xp_visits{suffix}")
+        .prefix_with("MATERIALIZED")
+    )
+    v = visits.c
+    page_visit = [v.day] if day is None else []
     streams: list[tuple[str, sa.Select[Any]]] = [
-        (
-            TIME,
-            sa.select(*by_day, e.path, sa.func.sum(e.engagement_ms).label("value"))
-            .where(engaged, e.engagement_ms.is_not(None))
-            .group_by(*visit),
-        ),
-        (
-            SCROLL,
-            sa.select(*by_day, e.path, sa.func.max(e.scroll_depth).label("value"))
-            .where(engaged, e.scroll_depth.is_not(None))
-            .group_by(*visit),
-        ),
+        (TIME, sa.select(*page_visit, v.path, v.time.label("value"))),
+        (SCROLL, sa.select(*page_visit, v.path, v.depth.label("value"))),
         *(
             (name, sa.select(*by_day, e.path, e[name].label("value")).where(e.name == WEB_VITALS))
             for name in VITALS
