@@ -3,7 +3,7 @@ read from ``analytics_daily_page_experience``, so an unfiltered range keeps ever
 (against the plain-Python reference of the events as generated) once their raw events
 are archived and purged; filtered ranges, which read raw events, are refused there. A
 day aggregated before the table existed (no rows) is computed from its raw events, and
-refused once they are gone."""
+refused once they are gone. Today is read from a recent run's rows."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from flask_analytics.reports import DateRange, RawDataMissing
 from flask_analytics.state import current_state
 
 from ..support.experience import ask, check, reference, seed_site, stored_rows
-from ..support.seeded_stats import TIMEOUT, TIMEZONE
+from ..support.seeded_stats import TIMEOUT, TIMEZONE, insert, make_row
 
 NOW = dt.datetime(2026, 10, 27, 9, 30, tzinfo=dt.timezone.utc)
 TODAY = dt.date(2026, 10, 27)
@@ -68,6 +68,23 @@ def test_numbers_survive_archive_and_purge(make_app):
         ask(app, NOW, DateRange(DAYS[2], TODAY), limit=None),
         reference(events, DAYS[2:], tz, TIMEOUT),
     )
+
+    # Today, while a run of it started in the last 30 minutes, is read from that run's
+    # rows, as every panel reads it: an event stored since shows after the next run.
+    recent = DateRange(DAYS[4], TODAY)
+    want = ask(app, NOW, recent, limit=None)
+    with time_machine.travel(NOW, tick=False), app.app_context():
+        analytics.aggregate(TODAY)
+        assert stored_rows(app, TODAY) != {}
+        late = make_row(
+            NOW.replace(tzinfo=None), 9, name="web_vitals", props={"lcp": 1}, path="/late"
+        )
+        insert(analytics, [late])
+    assert ask(app, NOW, recent, limit=None) == want
+    assert "/late" in {r.path for r in ask(app, NOW, recent, limit=None, raw=True).rows}
+    with time_machine.travel(NOW, tick=False), app.app_context():
+        analytics.aggregate(TODAY)
+    assert "/late" in {r.path for r in ask(app, NOW, recent, limit=None).rows}
 
 
 def _start(app, day: dt.date) -> dt.datetime:
