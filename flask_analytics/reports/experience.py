@@ -181,12 +181,12 @@ def _events(stats: Stats, rng: DateRange, suffix: str) -> Any:
     return events.subquery(f"fa_xp_src{suffix}")
 
 
-def _computed(stats: Stats, days: Sequence[dt.date]) -> list[sa.Select[Any]]:
-    """Virtual rows (path, metric, value, samples) of ``days``, from their raw events:
-    one statement per run of consecutive days."""
+def _computed(stats: Stats, runs: Sequence[DateRange]) -> list[sa.Select[Any]]:
+    """Virtual rows (path, metric, value, samples) of the days of ``runs``, from their
+    raw events: one statement per range."""
     dialect = stats.conn.dialect.name
     selects = []
-    for number, run in enumerate(_runs(days)):
+    for number, run in enumerate(runs):
         suffix = f"_{number}"
         events = _events(stats, run, suffix)
         rows = experience_select(events, dialect, suffix=suffix).subquery(f"fa_xp_day{suffix}")
@@ -199,7 +199,7 @@ def _rows(stats: Stats, rng: DateRange) -> list[sa.Select[Any]]:
     distribution: the stored rows of final days, virtual rows of the others."""
     if stats.raw:
         stats.check_raw(rng, _SUBJECT)
-        return _computed(stats, list(rng.dates()))
+        return _computed(stats, [rng])
     live = stats.live.days(rng)
     unrolled = [d for d in _days_without_rows(stats, rng) if d not in set(live)]
     if unrolled:
@@ -214,7 +214,7 @@ def _rows(stats: Stats, rng: DateRange) -> list[sa.Select[Any]]:
     )
     if live:
         stored = stored.where(table.c.date.not_in(live))
-    return [stored, *_computed(stats, live)]
+    return [stored, *_computed(stats, _runs(live))]
 
 
 def _days_without_rows(stats: Stats, rng: DateRange) -> list[dt.date]:
