@@ -34,7 +34,7 @@ import threading
 import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -169,15 +169,21 @@ class CpuClock:
         return used
 
 
-def load(engine: sa.Engine, table: str, rows: Iterator[tuple[Any, ...]]) -> int:
-    """Bulk-load: COPY on PostgreSQL, big executemany transactions on SQLite."""
+def load(
+    engine: sa.Engine,
+    table: str,
+    rows: Iterator[tuple[Any, ...]],
+    columns: Sequence[str] = COLUMNS,
+) -> int:
+    """Bulk-load ``columns`` (created_at second): COPY on PostgreSQL, big executemany
+    transactions on SQLite."""
     count = 0
     if engine.dialect.name == "postgresql":
         raw: Any = engine.raw_connection()
         try:
             with (
                 raw.cursor() as cur,
-                cur.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+                cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
             ):
                 for row in rows:
                     copy.write_row(row)
@@ -186,7 +192,7 @@ def load(engine: sa.Engine, table: str, rows: Iterator[tuple[Any, ...]]) -> int:
         finally:
             raw.close()
         return count
-    sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     raw = engine.raw_connection()
     try:
         batch: list[tuple[Any, ...]] = []
