@@ -96,7 +96,9 @@ def experience_select(
         *([src.day] if day is None else []),
         src.visitor_id, src.name, src.path, src.engagement_ms, src.scroll_depth, *vitals,
     ).where(src.name.in_(EVENT_NAMES))  # fmt: skip
-    e = read.cte(f"fa_xp_events{suffix}").prefix_with("MATERIALIZED").c
+    # CTEs read more than once: PostgreSQL (12+) and SQLite (3.35+) compute each once
+    # without a MATERIALIZED hint, which older SQLite would not parse.
+    e = read.cte(f"fa_xp_events{suffix}").c
     by_day = [e.day] if day is None else []
     first = days or [e.day]
     # One pass over engagement events gives both page-visit samples (a sum or max of
@@ -111,7 +113,6 @@ def experience_select(
         .where(e.name == ENGAGEMENT)
         .group_by(*by_day, e.visitor_id, e.path)
         .cte(f"fa_xp_visits{suffix}")
-        .prefix_with("MATERIALIZED")
     )
     v = visits.c
     page_visit = [v.day] if day is None else []

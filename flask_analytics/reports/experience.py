@@ -257,8 +257,7 @@ def _statement(parts: Sequence[sa.Select[Any]]) -> sa.Select[Any]:
     summed = (
         sa.select(r.path, r.metric, r.value, sa.func.sum(r.samples).label("n"))
         .group_by(r.path, r.metric, r.value)
-        .cte("fa_xp_summed")
-        .prefix_with("MATERIALIZED")
+        .cte("fa_xp_summed")  # read twice: computed once (see core/experience.py)
     )
     g = summed.c
     no_path = sa.cast(sa.null(), g.path.type)
