@@ -23,7 +23,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.aggregate import BIG_DAY, COLUMNS, generate, load, make_app
+from bench.dashboard import database
 from flask_analytics.reports import DateRange, Stats
 from flask_analytics.reports.experience import Experience, page_experience
 
@@ -132,22 +132,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    if args.db in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as tmp:
-            bench(f"sqlite:///{tmp}/bench.db", "SQLite", args.days, args.events, args.repeat)
-    if args.db in ("postgresql", "both"):
-        admin = sa.create_engine(args.postgres_admin_url, isolation_level="AUTOCOMMIT")
-        name = f"fa_bench_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            url = sa.make_url(args.postgres_admin_url).set(database=name)
-            dsn = url.render_as_string(hide_password=False)
-            bench(dsn, "PostgreSQL", args.days, args.events, args.repeat)
-        finally:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-            admin.dispose()
+    kinds = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
+    for kind in kinds:
+        with database(kind, args.postgres_admin_url) as url:
+            label = "SQLite" if kind == "sqlite" else "PostgreSQL"
+            bench(url, label, args.days, args.events, args.repeat)
 
 
 if __name__ == "__main__":
