@@ -241,7 +241,8 @@ class DailyPageExperienceMixin(_DailyMixin):
     path and metric (time on page, scroll depth, a web vital), each distinct sample
     value with how many samples have it, so ranges sum counts and read percentiles
     exactly. Rows of metric ``visitors`` (``value`` NULL) count visitors with a pageview
-    of ``path`` in ``samples`` (``path`` NULL: of any page; one such row per aggregated day).
+    of ``path`` in ``samples`` (``path`` NULL: of any page; a run writes that row for any
+    day with events, 0 included).
     """
 
     __tablename__ = "analytics_daily_page_experience"
