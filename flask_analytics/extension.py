@@ -107,6 +107,7 @@ class Analytics:
         self.DailySession = self.models.daily["DailySession"]
         self.DailyEvent = self.models.daily["DailyEvent"]
         self.DailyDimension = self.models.DailyDimension
+        self.DailyPageExperience = self.models.DailyPageExperience
         self.Session = self.models.Session
         self.hooks = Hooks()
         self.clock = clock or SYSTEM_CLOCK

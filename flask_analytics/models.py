@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 #: A big integer primary key that SQLite still treats as its auto-incrementing rowid.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -236,6 +236,29 @@ class DailyDimensionMixin(_DailyMixin):
     events: Mapped[int] = _count()
 
 
+class DailyPageExperienceMixin(_DailyMixin):
+    """Page experience of a day as an exact distribution (``core/experience.py``): per
+    path and metric (time on page, scroll depth, a web vital), each distinct sample
+    value with how many samples have it, so ranges sum counts and read percentiles
+    exactly. Rows of metric ``visitors`` (``value`` NULL) count visitors with a pageview
+    of ``path`` in ``samples`` (``path`` NULL: of any page; a run writes that row for any
+    day with events, 0 included).
+    """
+
+    __tablename__ = "analytics_daily_page_experience"
+    # Without the mixin's own index: (date, metric) below serves ranges of dates too.
+    date: Mapped[dt.date] = mapped_column(sa.Date(), nullable=False, sort_order=-1)
+    path: Mapped[str | None] = mapped_column(sa.String(PATH_MAX))
+    metric: Mapped[str] = mapped_column(sa.String(LABEL_MAX), nullable=False)
+    value: Mapped[float | None] = mapped_column(sa.Double())
+    samples: Mapped[int] = _count()
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # Finds a day's visitor rows without reading its distribution.
+        return (sa.Index(f"ix_{cls.__tablename__}_date_metric", "date", "metric"),)
+
+
 class SessionMixin:
     """One session (visit) of an aggregated day: what filtered questions read.
 
@@ -317,6 +340,7 @@ class Models:
     EventArchive: Any
     daily: dict[str, Any]
     DailyDimension: Any
+    DailyPageExperience: Any
     Session: Any
     Salt: Any
     AggregationRun: Any
@@ -375,6 +399,7 @@ def build_models(db: Any, event_model: Any) -> Models:
         EventArchive=archive,
         daily=daily,
         DailyDimension=_model(db, "AnalyticsDailyDimension", DailyDimensionMixin),
+        DailyPageExperience=_model(db, "AnalyticsDailyPageExperience", DailyPageExperienceMixin),
         Session=_model(db, "AnalyticsSession", SessionMixin),
         Salt=_model(db, "AnalyticsSalt", SaltMixin),
         AggregationRun=_model(db, "AnalyticsAggregationRun", AggregationRunMixin),

@@ -137,6 +137,7 @@ def test_models_are_exposed_with_fixed_table_names():
         "analytics_daily_device",
         "analytics_daily_utm",
         "analytics_daily_dimension",
+        "analytics_daily_page_experience",
         "analytics_daily_session",
         "analytics_daily_event",
         "analytics_session",

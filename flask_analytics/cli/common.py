@@ -72,6 +72,7 @@ def missing_tables(state: AppState) -> tuple[list[str], int]:
             models.Event,
             models.EventArchive,
             models.DailyDimension,
+            models.DailyPageExperience,
             models.Session,
             models.Salt,
             models.AggregationRun,

@@ -2,7 +2,8 @@
 
 ``aggregate_day`` takes the day's lock, deletes the day's rows from every daily table and
 rebuilds them (and the day's ``analytics_session`` rows, the sessions filtered questions
-read) with ``INSERT ... SELECT`` statements over the day's raw events, read as
+read, and its page-experience distribution, ``analytics_daily_page_experience``) with
+``INSERT ... SELECT`` statements over the day's raw events, read as
 ``analytics_event UNION ALL analytics_event_archive`` (so archiving a day changes nothing).
 The database does all the work; Python never sees an event. The same statement builders
 give :func:`daily_selects`, the live version the dashboard runs for days not aggregated yet.
@@ -43,6 +44,7 @@ import sqlalchemy as sa
 from .. import signals
 from ..core import dialects, dimensions
 from ..core.clock import day_bounds
+from ..core.experience import day_events, experience_select
 from ..core.rollups import (
     in_table_order,
     session_rows_select,
@@ -178,6 +180,7 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
         for name, model in {
             **models.daily,
             "DailyDimension": models.DailyDimension,
+            "DailyPageExperience": models.DailyPageExperience,
             "Session": models.Session,
         }.items()
     }
@@ -215,6 +218,11 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
             }
             batches["DailyDimension"] = dimensions.selects(state, day)
             batches["Session"] = [session_rows_select(day, tmp)]
+            # A day without events has no rows, as in the other daily tables.
+            experience_events = day_events(models, start, end).subquery("fa_xp_day")
+            batches["DailyPageExperience"] = (
+                [experience_select(experience_events, dialect, day=day)] if source else []
+            )
             for name, table in staged.items():
                 table.create(conn)
                 for select in batches[name]:
@@ -238,6 +246,9 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
             session_table = models.Session.__table__
             conn.execute(sa.delete(session_table).where(session_table.c.date == day))
             _copy_rows(conn, staged["Session"], session_table)
+            experience_table = models.DailyPageExperience.__table__
+            conn.execute(sa.delete(experience_table).where(experience_table.c.date == day))
+            _copy_rows(conn, staged["DailyPageExperience"], experience_table)
             dimensions.run_hooks(conn, state, day)
             if state.hooks.dimensions:
                 rows["DailyDimension"] = copied

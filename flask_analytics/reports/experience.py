@@ -2,7 +2,7 @@
 vitals of its loads (LCP, INP, CLS, TTFB) at the 75th percentile with the share of good,
 needs-improvement and poor values.
 
-Samples (from raw + archived events of the range; see DESIGN.md for the events):
+Samples (see DESIGN.md for the events):
 
 - Time on page and scroll depth: the tracker sends an ``engagement`` event when a page
   is hidden or left, with the visible time since its last report (``engagement_ms``) and
@@ -18,30 +18,37 @@ Samples (from raw + archived events of the range; see DESIGN.md for the events):
 
 Percentiles are nearest-rank: the p-th percentile of n samples is the smallest sample v
 such that at least p% of the samples are <= v, i.e. the ``ceil(p * n / 100)``-th
-smallest. The median is the 50th. Computed in SQL (``row_number`` and ``count`` over the
-samples of each page and metric), the same on SQLite and PostgreSQL.
+smallest. The median is the 50th. Computed in SQL from the range's distribution (each
+distinct value with its count): the first value, in order, whose running count reaches
+``p * n / 100``; the same on SQLite and PostgreSQL.
 
 Ratings follow web.dev's published thresholds (:data:`VITALS`): a value is *good* at or
 below the first, *poor* above the second, *needs improvement* in between; a page's
 rating is that of its p75.
 
-Why raw values: a percentile cannot be summed across days (the p75 of a week is not any
-mix of its days' p75s), so the range's p75 and median are computed from every sample of
-the range, read from raw and archived events. Archived events count, so the report
-reaches back as far as the archive does; a range reaching days whose raw events were
-purged (``ANALYTICS_ARCHIVE_RETENTION_DAYS``) is refused with
-:class:`~.filtered.RawDataMissing`, like every raw-path report, rather than answered
-from the days that are left. Counts and sums (samples, threshold counts, totals) would
-add up across days, but percentiles would not, so nothing here is rolled up.
+Rolled up daily, exactly: a percentile cannot be summed across days (the p75 of a week
+is no mix of its days' p75s), but a distribution can. Each day's aggregation stores its
+samples' distribution in ``analytics_daily_page_experience``
+(:mod:`flask_analytics.core.experience`: per path and metric, each distinct value at
+the precision events store it, with its count) and its visitor counts. A range's
+distribution is the sum of its days', so its counts, averages, ratings, medians and p75s
+equal those computed from every raw value of the range. Unfiltered, final days (and
+today while its latest run is recent, as in :class:`~.live.LiveDays`) are read from the
+table, which survives archive and purge; live days, and days aggregated before the table
+existed, are computed from their raw and archived events by the same SELECT (virtual
+rows), and summed with the stored ones in one statement. A day of the latter kind whose
+raw events were purged is refused with :class:`~.filtered.RawDataMissing`.
 
-Filters: with filters, samples are the kept events of the filter definition (raw path,
-:mod:`.filtered`): session filters keep the events of the sessions they keep; an event
-filter keeps the events matching it (``page:matches:/blog/*`` keeps those pages'
+Filters (and ``Stats(raw=True)``): the rows are computed from the kept events of the
+filter definition (raw path, :mod:`.filtered`) over the whole range, which must still
+have its raw events: session filters keep the events of the sessions they keep; an
+event filter keeps the events matching it (``page:matches:/blog/*`` keeps those pages'
 measurements; ``event:is:signup`` keeps no engagement or vitals event, so no samples).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -49,29 +56,22 @@ from typing import TYPE_CHECKING, Any, Final
 import sqlalchemy as sa
 
 from ..core import dialects
-from ..core.rollups import ENGAGEMENT, PAGEVIEW
+from ..core.experience import EVENT_COLUMNS, EVENT_NAMES, VISITORS, experience_select
+from ..core.experience import SCROLL as SCROLL  # the metrics, for the web layer
+from ..core.experience import TIME as TIME
+from ..core.experience import VITALS as VITALS
 from .ranges import DateRange
+from .spans import as_date
 
 if TYPE_CHECKING:
     from .stats import Stats
 
-#: Name of the tracker's web vitals events.
-WEB_VITALS: Final = "web_vitals"
-#: Each vital's (good, poor) thresholds: good <= the first, poor > the second (web.dev).
-VITALS: Final[Mapping[str, tuple[float, float]]] = {
-    "lcp": (2500, 4000),
-    "inp": (200, 500),
-    "cls": (0.1, 0.25),
-    "ttfb": (800, 1800),
-}
-#: The page-visit metrics: time on page (ms) and scroll depth (0-100).
-TIME: Final = "time_on_page_ms"
-SCROLL: Final = "scroll_depth"
 #: Ratings, best first.
 RATINGS: Final = ("good", "needs_improvement", "poor")
-
-_VISITORS: Final = "visitors"
-_NAMES: Final = (PAGEVIEW, ENGAGEMENT, WEB_VITALS)
+#: Memory PostgreSQL may use per sort or hash of the report's statement (transaction).
+_WORK_MEM_MB: Final = 64
+#: What :class:`~.filtered.RawDataMissing` says needs the raw events.
+_SUBJECT: Final = "Page experience reports"
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,16 @@ def page_experience(
     stats: Stats, rng: DateRange, *, limit: int | None = 10, offset: int = 0
 ) -> Experience:
     """Page experience over ``rng`` (see the module's docstring): ``stats`` gives the
-    connection, the app's context and the request's filters. Pages are sorted by
-    visitors (most first), then path; ``limit`` (None: all) and ``offset`` cut them.
-    Raises :class:`~.filtered.RawDataMissing` for ranges whose raw events are gone."""
-    stats.check_raw(rng, "Page experience reports")
+    connection, the app's context, the request's filters and which days are live.
+    Pages are sorted by visitors (most first), then path; ``limit`` (None: all) and
+    ``offset`` cut them. Raises :class:`~.filtered.RawDataMissing` when raw events the
+    answer needs are gone."""
     found: dict[tuple[int, str | None], dict[str, Any]] = {}
-    for record in stats.conn.execute(_statement(stats, rng)).mappings():
+    statement = _statement(_rows(stats, rng))
+    # PostgreSQL: room for the sums and the window's sort (a range's distinct values),
+    # which spilled to disk at the 4 MB default; no JIT (see tune_bulk_transaction).
+    dialects.tune_bulk_transaction(stats.conn, _WORK_MEM_MB)
+    for record in stats.conn.execute(statement).mappings():
         found.setdefault((record["site"], record["path"]), {})[record["metric"]] = record
     pages = [_page(path, metrics) for (site, path), metrics in found.items() if not site]
     pages.sort(key=lambda p: (-p.visitors, p.path is None, p.path or ""))
@@ -164,7 +168,7 @@ def _page(path: str | None, metrics: Mapping[str, Any]) -> PageExperience:
         samples, good, fair = (int(record[k]) for k in ("samples", "good", "fair"))
         return Vital(samples, float(record["p75"]), good, fair, samples - good - fair)
 
-    visitors = metrics.get(_VISITORS)
+    visitors = metrics.get(VISITORS)
     return PageExperience(
         path,
         int(visitors["samples"]) if visitors is not None else 0,
@@ -174,112 +178,136 @@ def _page(path: str | None, metrics: Mapping[str, Any]) -> PageExperience:
     )
 
 
-def _events(stats: Stats, rng: DateRange) -> Any:
+def _events(stats: Stats, rng: DateRange, suffix: str) -> Any:
     """The range's pageview, engagement and web-vitals events (the kept ones when the
-    request is filtered): ``day`` (index in ``rng``), visitor, name, path, engagement
-    and scroll columns, props."""
-    extra = ("engagement_ms", "scroll_depth", "props")
-    return stats.filtered.events_of(rng, extra=extra, wheres=[lambda c: c.name.in_(_NAMES)])
+    request is filtered): ``day`` (index in ``rng``) and :data:`EVENT_COLUMNS`."""
+    extra = [c for c in EVENT_COLUMNS if c not in ("visitor_id", "name", "path")]
+    wheres = [lambda c: c.name.in_(EVENT_NAMES)]
+    events = stats.filtered.events_of(rng, extra=extra, wheres=wheres)
+    return events.subquery(f"fa_xp_src{suffix}")
 
 
-def _statement(stats: Stats, rng: DateRange) -> sa.CompoundSelect[Any]:
-    """Rows (site, path, metric, samples, total, p50, p75, good, fair): per page
-    (site 0) and for the whole site (site 1, path NULL); ``visitors`` rows count
-    (day, visitor) pairs with a pageview in ``samples``."""
+def _computed(stats: Stats, runs: Sequence[DateRange]) -> list[sa.Select[Any]]:
+    """Virtual rows (path, metric, value, samples) of the days of ``runs``, from their
+    raw events: one statement per range."""
     dialect = stats.conn.dialect.name
-    src = _events(stats, rng).subquery("fa_xp_src")
-    vitals = [dialects.json_number(src.c.props, name, dialect).label(name) for name in VITALS]
-    events = (
-        sa.select(src.c.day, src.c.visitor_id, src.c.name, src.c.path)
-        .add_columns(src.c.engagement_ms, src.c.scroll_depth, *vitals)
-        .cte("fa_xp_events")
-        .prefix_with("MATERIALIZED")
+    selects = []
+    for number, run in enumerate(runs):
+        suffix = f"_{number}"
+        events = _events(stats, run, suffix)
+        rows = experience_select(events, dialect, suffix=suffix).subquery(f"fa_xp_day{suffix}")
+        selects.append(sa.select(rows.c.path, rows.c.metric, rows.c.value, rows.c.samples))
+    return selects
+
+
+def _rows(stats: Stats, rng: DateRange) -> list[sa.Select[Any]]:
+    """Selects of daily rows (path, metric, value, samples) whose sums are ``rng``'s
+    distribution: the stored rows of final days, virtual rows of the others."""
+    if stats.raw:
+        stats.check_raw(rng, _SUBJECT)
+        return _computed(stats, [rng])
+    live = stats.live.days(rng)
+    unrolled = [d for d in _days_without_rows(stats, rng) if d not in set(live)]
+    if unrolled:
+        holds = stats.live.holds_events(unrolled)
+        gone = [d for d in unrolled if not holds[d]]
+        if gone:
+            stats.check_raw(DateRange(min(gone), max(gone)), _SUBJECT)
+        live = sorted({*live, *(d for d in unrolled if holds[d])})
+    table = stats.models.DailyPageExperience.__table__
+    stored = sa.select(table.c.path, table.c.metric, table.c.value, table.c.samples).where(
+        table.c.date.between(rng.start, rng.end)
     )
-    e = events.c
-    real = sa.Float()
-    is_engagement = e.name == ENGAGEMENT
-    visit = (e.day, e.visitor_id, e.path)
-    streams: list[tuple[str, sa.Select[Any]]] = [
-        (
-            TIME,
-            sa.select(e.path, sa.func.sum(e.engagement_ms).label("value"))
-            .where(is_engagement, e.engagement_ms.is_not(None))
-            .group_by(*visit),
-        ),
-        (
-            SCROLL,
-            sa.select(e.path, sa.func.max(e.scroll_depth).label("value"))
-            .where(is_engagement, e.scroll_depth.is_not(None))
-            .group_by(*visit),
-        ),
-        *(
-            (name, sa.select(e.path, e[name].label("value")).where(e.name == WEB_VITALS))
-            for name in VITALS
-        ),
-    ]
-    samples = sa.union_all(
-        *(
-            sa.select(
-                s.c.path,
-                sa.literal(metric, sa.Text()).label("metric"),
-                sa.cast(s.c.value, real).label("value"),
-            ).where(s.c.value.is_not(None), s.c.value >= 0)
-            for metric, s in ((m, q.subquery()) for m, q in streams)
-        )
-    ).cte("fa_xp_samples")
+    if live:
+        stored = stored.where(table.c.date.not_in(live))
+    return [stored, *_computed(stats, _runs(live))]
+
+
+def _days_without_rows(stats: Stats, rng: DateRange) -> list[dt.date]:
+    """Days of ``rng`` with a daily summary but no page-experience rows: aggregated
+    before the table existed (a run writes a site visitor row for any day with events)."""
+    summary = stats.models.daily["DailySummary"].__table__
+    table = stats.models.DailyPageExperience.__table__
+    marked = sa.exists().where(
+        table.c.date == summary.c.date, table.c.metric == VISITORS, table.c.path.is_(None)
+    )
+    query = sa.select(summary.c.date).where(
+        summary.c.date.between(rng.start, rng.end), sa.not_(marked)
+    )
+    return sorted(as_date(v) for v in stats.conn.execute(query).scalars())
+
+
+def _runs(days: Sequence[dt.date]) -> list[DateRange]:
+    """``days`` as ranges of consecutive days."""
+    runs: list[DateRange] = []
+    for day in sorted(days):
+        if runs and runs[-1].end + dt.timedelta(days=1) == day:
+            runs[-1] = DateRange(runs[-1].start, day)
+        else:
+            runs.append(DateRange(day, day))
+    return runs
+
+
+def _statement(parts: Sequence[sa.Select[Any]]) -> sa.Select[Any]:
+    """Rows (site, path, metric, samples, total, p50, p75, good, fair) of the summed
+    daily rows ``parts``: per page (site 0) and for the whole site (site 1, path NULL,
+    every page's samples together). ``visitors`` rows hold the visitors in ``samples``."""
+    every = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("fa_xp_rows")
+    r = every.c
+    summed = (
+        sa.select(r.path, r.metric, r.value, sa.func.sum(r.samples).label("n"))
+        .group_by(r.path, r.metric, r.value)
+        .cte("fa_xp_summed")  # read twice: computed once (see core/experience.py)
+    )
+    g = summed.c
+    no_path = sa.cast(sa.null(), g.path.type)
     scoped = sa.union_all(
-        sa.select(sa.literal(0).label("site"), samples.c.path, samples.c.metric, samples.c.value),
-        sa.select(
-            sa.literal(1), sa.cast(sa.null(), samples.c.path.type), samples.c.metric,
-            samples.c.value,
+        sa.select(sa.literal(0).label("site"), g.path, g.metric, g.value, g.n).where(
+            g.path.is_not(None)
         ),
-    ).subquery("fa_xp_scoped")  # fmt: skip
+        # The site's distribution is every page's; its visitors are its own row's.
+        sa.select(sa.literal(1), no_path, g.metric, g.value, sa.func.sum(g.n))
+        .where(sa.or_(g.metric != VISITORS, g.path.is_(None)))
+        .group_by(g.metric, g.value),
+    ).subquery("fa_xp_scoped")
     s = scoped.c
     partition = (s.site, s.path, s.metric)
+    real: sa.Double[float] = sa.Double()
+    count = sa.cast(s.n, real)
     ranked = sa.select(
         *partition,
         s.value,
-        sa.func.row_number().over(partition_by=partition, order_by=s.value).label("rank"),
-        sa.func.count().over(partition_by=partition).label("n"),
+        count.label("n"),
+        sa.func.sum(count)
+        .over(partition_by=partition, order_by=s.value, rows=(None, 0))
+        .label("running"),
+        sa.func.sum(count).over(partition_by=partition).label("every"),
     ).subquery("fa_xp_ranked")
-    r = ranked.c
-    good = sa.or_(*(sa.and_(r.metric == n, r.value <= low) for n, (low, _) in VITALS.items()))
+    k = ranked.c
+    good = sa.or_(*(sa.and_(k.metric == n, k.value <= low) for n, (low, _) in VITALS.items()))
     fair = sa.or_(
         *(
-            sa.and_(r.metric == n, r.value > low, r.value <= high)
+            sa.and_(k.metric == n, k.value > low, k.value <= high)
             for n, (low, high) in VITALS.items()
         )
     )
 
     def counted(test: sa.ColumnElement[bool]) -> Any:
-        return sa.func.sum(sa.case((test, 1), else_=0))
+        return sa.func.sum(sa.case((test, k.n), else_=0))
 
-    measured = sa.select(
-        r.site,
-        r.path,
-        r.metric,
-        sa.func.count().label("samples"),
-        sa.func.sum(r.value).label("total"),
-        # Nearest rank: the ceil(p * n)-th smallest is the first whose rank r has r >= p * n.
-        sa.func.min(sa.case((r.rank * 2 >= r.n, r.value))).label("p50"),
-        sa.func.min(sa.case((r.rank * 4 >= r.n * 3, r.value))).label("p75"),
+    return sa.select(
+        k.site,
+        k.path,
+        k.metric,
+        sa.func.sum(k.n).label("samples"),
+        sa.func.sum(k.value * k.n).label("total"),
+        # Nearest rank: the ceil(p * n)-th smallest is the first value whose running
+        # count c has c >= p * n.
+        sa.func.min(sa.case((k.running * 2 >= k.every, k.value))).label("p50"),
+        sa.func.min(sa.case((k.running * 4 >= k.every * 3, k.value))).label("p75"),
         counted(good).label("good"),
         counted(fair).label("fair"),
-    ).group_by(r.site, r.path, r.metric)
-    nothing = [sa.cast(sa.null(), real).label(n) for n in ("total", "p50", "p75", "good", "fair")]
-    viewed = sa.select(e.day, e.visitor_id, e.path).where(e.name == PAGEVIEW).distinct().subquery()
-    site_viewed = sa.select(e.day, e.visitor_id).where(e.name == PAGEVIEW).distinct().subquery()
-    metric = sa.literal(_VISITORS, sa.Text())
-    return sa.union_all(
-        measured,
-        sa.select(
-            sa.literal(0), viewed.c.path, metric, sa.func.count(), *nothing
-        ).group_by(viewed.c.path),
-        sa.select(
-            sa.literal(1), sa.cast(sa.null(), samples.c.path.type), metric, sa.func.count(),
-            *nothing,
-        ).select_from(site_viewed),
-    )  # fmt: skip
+    ).group_by(k.site, k.path, k.metric)
 
 
 def shares(vital: Vital) -> Sequence[tuple[str, float | None]]:

@@ -1,8 +1,11 @@
 """The page-experience report (:mod:`flask_analytics.reports.experience`) against a plain
 Python reference (``tests/support/experience.py``) on generated traffic over six Paris
-days with a DST change, some aggregated and some live, on SQLite and PostgreSQL:
-visitors, median and average time on page and scroll depth, every vital's p75, sample
-count and ratings, per page and for the site; filters; pages; purged days."""
+days with a DST change, some aggregated (read from ``analytics_daily_page_experience``)
+and some live (virtual rows from raw events), on SQLite and PostgreSQL: visitors, median
+and average time on page and scroll depth, every vital's p75, sample count and ratings,
+per page and for the site, equal on the rollup and raw paths; the daily table's rows
+(each day's exact distribution) and their re-aggregation; filters; pages; purged days.
+Archive and purge: ``test_experience_retention.py``."""
 
 from __future__ import annotations
 
@@ -14,9 +17,8 @@ import pytest
 import time_machine
 from flask import Flask
 
-from flask_analytics.reports import DateRange, RawDataMissing, Stats
-from flask_analytics.reports.experience import VITALS, Experience, PageExperience, page_experience
-from flask_analytics.reports.filters import parse_filters
+from flask_analytics.reports import DateRange, RawDataMissing
+from flask_analytics.reports.experience import VITALS
 from flask_analytics.state import current_state
 
 from ..conftest import build_app, release_app
@@ -24,10 +26,14 @@ from ..support.experience import (
     EDGE,
     ONE,
     ONE_VITALS,
+    ask,
+    check,
     nearest_rank,
     ordered_pages,
     reference,
+    reference_rows,
     seed_site,
+    stored_rows,
 )
 from ..support.schema import SchemaKeeper
 from ..support.seeded_stats import TIMEOUT, TIMEZONE
@@ -36,8 +42,10 @@ from ..support.seeded_stats import TIMEOUT, TIMEZONE
 NOW = dt.datetime(2026, 10, 27, 9, 30, tzinfo=dt.timezone.utc)
 TODAY = dt.date(2026, 10, 27)
 DAYS = [TODAY - dt.timedelta(days=n) for n in range(5, -1, -1)]
-#: Days aggregated (their sessions come from analytics_session on the raw path).
+#: Days aggregated (read from the daily table; the raw path reads their sessions from
+#: analytics_session), the DST day (Sunday, 25 hours) last.
 AGGREGATED = DAYS[1:4]
+DST_DAY = DAYS[3]
 #: A day with daily rows but no raw events left (purged).
 PURGED = TODAY - dt.timedelta(days=40)
 
@@ -58,59 +66,18 @@ def site(
         release_app(app, db, schemas)
 
 
-def ask(app: Flask, rng: DateRange, filters: tuple[str, ...] = (), **options: Any) -> Experience:
-    state = current_state(app)
-    raw = options.pop("raw", False)
-    with (
-        time_machine.travel(NOW, tick=False),
-        app.app_context(),
-        state.engine().connect() as conn,
-    ):
-        stats = Stats(state, conn, filters=parse_filters(filters), raw=raw)
-        try:
-            return page_experience(stats, rng, **options)
-        finally:
-            stats.close()
-
-
-def as_dict(page: PageExperience) -> dict[str, Any]:
-    """A row in the reference's shape."""
-    result: dict[str, Any] = {"visitors": page.visitors}
-    for name in ("time_on_page_ms", "scroll_depth"):
-        summary = getattr(page, name)
-        result[name] = {
-            "samples": summary.samples,
-            "median": summary.median,
-            "average": summary.average,
-        }
-    for name, vital in page.vitals.items():
-        result[name] = {
-            "samples": vital.samples,
-            "p75": vital.p75,
-            "good": vital.good,
-            "needs_improvement": vital.needs_improvement,
-            "poor": vital.poor,
-        }
-    return result
-
-
-def check(answer: Experience, expected: dict[str | None, dict[str, Any]]) -> None:
-    assert [r.path for r in answer.rows] == ordered_pages(expected)
-    assert answer.total == len(expected) - 1
-    for row in [*answer.rows, answer.site]:
-        assert as_dict(row) == expected[row.path], row.path
-
-
 @pytest.mark.parametrize(
-    "span", [(0, 5), (2, 2), (1, 3)], ids=["all-days", "dst-day", "aggregated-days"]
+    "span", [(0, 5), (3, 3), (1, 3)], ids=["all-days", "dst-day", "aggregated-days"]
 )
 def test_every_number_matches_the_reference(site, span):
     app, events = site
     rng = DateRange(DAYS[span[0]], DAYS[span[1]])
     tz = current_state(app).settings.timezone
     expected = reference(events, list(rng.dates()), tz, TIMEOUT)
-    answer = ask(app, rng, limit=None)
+    answer = ask(app, NOW, rng, limit=None)
     check(answer, expected)
+    # The raw path (every sample read from raw events) answers the same.
+    assert ask(app, NOW, rng, limit=None, raw=True) == answer
     # The data exercise what they should: every vital rated every way, several samples.
     site_row = expected[None]
     assert site_row["visitors"] > 20
@@ -122,6 +89,27 @@ def test_every_number_matches_the_reference(site, span):
     assert lcp.share("good") == pytest.approx(site_row["lcp"]["good"] / site_row["lcp"]["samples"])
 
 
+def test_daily_rows_are_each_days_exact_distribution(site):
+    """Each aggregated day's rows: every distinct value per page and metric with its
+    count, visitors per page and for the site; live days have none; aggregating a day
+    again writes the same rows."""
+    app, events = site
+    tz = current_state(app).settings.timezone
+    repeated = 0
+    for day in AGGREGATED:
+        expected = reference_rows(events, day, tz)
+        assert stored_rows(app, day) == expected, day
+        repeated += sum(1 for (_p, m, _v, n) in expected if m != "visitors" and n > 1)
+    assert repeated > 5  # values shared by several samples are counted, not repeated
+    assert stored_rows(app, DAYS[0]) == stored_rows(app, TODAY) == {}
+    analytics = app.extensions["analytics_test"]
+    before = stored_rows(app, DST_DAY)
+    with time_machine.travel(NOW, tick=False), app.app_context():
+        analytics.aggregate(DST_DAY)
+        analytics.aggregate(DST_DAY)
+    assert stored_rows(app, DST_DAY) == before
+
+
 @pytest.mark.parametrize("kind", sorted(FILTERS))
 def test_filtered_numbers_are_those_of_the_kept_events(site, kind):
     app, events = site
@@ -129,9 +117,9 @@ def test_filtered_numbers_are_those_of_the_kept_events(site, kind):
     given, spec = FILTERS[kind]
     tz = current_state(app).settings.timezone
     expected = reference(events, list(rng.dates()), tz, TIMEOUT, spec)
-    answer = ask(app, rng, given, limit=None)
+    answer = ask(app, NOW, rng, given, limit=None)
     check(answer, expected)
-    unfiltered = ask(app, rng, limit=None)
+    unfiltered = ask(app, NOW, rng, limit=None)
     assert 0 < answer.site.vitals["lcp"].samples < unfiltered.site.vitals["lcp"].samples
     if kind == "event":
         assert all(r.path.startswith("/blog/") for r in answer.rows)
@@ -142,8 +130,10 @@ def test_a_session_filter_keeping_every_visit_changes_nothing(site):
     days); a filter every visit passes must answer what the plain scan answers."""
     app, _events = site
     rng = DateRange(DAYS[0], DAYS[-1])
-    assert ask(app, rng, ("hostname:is:example.com",), limit=None) == ask(app, rng, limit=None)
-    assert ask(app, rng, ("hostname:is:other.example",), limit=None).total == 0
+    assert ask(app, NOW, rng, ("hostname:is:example.com",), limit=None) == ask(
+        app, NOW, rng, limit=None
+    )
+    assert ask(app, NOW, rng, ("hostname:is:other.example",), limit=None).total == 0
 
 
 def test_pages_are_cut_by_limit_and_offset(site):
@@ -151,16 +141,16 @@ def test_pages_are_cut_by_limit_and_offset(site):
     rng = DateRange(DAYS[0], DAYS[-1])
     tz = current_state(app).settings.timezone
     order = ordered_pages(reference(events, list(rng.dates()), tz, TIMEOUT))
-    answer = ask(app, rng, limit=3, offset=2)
+    answer = ask(app, NOW, rng, limit=3, offset=2)
     assert [r.path for r in answer.rows] == order[2:5]
     assert answer.total == len(order)
-    assert ask(app, rng, limit=None, offset=len(order)).rows == []
+    assert ask(app, NOW, rng, limit=None, offset=len(order)).rows == []
 
 
 def test_a_page_with_one_sample_and_values_at_the_thresholds(site):
     app, _events = site
     rng = DateRange(DAYS[0], DAYS[0])
-    rows = {r.path: r for r in ask(app, rng, limit=None).rows}
+    rows = {r.path: r for r in ask(app, NOW, rng, limit=None).rows}
     one = rows[ONE]
     assert one.visitors == 1
     assert (one.time_on_page_ms.samples, one.time_on_page_ms.median) == (1, 4321)
@@ -196,7 +186,7 @@ def test_nearest_rank_reference():
 def test_a_range_reaching_purged_days_is_refused(site):
     app, _events = site
     with pytest.raises(RawDataMissing, match="Page experience reports read raw events"):
-        ask(app, DateRange(PURGED, TODAY))
+        ask(app, NOW, DateRange(PURGED, TODAY))
     # Days without any rows are simply empty.
-    empty = ask(app, DateRange(PURGED + dt.timedelta(days=1), PURGED + dt.timedelta(days=3)))
+    empty = ask(app, NOW, DateRange(PURGED + dt.timedelta(days=1), PURGED + dt.timedelta(days=3)))
     assert (empty.rows, empty.total, empty.site.visitors) == ([], 0, 0)

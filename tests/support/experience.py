@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+import time_machine
 from flask import Flask
 
 from flask_analytics import Analytics
+from flask_analytics.reports import DateRange, Stats
+from flask_analytics.reports.experience import Experience, PageExperience, page_experience
+from flask_analytics.reports.filters import parse_filters
 from flask_analytics.state import current_state
 
 from .filter_reference import FilterSpec, events_of_day, kept_sessions
@@ -252,7 +256,107 @@ def reference(
     return result
 
 
+def reference_rows(
+    events: Iterable[Mapping[str, Any]], day: dt.date, tz: ZoneInfo
+) -> Counter[tuple[str | None, str, float | None, int]]:
+    """``analytics_daily_page_experience``'s rows of ``day`` as (path, metric, value,
+    samples): every distinct sample value of a page and metric with its count; the
+    visitors with a pageview of each page and of any page (path None, value None)."""
+    todays = [e for e in events if local_date(e["created_at"], tz) == day]
+    if not todays:
+        return Counter()
+    page_visitors: dict[str, set[Any]] = defaultdict(set)
+    visits: dict[tuple[Any, str], list[Mapping[str, Any]]] = defaultdict(list)
+    values: dict[tuple[str, str], Counter[float]] = defaultdict(Counter)
+    for event in todays:
+        path = event["path"]
+        if event["name"] == "pageview":
+            page_visitors[path].add(event["visitor_id"])
+        elif event["name"] == "engagement":
+            visits[(event["visitor_id"], path)].append(event)
+        elif event["name"] == "web_vitals":
+            for name in THRESHOLDS:
+                value = _number((event["props"] or {}).get(name))
+                if value is not None:
+                    values[(path, name)][float(value)] += 1
+    for (_visitor, path), group in visits.items():
+        times = [e["engagement_ms"] for e in group if e["engagement_ms"] is not None]
+        depths = [e["scroll_depth"] for e in group if e["scroll_depth"] is not None]
+        if times:
+            values[(path, "time_on_page_ms")][float(sum(times))] += 1
+        if depths:
+            values[(path, "scroll_depth")][float(max(depths))] += 1
+    rows: Counter[tuple[str | None, str, float | None, int]] = Counter()
+    for (path, metric), counted in values.items():
+        for value, samples in counted.items():
+            rows[(path, metric, value, samples)] += 1
+    for path, visitors in page_visitors.items():
+        rows[(path, "visitors", None, len(visitors))] += 1
+    site = set().union(*page_visitors.values())
+    rows[(None, "visitors", None, len(site))] += 1
+    return rows
+
+
+def stored_rows(app: Flask, day: dt.date) -> Counter[tuple[str | None, str, float | None, int]]:
+    """``analytics_daily_page_experience``'s rows of ``day``, as :func:`reference_rows`."""
+    table = current_state(app).models.DailyPageExperience.__table__
+    c = table.c
+    with app.app_context(), current_state(app).engine().connect() as conn:
+        found = conn.execute(sa.select(c.path, c.metric, c.value, c.samples).where(c.date == day))
+        return Counter((p, m, None if v is None else float(v), int(n)) for p, m, v, n in found)
+
+
 def ordered_pages(expected: Mapping[str | None, dict[str, Any]]) -> list[str]:
     """Pages as the report lists them: most visitors first, then by path."""
     pages = [p for p in expected if p is not None]
     return sorted(pages, key=lambda p: (-expected[p]["visitors"], p))
+
+
+# -- asking the report ------------------------------------------------------------------------
+
+
+def ask(
+    app: Flask, now: dt.datetime, rng: DateRange, filters: tuple[str, ...] = (), **options: Any
+) -> Experience:
+    """:func:`page_experience` of ``rng`` at ``now`` (``raw=True``: the raw path)."""
+    state = current_state(app)
+    raw = options.pop("raw", False)
+    with (
+        time_machine.travel(now, tick=False),
+        app.app_context(),
+        state.engine().connect() as conn,
+    ):
+        stats = Stats(state, conn, filters=parse_filters(filters), raw=raw)
+        try:
+            return page_experience(stats, rng, **options)
+        finally:
+            stats.close()
+
+
+def as_dict(page: PageExperience) -> dict[str, Any]:
+    """A row in the reference's shape."""
+    result: dict[str, Any] = {"visitors": page.visitors}
+    for name in ("time_on_page_ms", "scroll_depth"):
+        summary = getattr(page, name)
+        result[name] = {
+            "samples": summary.samples,
+            "median": summary.median,
+            "average": summary.average,
+        }
+    for name, vital in page.vitals.items():
+        result[name] = {
+            "samples": vital.samples,
+            "p75": vital.p75,
+            "good": vital.good,
+            "needs_improvement": vital.needs_improvement,
+            "poor": vital.poor,
+        }
+    return result
+
+
+def check(answer: Experience, expected: dict[str | None, dict[str, Any]]) -> None:
+    """``answer`` holds every page of ``expected`` in order, and the same numbers."""
+    assert [r.path for r in answer.rows] == ordered_pages(expected)
+    assert answer.total == len(expected) - 1
+    for row in [*answer.rows, answer.site]:
+        assert as_dict(row) == expected[row.path], row.path

@@ -155,8 +155,9 @@ def page_cells(page: PageExperience) -> PageCells:
 
 
 def panel(stats: Stats, rng: DateRange) -> Panel:
-    """The Engagement page's panel; a range reaching purged raw events gets the reason
-    instead (the page's other numbers come from the daily tables)."""
+    """The Engagement page's panel; a range it cannot answer (a filtered one reaching
+    purged raw events) gets the reason instead (the page's other numbers come from the
+    daily tables)."""
     try:
         found = page_experience(stats, rng, limit=PANEL_PAGES)
     except RawDataMissing as error:
