@@ -449,7 +449,14 @@ def _keyed_daily(
                     "on the event model too."
                 )
         for count in KEYED_TABLES[name]:
-            twin = sa.Column(VALUE_PREFIX + count, sa.BigInteger(), nullable=False, default=0)
+            # A server default too: a migration adds the column to a table holding rows.
+            twin = sa.Column(
+                VALUE_PREFIX + count,
+                sa.BigInteger(),
+                nullable=False,
+                default=0,
+                server_default=sa.text("0"),
+            )
             table.append_column(twin)
             sa.inspect(model).add_property(twin.name, twin)
         hosts[name] = model
