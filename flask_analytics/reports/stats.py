@@ -23,7 +23,7 @@ from .filtered import FilteredEvents, RawDataMissing
 from .filters import PROP_PREFIX, BadFilter, Filter
 from .live import DIMENSION_TABLE, LiveCache, LiveDays
 from .pinned import pinned_rows
-from .props import PROP_TABLE
+from .props import PropQuestions
 from .query import Answer, BadQuestion, Query
 from .ranges import DateRange
 from .realtime import Hour, Realtime
@@ -76,8 +76,9 @@ class BreakdownOptions(TypedDict, total=False):
     counts: Sequence[str] | None
 
 
-class Stats:
-    """The dashboard's queries, run on one connection for one request.
+class Stats(PropQuestions):
+    """The dashboard's queries, run on one connection for one request (event properties'
+    in :class:`.props.PropQuestions`).
 
     ``now`` (naive UTC) fixes "today" and the realtime window, so one request sees one
     consistent clock.
@@ -357,8 +358,7 @@ class Stats:
         breakdown has (every page together)."""
         counts = options.get("counts")
         path = options.get("path")
-        if breakdown.table == PROP_TABLE:
-            self.check_raw(rng, "Filtered reports" if self.raw else "Event properties")
+        self.check_props(breakdown.table, rng)
         wanted = tuple(counts) if counts is not None else breakdown.counts
         needed = {breakdown.sort, *([breakdown.positive] if breakdown.positive else [])}
         summed = (*wanted, *(c for c in breakdown.counts if c in needed and c not in wanted))
@@ -417,16 +417,6 @@ class Stats:
             counts=query.metrics or None,
         )
         return Answer(query, rows=rows, breakdown=breakdown, total=total)
-
-    def prop_keys(
-        self, rng: DateRange, *, event: str | None = None, limit: int | None = 50
-    ) -> tuple[list[tuple[str, int]], int]:
-        """Event property keys of ``rng`` (of events named ``event`` only, when given),
-        each with how many events carry it, most first (then by key), at most ``limit``;
-        and how many keys there are. Read from raw events, honouring the filters."""
-        self.check_raw(rng, "Event properties")
-        counted = sorted(self.filtered.prop_keys(rng, event).items(), key=lambda i: (-i[1], i[0]))
-        return (counted if limit is None else counted[:limit]), len(counted)
 
     def page_daily(self, rng: DateRange, path: str) -> dict[dt.date, Totals]:
         """Visitors and pageviews of one page per day (other counts stay zero)."""
