@@ -14,10 +14,10 @@ archived too. Times are naive UTC ``DateTime`` values everywhere.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -333,15 +333,15 @@ DAILY_MIXINS: dict[str, type[_DailyMixin]] = {
 #: values: ``value_visitors`` are the visitors with an event of the row's keys carrying
 #: the row's values, ``value_entries`` / ``value_exits`` the visits entering / leaving
 #: at the page that hold an event carrying them (DESIGN.md's filter definition).
-KEYED_TABLES: dict[str, tuple[str, ...]] = {
+KEYED_TABLES: Final[Mapping[str, tuple[str, ...]]] = {
     "DailyPage": ("visitors", "entries", "exits"),
     "DailyPageReferrer": ("visitors",),
     "DailyEvent": ("visitors",),
 }
 #: Prefix of the exact-per-row twin of a count (``value_visitors``...).
-VALUE_PREFIX = "value_"
+VALUE_PREFIX: Final = "value_"
 #: Key columns a host may add to one daily table.
-MAX_KEY_COLUMNS = 3
+MAX_KEY_COLUMNS: Final = 3
 
 
 @dataclass(frozen=True)
