@@ -299,6 +299,15 @@ def test_a_pinned_filter_is_answered_exactly_from_the_rollup(site, events, value
         assert reference
         assert breakdown(site, name, plan) == reference
     assert breakdown(site, "page", plan, raw=True) == expected(events, "page", [plan])
+    # One page's trend, per day (the page view's chart).
+    page_rows = _filtered(events, (plan,), RANGE)["DailyPage"]
+    trend = summed(page_rows, ["date"], ["visitors", "pageviews"], {"path": "/pricing"})
+    with site.app_context(), current_state(site).engine().connect() as conn:
+        daily = stats(site, conn, plan).page_daily(RANGE, "/pricing")
+    got = {(d,): {"visitors": t.visitors, "pageviews": t.pageviews} for d, t in daily.items()}
+    nonzero = {k: v for k, v in trend.items() if v["visitors"] or v["pageviews"]}
+    assert nonzero
+    assert {k: v for k, v in got.items() if v["visitors"] or v["pageviews"]} == nonzero
     # Both host columns of the referrer table pinned: its rows answer; one is not enough.
     with site.app_context(), current_state(site).engine().connect() as conn:
         s = stats(site, conn, plan, "ab_variant:is:a")
