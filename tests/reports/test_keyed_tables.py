@@ -84,7 +84,7 @@ def seeded_rows() -> list[dict[str, Any]]:
         start = dt.datetime.combine(day, dt.time(), tz).astimezone(dt.timezone.utc)
         end = min(start + dt.timedelta(days=1), NOW.replace(tzinfo=dt.timezone.utc))
         rows += day_events(
-            rnd, start.replace(tzinfo=None), end.replace(tzinfo=None) - dt.timedelta(minutes=5), 30
+            rnd, start.replace(tzinfo=None), end.replace(tzinfo=None) - dt.timedelta(minutes=5), 20
         )
     base: dict[int, tuple[str | None, str]] = {}
     for row in rows:
