@@ -20,9 +20,9 @@ a goal's conversion-rate breakdown by source <= 2x).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from flask import Flask
 
 from bench.dashboard import database
-from bench.query import floor, prepare, timed
+from bench.query import floor, prepare, time_cases
 from flask_analytics.reports import BREAKDOWNS, DateRange, Stats
 from flask_analytics.reports.filters import parse_filters
 from flask_analytics.reports.funnels import funnel_steps
@@ -91,16 +91,13 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             analytics.goal(goal["name"], event=goal.get("event"), page=goal.get("page"),
                            props=goal.get("props"))  # fmt: skip
         analytics.funnel("Path", list(FUNNEL))
-        times: dict[str, list[float]] = {label: [] for label, _, _ in CASES}
         for label, what, filters in CASES:  # warm caches, show the answers once
             print(f"[{kind}] {label}: {ask(app, rng, what, filters)}")
-        for run in range(args.runs):
-            for label, what, filters in CASES:
-                call: Callable[[], Any] = lambda w=what, f=filters: ask(app, rng, w, f)  # noqa: E731
-                ms, _ = timed(call)
-                times[label].append(ms)
-            print(f"[{kind}]   run {run + 1}: "
-                  + ", ".join(f"{t[-1]:,.0f}" for t in times.values()) + " ms", file=sys.stderr)  # fmt: skip
+        cases = [
+            (label, functools.partial(ask, app, rng, what, filters))
+            for label, what, filters in CASES
+        ]
+        times = time_cases(kind, args.runs, cases)
         base = statistics.median(times[CASES[0][0]])
         figures = {}
         print(f"[{kind}] {args.runs} runs of each case, alternating; medians:")

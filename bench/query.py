@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import datetime as dt
+import functools
 import itertools
 import json
 import random
@@ -314,6 +315,21 @@ def timed(func: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - began) * 1000, result
 
 
+def time_cases(
+    kind: str, runs: int, cases: Sequence[tuple[str, Callable[[], Any]]]
+) -> dict[str, list[float]]:
+    """Each case's times (ms) over ``runs`` runs, alternating: a run times every case
+    once, in order, and prints its times to stderr."""
+    times: dict[str, list[float]] = {label: [] for label, _ in cases}
+    for run in range(runs):
+        for label, call in cases:
+            ms, _ = timed(call)
+            times[label].append(ms)
+        print(f"[{kind}]   run {run + 1}: "
+              + ", ".join(f"{t[-1]:,.0f}" for t in times.values()) + " ms", file=sys.stderr)  # fmt: skip
+    return times
+
+
 # -- where the time goes ------------------------------------------------------------------
 
 
@@ -497,7 +513,6 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     print(f"== {kind} ==")
     with database(kind, args.postgres_admin_url) as url:
         app, rng = prepare(kind, url, args)
-        times: dict[str, list[float]] = {label: [] for label, _, _ in CASES}
         results: dict[str, Any] = {}
         for label, filters, what in CASES:  # warm caches, check the answers once
             results[label] = run_case(app, rng, filters, what)
@@ -509,12 +524,11 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             summed = sum((t for d, t in totals.items() if d in rng), Totals())
             print(f"[{kind}] {label}: {summed.visitors:,} visitors, {summed.sessions:,} "
                   f"sessions, {summed.pageviews:,} pageviews")  # fmt: skip
-        for run in range(args.runs):
-            for label, filters, what in CASES:
-                ms, _ = timed(lambda f=filters, w=what: run_case(app, rng, f, w))  # type: ignore[misc]
-                times[label].append(ms)
-            print(f"[{kind}]   run {run + 1}: "
-                  + ", ".join(f"{t[-1]:,.0f}" for t in times.values()) + " ms", file=sys.stderr)  # fmt: skip
+        cases = [
+            (label, functools.partial(run_case, app, rng, filters, what))
+            for label, filters, what in CASES
+        ]
+        times = time_cases(kind, args.runs, cases)
         base = statistics.median(times[CASES[0][0]])
         scan = statistics.median(times[CASES[1][0]])
         print(f"[{kind}] {args.runs} runs of each case, alternating; medians:")

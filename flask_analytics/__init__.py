@@ -10,6 +10,9 @@ from .errors import InvalidEvent as InvalidEvent
 from .extension import Analytics as Analytics
 from .ingest.pipeline import DropReason as DropReason
 from .lifecycle.aggregate import AggregationRefused as AggregationRefused
+from .models import DailyEventMixin as DailyEventMixin
+from .models import DailyPageMixin as DailyPageMixin
+from .models import DailyPageReferrerMixin as DailyPageReferrerMixin
 from .models import EventMixin as EventMixin
 
 __all__ = [
@@ -18,6 +21,9 @@ __all__ = [
     "AnalyticsError",
     "Clock",
     "ConfigError",
+    "DailyEventMixin",
+    "DailyPageMixin",
+    "DailyPageReferrerMixin",
     "DropEvent",
     "DropReason",
     "EventMixin",

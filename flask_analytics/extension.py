@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -70,7 +70,10 @@ class Analytics:
 
     ``Analytics(app, db=db)`` or, with the factory pattern, ``Analytics(db=db)`` then
     ``analytics.init_app(app)``. ``event_model`` is an ``EventMixin`` subclass adding
-    custom columns; the default model has only the built-in ones. ``dashboard=False``
+    custom columns; the default model has only the built-in ones. ``daily_models`` are
+    subclasses of ``DailyPageMixin``, ``DailyPageReferrerMixin`` or ``DailyEventMixin``
+    adding custom event columns to those daily tables as keys (README "Extending the
+    event model"). ``dashboard=False``
     leaves the dashboard unmounted (the collect endpoint, script and commands stay).
     ``clock`` is where every "now" is read (default: the system clock).
 
@@ -84,6 +87,7 @@ class Analytics:
         *,
         db: SQLAlchemy | None = None,
         event_model: type[EventMixin] | None = None,
+        daily_models: Sequence[type] = (),
         dashboard: bool = True,
         clock: Clock | None = None,
     ) -> None:
@@ -92,7 +96,7 @@ class Analytics:
                 "Analytics needs your Flask-SQLAlchemy instance: Analytics(app, db=db)."
             )
         self.db = db
-        self.models = build_models(db, event_model)
+        self.models = build_models(db, event_model, daily_models)
         self.Event = self.models.Event
         self.EventArchive = self.models.EventArchive
         self.Salt = self.models.Salt

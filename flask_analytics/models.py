@@ -14,9 +14,10 @@ archived too. Times are naive UTC ``DateTime`` values everywhere.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -144,6 +145,9 @@ class DailySummaryMixin(_DailyMixin):
 
 
 class DailyPageMixin(_DailyMixin):
+    """Pages (table ``analytics_daily_page``): subclass it to add key columns (see
+    :data:`KEYED_TABLES`)."""
+
     __tablename__ = "analytics_daily_page"
     path: Mapped[str] = mapped_column(sa.String(PATH_MAX), nullable=False)
     visitors: Mapped[int] = _count()
@@ -154,6 +158,9 @@ class DailyPageMixin(_DailyMixin):
 
 
 class DailyPageReferrerMixin(_DailyMixin):
+    """Pageviews per page and referrer host (``analytics_daily_page_referrer``):
+    subclass it to add key columns (see :data:`KEYED_TABLES`)."""
+
     __tablename__ = "analytics_daily_page_referrer"
     path: Mapped[str] = mapped_column(sa.String(PATH_MAX), nullable=False)
     referrer_host: Mapped[str | None] = mapped_column(sa.String(HOST_MAX))
@@ -214,6 +221,9 @@ class DailySessionMixin(_DailyMixin):
 
 
 class DailyEventMixin(_DailyMixin):
+    """Custom events per name (``analytics_daily_event``): subclass it to add key
+    columns (see :data:`KEYED_TABLES`)."""
+
     __tablename__ = "analytics_daily_event"
     name: Mapped[str] = mapped_column(sa.String(NAME_MAX), nullable=False)
     visitors: Mapped[int] = _count()
@@ -332,6 +342,31 @@ DAILY_MIXINS: dict[str, type[_DailyMixin]] = {
 }
 
 
+#: Daily tables a host may add key columns to (custom event columns), with the counts
+#: that then get a ``value_`` twin. These tables group events, so an event column is a
+#: key like their own: a row per (date, its keys, the host's columns). The tables that
+#: group sessions (traffic sources, countries, devices, UTM, session lengths, the
+#: summary) cannot take one: a visit holds events with several values of a column.
+#:
+#: In a keyed table the built-in counts keep their meaning when summed over the host's
+#: columns: additive counts (pageviews, events, engagement) are split by the events'
+#: values, and each visitor (entry, exit) is counted in one row only, that of the
+#: visitor's first event of the row's other keys that day (of the visit's entry or exit
+#: pageview). Each ``value_`` twin is exact for its own row and is never summed across
+#: values: ``value_visitors`` are the visitors with an event of the row's keys carrying
+#: the row's values, ``value_entries`` / ``value_exits`` the visits entering / leaving
+#: at the page that hold an event carrying them (DESIGN.md's filter definition).
+KEYED_TABLES: Final[Mapping[str, tuple[str, ...]]] = {
+    "DailyPage": ("visitors", "entries", "exits"),
+    "DailyPageReferrer": ("visitors",),
+    "DailyEvent": ("visitors",),
+}
+#: Prefix of the exact-per-row twin of a count (``value_visitors``...).
+VALUE_PREFIX: Final = "value_"
+#: Key columns a host may add to one daily table.
+MAX_KEY_COLUMNS: Final = 3
+
+
 @dataclass(frozen=True)
 class Models:
     """The resolved model classes of one ``Analytics`` instance."""
@@ -344,6 +379,18 @@ class Models:
     Session: Any
     Salt: Any
     AggregationRun: Any
+    #: Host key columns of each keyed daily table (``daily_models=``), by model name.
+    keyed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def key_columns(self) -> tuple[str, ...]:
+        """Every event column some daily table is keyed by, once each."""
+        return tuple(dict.fromkeys(c for cols in self.keyed.values() for c in cols))
+
+    def builtin_columns(self, name: str) -> tuple[str, ...]:
+        """The columns of daily table ``name`` but the host's keys and ``value_`` twins."""
+        extra = {*self.keyed.get(name, ()), *(VALUE_PREFIX + c for c in KEYED_TABLES.get(name, ()))}
+        table: sa.Table = self.daily[name].__table__
+        return tuple(c.name for c in table.c if c.name not in extra)
 
 
 def _model(db: Any, name: str, mixin: type, **attrs: Any) -> Any:
@@ -370,8 +417,82 @@ def archive_table(event_table: sa.Table, metadata: sa.MetaData) -> sa.Table:
     return sa.Table("analytics_event_archive", metadata, *columns)
 
 
-def build_models(db: Any, event_model: Any) -> Models:
-    """Create the extension's model classes on the host's Flask-SQLAlchemy ``db``."""
+def _keyed_daily(
+    event_table: sa.Table, daily_models: Sequence[Any]
+) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
+    """The host's daily models by name, and their key columns; each keyed table gets
+    its ``value_`` count columns (mapped on the model too)."""
+    hosts: dict[str, Any] = {}
+    keyed: dict[str, tuple[str, ...]] = {}
+    for model in daily_models:
+        name = next(
+            (
+                n
+                for n, mixin in DAILY_MIXINS.items()
+                if isinstance(model, type) and issubclass(model, mixin)
+            ),
+            None,
+        )
+        if name is None or not hasattr(model, "__table__"):
+            raise TypeError(
+                f"daily_models: {model!r} is not a db.Model subclass of a daily table's mixin "
+                "(DailyPageMixin, DailyPageReferrerMixin or DailyEventMixin)."
+            )
+        if name not in KEYED_TABLES:
+            raise TypeError(
+                f"daily_models: {name} groups visits, which hold events with several values "
+                f"of an event column; only {', '.join(KEYED_TABLES)} take key columns."
+            )
+        if name in hosts:
+            raise TypeError(f"daily_models: two models for {name}.")
+        table: sa.Table = model.__table__
+        mixin = DAILY_MIXINS[name]
+        wanted: str = getattr(mixin, "__tablename__")  # noqa: B009 (not on _DailyMixin)
+        if table.name != wanted:
+            raise TypeError(f"daily_models: {model.__name__}'s table must be {wanted!r}.")
+        own = {"id", "date", *mixin.__annotations__}
+        extra = tuple(c.name for c in table.c if c.name not in own)
+        if not extra or len(extra) > MAX_KEY_COLUMNS:
+            raise TypeError(
+                f"daily_models: {model.__name__} adds 1 to {MAX_KEY_COLUMNS} columns to "
+                f"{table.name}, not {len(extra)}."
+            )
+        for column in extra:
+            source = event_table.c.get(column)
+            if column in EventMixin.__annotations__ or source is None:
+                raise TypeError(
+                    f"daily_models: {model.__name__}.{column} is not a custom column of the "
+                    "event model: a key column takes its values from the event column of "
+                    "the same name."
+                )
+            if not isinstance(table.c[column].type, sa.String) or not isinstance(
+                source.type, sa.String
+            ):
+                raise TypeError(
+                    f"daily_models: {model.__name__}.{column} must be a string column, "
+                    "on the event model too."
+                )
+        for count in KEYED_TABLES[name]:
+            # A server default too: a migration adds the column to a table holding rows.
+            twin = sa.Column(
+                VALUE_PREFIX + count,
+                sa.BigInteger(),
+                nullable=False,
+                default=0,
+                server_default=sa.text("0"),
+            )
+            table.append_column(twin)
+            sa.inspect(model).add_property(twin.name, twin)
+        hosts[name] = model
+        keyed[name] = extra
+    return hosts, keyed
+
+
+def build_models(db: Any, event_model: Any, daily_models: Sequence[Any] = ()) -> Models:
+    """Create the extension's model classes on the host's Flask-SQLAlchemy ``db``.
+
+    ``daily_models`` are the host's subclasses of keyed daily tables' mixins (see
+    :data:`KEYED_TABLES`), used instead of the built-in ones."""
     if event_model is None:
         event_model = _model(db, "AnalyticsEvent", EventMixin)
     elif not (isinstance(event_model, type) and issubclass(event_model, EventMixin)):
@@ -393,7 +514,11 @@ def build_models(db: Any, event_model: Any) -> Models:
             "__table__": archive_table(event_model.__table__, db.metadata),
         },
     )
-    daily = {attr: _model(db, f"Analytics{attr}", mixin) for attr, mixin in DAILY_MIXINS.items()}
+    hosts, keyed = _keyed_daily(event_model.__table__, daily_models)
+    daily = {
+        attr: hosts.get(attr) or _model(db, f"Analytics{attr}", mixin)
+        for attr, mixin in DAILY_MIXINS.items()
+    }
     return Models(
         Event=event_model,
         EventArchive=archive,
@@ -403,4 +528,5 @@ def build_models(db: Any, event_model: Any) -> Models:
         Session=_model(db, "AnalyticsSession", SessionMixin),
         Salt=_model(db, "AnalyticsSalt", SaltMixin),
         AggregationRun=_model(db, "AnalyticsAggregationRun", AggregationRunMixin),
+        keyed=keyed,
     )

@@ -114,6 +114,7 @@ def build_app(
     name: str,
     *,
     event_model: Callable[[SQLAlchemy], Any] | None = None,
+    daily_models: Callable[[SQLAlchemy], list[Any]] | None = None,
     **config: Any,
 ) -> tuple[Flask, SQLAlchemy]:
     """An app with ``Analytics`` on a fresh schema of ``database_url`` (see ``make_app``);
@@ -129,7 +130,8 @@ def build_app(
     db = SQLAlchemy()
     db.init_app(app)
     model = event_model(db) if event_model is not None else None
-    analytics = Analytics(app, db=db, event_model=model)
+    daily = daily_models(db) if daily_models is not None else []
+    analytics = Analytics(app, db=db, event_model=model, daily_models=daily)
     app.extensions["analytics_test"] = analytics
     with app.app_context():
         schemas.fresh(db)

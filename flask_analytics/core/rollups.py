@@ -66,7 +66,7 @@ group, never a sum over rows that could share a visitor):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -74,6 +74,7 @@ import sqlalchemy as sa
 from ..models import PATH_MAX
 from . import dialects
 from .clock import day_bounds
+from .keyed import keyed_selects
 
 if TYPE_CHECKING:
     from ..models import Models
@@ -120,14 +121,16 @@ _SOURCE_COLUMNS = (
 
 
 def source_events(models: Models, start: dt.datetime, end: dt.datetime) -> sa.CompoundSelect[Any]:
-    """Raw + archived events with ``start <= created_at < end``: built-in columns only,
-    plus ``archived`` (0 or 1: which table the row is in)."""
+    """Raw + archived events with ``start <= created_at < end``: built-in columns and the
+    host columns keying daily tables, plus ``archived`` (0 or 1: which table the row is
+    in)."""
     parts = []
+    columns = (*_SOURCE_COLUMNS, *models.key_columns())
     for archived, model in enumerate((models.Event, models.EventArchive)):
         table: sa.Table = model.__table__
         parts.append(
             sa.select(
-                *(table.c[name] for name in _SOURCE_COLUMNS),
+                *(table.c[name] for name in columns),
                 sa.literal_column(str(archived), sa.Integer()).label("archived"),
             ).where(table.c.created_at >= start, table.c.created_at < end)
         )
@@ -322,11 +325,18 @@ def bucket_lower_bound(value: Any, bounds: tuple[int, ...]) -> Any:
     return sa.case(*((value >= b, b) for b in reversed(bounds[1:])), else_=bounds[0])
 
 
-def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> dict[str, Any]:
+def table_selects(
+    day: dt.date,
+    src: sa.FromClause,
+    sessions: sa.FromClause,
+    keyed: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
     """The select of every daily table of ``day`` from its events and its sessions.
 
     Keys are the daily model names of ``state.models.daily``; each select yields that
-    table's columns except ``id`` (in no particular order).
+    table's columns except ``id`` (in no particular order). ``keyed``: the host columns
+    of keyed tables (``models.keyed``), whose selects group by them too
+    (:mod:`.keyed`).
     """
     date = sa.literal(day, sa.Date()).label("date")
     e, s = src.c, sessions.c
@@ -431,7 +441,7 @@ def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> 
         .group_by(e.name)
     )
 
-    return {
+    selects = {
         "DailySummary": summary,
         "DailyPage": page,
         "DailyPageReferrer": page_referrer,
@@ -444,6 +454,8 @@ def table_selects(day: dt.date, src: sa.FromClause, sessions: sa.FromClause) -> 
         "DailySession": session,
         "DailyEvent": event,
     }
+    selects.update(keyed_selects(day, src, sessions, keyed or {}))
+    return selects
 
 
 def in_table_order(models: Models, selects: dict[str, Any]) -> dict[str, Any]:
@@ -479,4 +491,4 @@ def daily_selects(state: Context, day: dt.date, *, cte_suffix: str = "") -> dict
         models=state.models,
         bounds=(start, end),
     ).cte(f"sessions{cte_suffix}")
-    return in_table_order(state.models, table_selects(day, src, sessions))
+    return in_table_order(state.models, table_selects(day, src, sessions, state.models.keyed))

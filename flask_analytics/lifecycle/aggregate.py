@@ -214,7 +214,9 @@ def aggregate_day(state: Context, day: dt.date, *, force: bool = False) -> Aggre
             source = int(conn.scalar(sa.select(total(tmp.c.events))) or 0)
             batches = {
                 name: [select]
-                for name, select in in_table_order(models, table_selects(day, src, tmp)).items()
+                for name, select in in_table_order(
+                    models, table_selects(day, src, tmp, models.keyed)
+                ).items()
             }
             batches["DailyDimension"] = dimensions.selects(state, day)
             batches["Session"] = [session_rows_select(day, tmp)]

@@ -91,9 +91,10 @@ _SHARED_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
 
 
 def _table_counts(models: Any, table: str) -> tuple[str, ...]:
-    """The count columns of daily table ``table`` (all but id, date and its keys)."""
+    """The count columns of daily table ``table`` (all but id, date and its keys; a
+    keyed table's host columns and ``value_`` counts are not in virtual tables)."""
     skip = {"id", "date", *_SHARED_KEYS[table]}
-    return tuple(c.name for c in models.daily[table].__table__.c if c.name not in skip)
+    return tuple(c for c in models.builtin_columns(table) if c not in skip)
 
 
 class FilteredEvents(RawStatements):

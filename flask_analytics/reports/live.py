@@ -60,7 +60,8 @@ TODAY_RUN_MAX_AGE: Final = dt.timedelta(minutes=30)
 LiveStatement = tuple[tuple[str, ...], "sa.CompoundSelect[Any]"]
 #: Live statements a :class:`LiveCache` keeps (one per day; the oldest kept goes first).
 STATEMENTS_KEPT: Final = 64
-#: The shared row layout of the one live statement: this many key and count columns.
+#: The shared row layout of the one live statement: at least this many key and count
+#: columns (more when a host keyed a daily table by its own columns).
 _WIDE_KEYS: Final = 5
 _WIDE_COUNTS: Final = 6
 
@@ -361,16 +362,17 @@ class LiveDays:
         else:
             names, statement = self.cache.statement(day, lambda: self._daily_statement(day))
         result: DayRows = {name: [] for name in names}
+        wide_keys = self._wide()[0]
         for row in self.conn.execute(statement):
             name = names[row[0]]
-            keys, counts = LIVE_KEYS[name], self._counts(name)
+            keys, counts = self._keys(name), self._counts(name)
             values: dict[str, Any] = {"date": day}
             for i, key in enumerate(keys):
                 value = row[1 + i]
                 # Keys travel as text in the shared layout; bucket bounds are integers.
                 values[key] = int(value) if value is not None and key.endswith("_bucket") else value
             for i, count in enumerate(counts):
-                values[count] = int(row[1 + _WIDE_KEYS + i] or 0)
+                values[count] = int(row[1 + wide_keys + i] or 0)
             result[name].append(values)
         return result
 
@@ -379,17 +381,18 @@ class LiveDays:
         (a tag: the table's place in the names returned, keys as text, counts)."""
         selects = live_selects(self.state, day)
         names = tuple(selects)
+        wide_keys, wide_counts = self._wide()
         parts = []
         for tag, name in enumerate(names):
             sub = selects[name].subquery()
-            keys, counts = LIVE_KEYS[name], self._counts(name)
+            keys, counts = self._keys(name), self._counts(name)
             parts.append(
                 sa.select(
                     sa.literal(tag, sa.Integer()).label("tag"),
                     *(sa.cast(sub.c[k], sa.String()).label(f"k{i}") for i, k in enumerate(keys)),
                     *(
                         sa.cast(sa.null(), sa.String()).label(f"k{i}")
-                        for i in range(len(keys), _WIDE_KEYS)
+                        for i in range(len(keys), wide_keys)
                     ),
                     *(
                         sa.cast(sub.c[c], sa.BigInteger()).label(f"n{i}")
@@ -397,12 +400,24 @@ class LiveDays:
                     ),
                     *(
                         sa.cast(sa.literal(0), sa.BigInteger()).label(f"n{i}")
-                        for i in range(len(counts), _WIDE_COUNTS)
+                        for i in range(len(counts), wide_counts)
                     ),
                 )
             )
         return names, sa.union_all(*parts)
 
+    def _keys(self, table: str) -> tuple[str, ...]:
+        """Key columns of daily table ``table``: its own, then the host's (keyed tables)."""
+        return (*LIVE_KEYS[table], *self.models.keyed.get(table, ()))
+
+    def _wide(self) -> tuple[int, int]:
+        """Key and count columns of the one live statement's shared row layout."""
+        names = self.models.daily
+        return (
+            max(_WIDE_KEYS, *(len(self._keys(n)) for n in names)),
+            max(_WIDE_COUNTS, *(len(self._counts(n)) for n in names)),
+        )
+
     def _counts(self, table: str) -> tuple[str, ...]:
-        skip = {"id", "date", *LIVE_KEYS[table]}
+        skip = {"id", "date", *self._keys(table)}
         return tuple(c.name for c in self.models.daily[table].__table__.c if c.name not in skip)

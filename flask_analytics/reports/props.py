@@ -10,12 +10,16 @@ have the value NULL, shown as ``(none)`` and filtered with ``prop:KEY:is:(none)`
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
 from ..core.rollups import PAGEVIEW, total
 from .filters import prop_value
+
+if TYPE_CHECKING:
+    from .filtered import FilteredEvents
+    from .ranges import DateRange
 
 #: The virtual daily table of one property's values: ``day``, ``prop`` (the key),
 #: ``value``, ``visitors``, ``pageviews``, ``events`` (other events), a row per day and value.
@@ -69,3 +73,30 @@ def keys_select(events: Any, dialect: str, event: str | None = None) -> sa.Selec
     if event is not None:
         query = query.where(e.name == event)
     return query
+
+
+class PropQuestions:
+    """The questions :class:`.stats.Stats` answers about event properties (its base):
+    read from raw events, so they need the raw events of the range."""
+
+    raw: bool
+    filtered: FilteredEvents
+
+    def check_raw(self, rng: DateRange, subject: str = "Filtered reports") -> None:
+        raise NotImplementedError  # Stats.check_raw
+
+    def check_props(self, table: str, rng: DateRange) -> None:
+        """Raise ``RawDataMissing`` when ``table`` is :data:`PROP_TABLE` (a ``prop:KEY``
+        breakdown) and ``rng`` reaches days whose raw events are gone."""
+        if table == PROP_TABLE:
+            self.check_raw(rng, "Filtered reports" if self.raw else "Event properties")
+
+    def prop_keys(
+        self, rng: DateRange, *, event: str | None = None, limit: int | None = 50
+    ) -> tuple[list[tuple[str, int]], int]:
+        """Event property keys of ``rng`` (of events named ``event`` only, when given),
+        each with how many events carry it, most first (then by key), at most ``limit``;
+        and how many keys there are. Read from raw events, honouring the filters."""
+        self.check_raw(rng, "Event properties")
+        counted = sorted(self.filtered.prop_keys(rng, event).items(), key=lambda i: (-i[1], i[0]))
+        return (counted if limit is None else counted[:limit]), len(counted)

@@ -22,7 +22,8 @@ from .breakdowns import ROW_RATES, SCREEN_COLUMN, Breakdown, Row, prop_breakdown
 from .filtered import FilteredEvents, RawDataMissing
 from .filters import PROP_PREFIX, BadFilter, Filter
 from .live import DIMENSION_TABLE, LiveCache, LiveDays
-from .props import PROP_TABLE
+from .pinned import pinned_rows
+from .props import PropQuestions
 from .query import Answer, BadQuestion, Query
 from .ranges import DateRange
 from .realtime import Hour, Realtime
@@ -75,8 +76,9 @@ class BreakdownOptions(TypedDict, total=False):
     counts: Sequence[str] | None
 
 
-class Stats:
-    """The dashboard's queries, run on one connection for one request.
+class Stats(PropQuestions):
+    """The dashboard's queries, run on one connection for one request (event properties'
+    in :class:`.props.PropQuestions`).
 
     ``now`` (naive UTC) fixes "today" and the realtime window, so one request sees one
     consistent clock.
@@ -103,8 +105,11 @@ class Stats:
         self.live = LiveDays(state, conn, self.today, live_cache, now=self.now)
         self.filters = tuple(filters)
         self._raw_checked: set[DateRange] = set()
-        #: Filtered questions (or ``raw=True``) read raw events: see :mod:`.filtered`.
+        #: Filtered questions (or ``raw=True``) read raw events: see :mod:`.filtered`;
+        #: except those a keyed daily table answers exactly (:mod:`.pinned`), unless
+        #: ``raw=True``.
         self.raw = raw or bool(self.filters)
+        self.forced_raw = raw
         # The screen width is grouped like a custom dimension (see ``breakdowns.SCREEN``).
         columns = dict.fromkeys([*(d.name for d in state.hooks.dimensions), SCREEN_COLUMN])
         #: The app's goals by name (declared, then ``ANALYTICS_GOALS``).
@@ -205,13 +210,17 @@ class Stats:
         """:meth:`grouped`'s rows, and with ``with_total`` how many groups there are in all
         (every page together: what ``limit`` and ``offset`` cut)."""
         equals = options.get("equals") or {}
+        pinned = None if self.forced_raw else pinned_rows(self.models, table, self.filters)
+        read = list(counts) if pinned is None else [pinned.column(c) for c in counts]
+        if pinned is not None:
+            equals = {**equals, **pinned.equals}
         exclude = options.get("exclude", ())
         skip_null = options.get("skip_null", False)
         positive = options.get("positive")
         sort = options.get("sort")
         limit = options.get("limit")
         offset = options.get("offset", 0)
-        if self.raw or options.get("raw_only", False):
+        if (self.raw and pinned is None) or options.get("raw_only", False):
             self.check_raw(
                 rng,
                 "Filtered reports" if self.raw else "Numbers no daily table holds (screen widths)",
@@ -227,11 +236,11 @@ class Stats:
                 if any(row[column] != value for column, value in equals.items()):
                     continue
                 acc = live.setdefault(tuple(row[k] for k in keys), [0] * len(counts))
-                for i, count in enumerate(counts):
-                    acc[i] += row[count]
+                for i, column in enumerate(read):
+                    acc[i] += row[column]
 
         key_columns = [model.c[k] for k in keys]
-        sums = [sa.func.sum(model.c[c]) for c in counts]
+        sums = [sa.func.sum(model.c[c]) for c in read]
         base = (
             sa.select(*key_columns, *(total.label(f"fa_n{i}") for i, total in enumerate(sums)))
             .where(model.c.date.between(rng.start, rng.end))
@@ -349,8 +358,7 @@ class Stats:
         breakdown has (every page together)."""
         counts = options.get("counts")
         path = options.get("path")
-        if breakdown.table == PROP_TABLE:
-            self.check_raw(rng, "Filtered reports" if self.raw else "Event properties")
+        self.check_props(breakdown.table, rng)
         wanted = tuple(counts) if counts is not None else breakdown.counts
         needed = {breakdown.sort, *([breakdown.positive] if breakdown.positive else [])}
         summed = (*wanted, *(c for c in breakdown.counts if c in needed and c not in wanted))
@@ -409,16 +417,6 @@ class Stats:
             counts=query.metrics or None,
         )
         return Answer(query, rows=rows, breakdown=breakdown, total=total)
-
-    def prop_keys(
-        self, rng: DateRange, *, event: str | None = None, limit: int | None = 50
-    ) -> tuple[list[tuple[str, int]], int]:
-        """Event property keys of ``rng`` (of events named ``event`` only, when given),
-        each with how many events carry it, most first (then by key), at most ``limit``;
-        and how many keys there are. Read from raw events, honouring the filters."""
-        self.check_raw(rng, "Event properties")
-        counted = sorted(self.filtered.prop_keys(rng, event).items(), key=lambda i: (-i[1], i[0]))
-        return (counted if limit is None else counted[:limit]), len(counted)
 
     def page_daily(self, rng: DateRange, path: str) -> dict[dt.date, Totals]:
         """Visitors and pageviews of one page per day (other counts stay zero)."""
