@@ -50,6 +50,29 @@ MOBILE_UA = (
 )
 
 
+# -- Parallel runs: a module's shared data set is built on one worker ----------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests that share a module-scoped fixture (per parameter, e.g. database),
+    so that ``--dist loadgroup`` sends each group to one worker, which builds the data set
+    once instead of once per worker; other tests are spread one by one as before."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = sorted(
+            name for name, defs in info.name2fixturedefs.items() if defs[-1].scope == "module"
+        )
+        if not shared:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        key = [item.module.__name__ if item.module else item.nodeid.split("::")[0]]
+        key += [f"{name}={params[name]}" for name in shared if name in params]
+        item.add_marker(pytest.mark.xdist_group("|".join(key)))
+
+
 # -- PostgreSQL: one throwaway database per test session --------------------------------
 
 
