@@ -25,7 +25,7 @@ from .lifecycle.archive import ArchiveResult, PurgeResult, archive, purge
 from .migrate import install as install_render_item
 from .models import EventMixin, build_models
 from .state import AppState
-from .web import collect
+from .web import collect, pageviews
 from .web.dashboard import make_blueprint as dashboard_blueprint
 from .web.tracker import analytics_script
 from .web.widget import analytics_widget
@@ -161,6 +161,8 @@ class Analytics:
         app.register_blueprint(collect.make_blueprint(settings))
         if self.mount_dashboard if dashboard is None else dashboard:
             app.register_blueprint(dashboard_blueprint(settings))
+        if settings.server_pageviews:
+            pageviews.install(app)
         app.add_template_global(analytics_script, "analytics_script")
         app.add_template_global(analytics_widget, "analytics_widget")
         app.cli.add_command(analytics_cli)
