@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import signals
 from ..errors import DropEvent
+from ..models import ENDPOINT_MAX
 from . import privacy
 from .geo import builtin_country, lookup_country, normalize_country
 from .hosts import host_allowed, normalize_patterns
@@ -202,6 +203,9 @@ def put_endpoint(state: Context, c: Candidate) -> DropReason | None:
     """The endpoint the page routes to; server pageviews bring the request's own."""
     if "endpoint" not in c.row:
         c.row["endpoint"] = state.match_endpoint(c.incoming.hostname, c.incoming.path)
+    endpoint = c.row["endpoint"]
+    if endpoint is not None and len(endpoint) > ENDPOINT_MAX:
+        c.row["endpoint"] = endpoint[:ENDPOINT_MAX]  # a host's very long view name
     return None
 
 

@@ -194,10 +194,13 @@ def test_tracker_and_track_events_get_the_endpoint_of_their_page(site: Flask) ->
         {"url": "http://localhost/nowhere/at/all"},
         {"url": "http://localhost/form"},  # POST only: no page there
         {"url": "http://localhost/api/data", "name": "click"},
+        {"url": "http://localhost/long"},
     ]
+    long_name = "views." + "x" * 250  # longer than the column: stored cut to its length
+    site.add_url_rule("/long", long_name, lambda: "")
     client = site.test_client()
     answer = client.post("/_analytics/collect", json=events, headers={"User-Agent": DESKTOP_UA})
-    assert answer.get_json()["accepted"] == 5
+    assert answer.get_json()["accepted"] == 6
     with site.app_context():
         site.extensions["analytics_test"].track("signup", url="https://localhost/blog/x")
     found = [(r["path"], r["endpoint"], r["status"]) for r in rows(site)]
@@ -207,6 +210,7 @@ def test_tracker_and_track_events_get_the_endpoint_of_their_page(site: Flask) ->
         ("/nowhere/at/all", None, None),
         ("/form", None, None),
         ("/api/data", "data", None),
+        ("/long", long_name[:200], None),
         ("/blog/x", "blog.post", None),
     ]
 
