@@ -344,8 +344,6 @@ class Analytics:
                 user_agent = request.environ.get("HTTP_USER_AGENT", "")
             environ = request.environ
             dnt = environ.get("HTTP_DNT") == "1" or environ.get("HTTP_SEC_GPC") == "1"
-        if url is None:
-            raise TypeError("track() needs url= (or request=, whose URL it takes)")
         event = build_event(
             table,
             _BUILTIN_COLUMNS,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import Flask, abort, request
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_analytics import Analytics
+from flask_analytics import Analytics, InvalidEvent
 from flask_analytics.committed import row_event_id
 
 from .conftest import DESKTOP_UA, MOBILE_UA
@@ -150,7 +150,7 @@ def test_server_conversions_are_attributed_to_the_visit_that_made_them(shop: Fla
 
 
 def test_track_needs_a_url_or_a_request(shop: Flask) -> None:
-    with shop.app_context(), pytest.raises(TypeError, match="url"):
+    with shop.app_context(), pytest.raises(InvalidEvent, match="url must be a string"):
         shop.extensions["analytics_test"].track("purchase")
 
 
