@@ -14,6 +14,7 @@ visitor's own pageview.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
@@ -55,6 +56,21 @@ def _is_page(response: Response) -> bool:
     )
 
 
+#: The page id in a tracker tag of ``analytics_script()`` (its ``data-page`` JSON, escaped).
+_TAG_PAGE_ID = re.compile(rb'data-page="[^"]*?page_id&#34;:&#34;([0-9a-f-]{36})&#34;')
+
+
+def _page_id_of(response: Response) -> str:
+    """The page id the page carries: this request's, or, when the page was not rendered
+    in this request (HTML cached inside the app), the one in its tracker tag, so that the
+    tracker's pageview still matches the server's. Else a new one (no tag)."""
+    if g.get("_analytics_page_id") is None and not response.is_streamed:
+        found = _TAG_PAGE_ID.search(response.get_data())
+        if found is not None:
+            g._analytics_page_id = found.group(1).decode("ascii")
+    return page_id()
+
+
 def _record(response: Response) -> Response:
     if not _is_page(response):
         return response
@@ -73,7 +89,7 @@ def _record(response: Response) -> Response:
             referrer=check_referrer(referrer[:URL_MAX], "referrer") if referrer else None,
             utm=utm,
             click_ids=click_ids,
-            page_id=page_id(),
+            page_id=_page_id_of(response),
         )
     except InvalidEvent:
         return response  # a URL or referrer no event may hold (control characters...)

@@ -140,6 +140,24 @@ def test_a_page_counts_once_with_or_without_javascript_and_bots_not_at_all(site:
     assert len(rows(site)) == before
 
 
+def test_a_page_cached_inside_the_app_keeps_the_page_id_it_carries(site: Flask) -> None:
+    cache: dict[str, str] = {}
+
+    def cached() -> str:  # what a view cache (Flask-Caching...) does
+        if "page" not in cache:
+            cache["page"] = render_template_string(PAGE, title="cached")
+        return cache["page"]
+
+    site.add_url_rule("/cached", "cached", cached)
+    first = page_fields(get(site, "/cached").get_data(as_text=True))
+    again = page_fields(get(site, "/cached", ip="198.51.100.9").get_data(as_text=True))
+    assert first == again  # the second visitor got the cached copy's page id
+    for ip in ("203.0.113.7", "198.51.100.9"):
+        sent = tracker_pageview(site, "http://localhost/cached", again, ip=ip)
+        assert sent.get_json()["dropped"] == {"duplicate": 1}
+    assert len(rows(site)) == 2  # one pageview per visitor
+
+
 def test_only_html_gets_answered_2xx_or_404_are_pageviews(site: Flask) -> None:
     client = site.test_client()
     headers = {"User-Agent": DESKTOP_UA}
