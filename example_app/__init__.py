@@ -1,11 +1,13 @@
 """A small real site using flask-analytics: `python -m example_app`.
 
 Home, blog, pricing, a signup form, outbound links, a download and a small single-page
-section, all tracked by the first-party script; server-side signups with
-``analytics.track``; a subclassed event model with a ``plan`` column filled by an
-enrich hook; the dashboard at /analytics behind a password login, rendered inside the
-site's own admin layout. On first run with an empty database it creates its tables and
-records 90 days of demo traffic, so the dashboard has something to show.
+section, all tracked by the first-party script and by server-side pageviews; signups
+tracked with ``analytics.track(request=...)`` and purchases from committed ``Order``
+rows with ``analytics.track_model``; a subclassed event model with a ``plan`` column
+filled by an enrich hook; the dashboard at /analytics behind a password login, rendered
+inside the site's own admin layout. On first run with an empty database it creates its
+tables and records 90 days of demo traffic, so the dashboard has something to show.
+Its own tests (``example_app/tests``) use flask-analytics' pytest plugin.
 """
 
 from __future__ import annotations
@@ -34,7 +36,25 @@ class SiteEvent(EventMixin, db.Model):  # type: ignore[name-defined, misc]
     ab_variant = db.Column(db.String(8))
 
 
+class Order(db.Model):  # type: ignore[name-defined, misc]
+    """The site's own orders: each committed one is a tracked purchase with its revenue."""
+
+    __tablename__ = "example_order"
+    id = db.Column(db.Integer, primary_key=True)
+    plan = db.Column(db.String(16), nullable=False)
+    total = db.Column(db.Numeric(10, 2), nullable=False)
+    currency = db.Column(db.String(3), nullable=False)
+
+
 analytics = Analytics(db=db, event_model=SiteEvent)
+# A purchase for every committed order (once per row, never for a rolled-back one),
+# attributed to the visit of the request that placed it.
+analytics.track_model(
+    Order,
+    name="purchase",
+    revenue=lambda order: (order.total, order.currency),
+    props=lambda order: {"plan": order.plan},
+)
 # Plans get daily rollups, a panel on the dashboard's Events page and an API breakdown.
 analytics.dimension("plan", label="Plan")
 analytics.dimension("ab_variant", label="A/B variant")
@@ -61,6 +81,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ANALYTICS_BASE_TEMPLATE="admin/analytics_base.html",
         ANALYTICS_CLIENT_FIELDS=["ab_variant"],
         ANALYTICS_EXCLUDED_PATHS=["/login", "/logout"],
+        # Pageviews recorded by the app itself (endpoint, status, response time); the
+        # tracker's first pageview of each page is the same event.
+        ANALYTICS_SERVER_PAGEVIEWS=True,
         EXAMPLE_DEMO_DAYS=int(os.environ.get("EXAMPLE_DEMO_DAYS", "90")),
         # False when the schema is managed with `flask db upgrade` (Flask-Migrate).
         EXAMPLE_CREATE_TABLES=os.environ.get("EXAMPLE_CREATE_TABLES", "1") != "0",

@@ -138,26 +138,15 @@ def signup() -> ResponseReturnValue:
         session["plan"] = plan
         # A server-side event: the pipeline drops bots and anonymizes the address exactly
         # as for browser events; the enrich hook adds the plan.
-        from . import analytics
+        from . import Order, analytics, db
 
-        analytics.track(
-            "signup",
-            url=request.url,
-            referrer=request.referrer,
-            ip=request.remote_addr,
-            user_agent=request.user_agent.string,
-            props={"plan": plan},
-        )
+        # The visitor comes from the request: the signup lands in their visit.
+        analytics.track("signup", request=request, props={"plan": plan})
         if plan in PRICES:
-            # A purchase with its revenue: exact decimals, summed per currency.
-            analytics.track(
-                "purchase",
-                url=request.url,
-                ip=request.remote_addr,
-                user_agent=request.user_agent.string,
-                props={"plan": plan},
-                revenue=(PRICES[plan]["EUR"], "EUR"),
-            )
+            # A paid plan is an order; once committed, track_model records its purchase
+            # with its revenue (exact decimals, summed per currency).
+            db.session.add(Order(plan=plan, total=PRICES[plan]["EUR"], currency="EUR"))
+            db.session.commit()
         flash(f"Welcome aboard! You are on the {plan} plan.")
         return redirect(url_for("site.home"))
     return render_template("signup.html")

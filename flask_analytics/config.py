@@ -47,6 +47,10 @@ DEFAULTS: dict[str, Any] = {
     #: Event names that do not end a bounce: a one-page visit whose other events all
     #: have these names is still a bounce (``engagement`` is interactive unless listed).
     "ANALYTICS_NON_INTERACTIVE_EVENTS": ["web_vitals"],
+    #: Record a pageview of every HTML GET the app answers with 2xx or 404, in
+    #: ``after_request`` (endpoint, status and response time included); the tracker's
+    #: first pageview of such a page carries the same event id, so it counts once.
+    "ANALYTICS_SERVER_PAGEVIEWS": False,
     #: Do not record requests that send ``DNT: 1`` or ``Sec-GPC: 1``.
     "ANALYTICS_RESPECT_DNT": True,
     #: Page paths never recorded: exact paths or globs such as ``/admin/*``.
@@ -146,6 +150,7 @@ class Settings:
     #: ``ANALYTICS_NON_INTERACTIVE_EVENTS``: stripped, de-duplicated, sorted.
     non_interactive_events: tuple[str, ...]
     respect_dnt: bool
+    server_pageviews: bool
     excluded_paths: tuple[str, ...]
     excluded_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     trusted_proxies: int
@@ -361,6 +366,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         session_timeout=_int(config, "ANALYTICS_SESSION_TIMEOUT", 1),
         non_interactive_events=_event_names(config, "ANALYTICS_NON_INTERACTIVE_EVENTS"),
         respect_dnt=bool(config["ANALYTICS_RESPECT_DNT"]),
+        server_pageviews=bool(config["ANALYTICS_SERVER_PAGEVIEWS"]),
         excluded_paths=_str_list(config, "ANALYTICS_EXCLUDED_PATHS"),
         excluded_networks=tuple(networks),
         trusted_proxies=_int(config, "ANALYTICS_TRUSTED_PROXIES", 0),

@@ -8,24 +8,28 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import flask
 import sqlalchemy as sa
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app, has_request_context
+from werkzeug.urls import iri_to_uri
 
 from .cli import analytics_cli
+from .committed import CommittedRows, Revenue, TrackedModel
 from .config import DEFAULTS, load_settings
 from .core.clock import SYSTEM_CLOCK, Clock
 from .core.dimensions import check_dimension
 from .core.hooks import CustomDimension, DailyAggregation, Hooks
 from .errors import ConfigError
 from .goals import Funnel, Goal, GoalError, make_funnel, make_goal
-from .ingest import pipeline
+from .ingest import pipeline, privacy
+from .ingest.payload import check_name
 from .ingest.track import build_event, check_ip, check_optional_text
 from .lifecycle.aggregate import AggregationResult, aggregate_day, aggregate_range
 from .lifecycle.archive import ArchiveResult, PurgeResult, archive, purge
 from .migrate import install as install_render_item
 from .models import EventMixin, build_models
 from .state import AppState
-from .web import collect
+from .web import collect, pageviews
 from .web.dashboard import make_blueprint as dashboard_blueprint
 from .web.tracker import analytics_script
 from .web.widget import analytics_widget
@@ -117,6 +121,7 @@ class Analytics:
         self.clock = clock or SYSTEM_CLOCK
         self.mount_dashboard = dashboard
         self._states: weakref.WeakKeyDictionary[Flask, AppState] = weakref.WeakKeyDictionary()
+        self._committed: CommittedRows | None = None
         if app is not None:
             self.init_app(app)
 
@@ -166,6 +171,8 @@ class Analytics:
         app.register_blueprint(collect.make_blueprint(settings))
         if self.mount_dashboard if dashboard is None else dashboard:
             app.register_blueprint(dashboard_blueprint(settings))
+        if settings.server_pageviews:
+            pageviews.install(app)
         app.add_template_global(analytics_script, "analytics_script")
         app.add_template_global(analytics_widget, "analytics_widget")
         app.cli.add_command(analytics_cli)
@@ -292,7 +299,7 @@ class Analytics:
         self,
         name: str,
         *,
-        url: str,
+        url: str | None = None,
         referrer: str | None = None,
         ip: str | None = None,
         user_agent: str | None = None,
@@ -300,6 +307,7 @@ class Analytics:
         props: Mapping[str, Any] | None = None,
         event_id: str | None = None,
         revenue: tuple[Decimal | int | str, str] | None = None,
+        request: flask.Request | None = None,
         **fields: Any,
     ) -> EventMixin | None:
         """Record an event from Python through the same pipeline as the collect endpoint.
@@ -314,9 +322,33 @@ class Analytics:
         and an active ISO 4217 code in upper case.
         ``fields`` may set ``screen_width``, ``engagement_ms``, ``scroll_depth`` and any
         custom column of the event model.
+
+        ``request=request`` (a server-side conversion: a purchase, a signup) takes the
+        visitor from the request as the collect endpoint does (client IP through
+        ``ANALYTICS_TRUSTED_PROXIES``, user agent, host: the same daily visitor hash as
+        the browser's events, so the event falls in the visitor's current visit and is
+        attributed to its source, channel, UTM and entry page) and honours its Do Not
+        Track; ``url`` defaults to the request's URL. ``ip`` and ``user_agent`` given
+        explicitly win over the request's.
         """
         state = self.state()
         table: sa.Table = self.Event.__table__
+        dnt = False
+        if request is not None:
+            if url is None:
+                url = iri_to_uri(request.url)
+            if ip is None:
+                settings = state.settings
+                forwarded = (
+                    request.environ.get("HTTP_X_FORWARDED_FOR")
+                    if settings.trusted_proxies
+                    else None
+                )
+                ip = privacy.client_ip(request.remote_addr, forwarded, settings.trusted_proxies)
+            if user_agent is None:
+                user_agent = request.environ.get("HTTP_USER_AGENT", "")
+            environ = request.environ
+            dnt = environ.get("HTTP_DNT") == "1" or environ.get("HTTP_SEC_GPC") == "1"
         event = build_event(
             table,
             _BUILTIN_COLUMNS,
@@ -333,8 +365,13 @@ class Analytics:
         info = pipeline.RequestInfo(
             ip=check_ip(ip),
             user_agent=check_optional_text(user_agent, "user_agent"),
+            dnt=dnt,
             from_browser=False,
-            request=request._get_current_object() if has_request_context() else None,  # type: ignore[attr-defined]
+            request=request
+            if request is not None
+            else flask.request._get_current_object()  # type: ignore[attr-defined]
+            if has_request_context()
+            else None,
         )
         result = pipeline.process(state, [event], info)
         if not result.stored:
@@ -342,3 +379,33 @@ class Analytics:
         row = result.stored[0]
         stored: EventMixin = self.Event(**{k: v for k, v in row.items() if k in table.c})
         return stored
+
+    def track_model(
+        self,
+        model: type[Any],
+        *,
+        name: str,
+        revenue: Callable[[Any], Revenue] | None = None,
+        props: Callable[[Any], Mapping[str, Any] | None] | Mapping[str, Any] | None = None,
+        url: Callable[[Any], str] | str | None = None,
+    ) -> None:
+        """Track event ``name`` for every row of ``model`` committed through ``db.session``.
+
+        ``analytics.track_model(Order, name="purchase",
+        revenue=lambda o: (o.total, o.currency), props=lambda o: {"plan": o.plan})``:
+        after the transaction that inserted the row commits (never for a rolled-back
+        one), once per row: the event id is derived from the table and the primary key,
+        so committing, re-saving or re-tracking the row never adds a second event.
+        ``revenue`` and ``props`` are read from the row when it is flushed. The event
+        takes its visitor and URL from the request that committed the row, when there is
+        one (as ``track(request=...)``); ``url`` (a string or a function of the row)
+        names the page otherwise (default: ``/`` on ``SERVER_NAME`` or localhost).
+        """
+        check_name(name, "name")
+        if self._committed is None:
+            self._committed = CommittedRows(self.db.session, self.track, _default_url)
+        self._committed.add(TrackedModel(model, name, revenue, props, url))
+
+
+def _default_url() -> str:
+    return f"http://{current_app.config.get('SERVER_NAME') or 'localhost'}/"

@@ -32,6 +32,8 @@ PATH_MAX = 2000
 URL_MAX = 2000
 UTM_MAX = 255
 LABEL_MAX = 64
+#: A Flask endpoint name (``blueprint.view``).
+ENDPOINT_MAX = 200
 #: Revenue amounts: up to 12 digits before the point and 6 after (every currency's minor
 #: unit has at most 4 digits; the two more hold unit prices such as 0.0035).
 REVENUE_PRECISION = 18
@@ -119,6 +121,15 @@ class EventMixin:
     #: negative (refunds); the currency is an active ISO 4217 code.
     revenue_amount: Mapped[Decimal | None] = mapped_column(RevenueAmount())
     revenue_currency: Mapped[str | None] = mapped_column(sa.String(3))
+    #: The Flask endpoint the path routes to on the host's ``url_map`` (``blog.post``);
+    #: NULL when no rule matches.
+    endpoint: Mapped[str | None] = mapped_column(sa.String(ENDPOINT_MAX))
+    #: HTTP status of the page: server pageviews, and tracker pageviews of pages that
+    #: say so (``analytics_script(status=404)``); NULL when unknown.
+    status: Mapped[int | None] = mapped_column(sa.SmallInteger())
+    #: Server pageviews: the app's response time in milliseconds (``before_request`` to
+    #: ``after_request``); NULL for every other event.
+    duration_ms: Mapped[int | None] = mapped_column(sa.Integer())
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.hostname}{self.path} {self.created_at}>"

@@ -25,6 +25,7 @@ from .core.clock import Clock, local_date
 from .core.hooks import Hooks
 from .errors import ConfigError
 from .ingest import pipeline
+from .ingest.endpoints import EndpointMatcher
 from .ingest.geo import CountryReader, open_database
 from .ingest.insert import EventInserter
 from .ingest.payload import Limits
@@ -61,6 +62,7 @@ class AppState:
         self.hooks = hooks
         self.clock = clock
         self.steps: tuple[pipeline.Step, ...] = pipeline.STEPS
+        self.match_endpoint: Callable[[str, str], str | None] = EndpointMatcher(app.url_map)
         self.parse_user_agent: Callable[[str], UserAgentInfo] = functools.lru_cache(
             maxsize=settings.ua_cache_size
         )(parse_user_agent)

@@ -31,7 +31,7 @@ from .support.schema import SchemaKeeper
 from .support.servers import PrivatePostgres, PrivateRedis, Unavailable
 
 #: The frozen clock: ``frozen_clock``, the ``clock`` marker and ``--frozen-at``.
-pytest_plugins = ["tests.clock"]
+pytest_plugins = ["tests.clock", "flask_analytics.testing"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ANALYTICS_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"

@@ -27,6 +27,8 @@ class IngestContext(Context, Protocol):
     sink: Sink
     #: Where ``track()`` events go: always written before it returns.
     direct_sink: Sink
+    #: ``match_endpoint(hostname, path)``: the Flask endpoint of a page, or None.
+    match_endpoint: Callable[[str, str], str | None]
     steps: tuple[Callable[[Any, Any], Any], ...]
 
     def count_drops(self, dropped: Mapping[str, int]) -> None:

@@ -52,6 +52,9 @@ PROP_VALUE_MAX = 2000
 ENGAGEMENT_MAX_MS = 24 * 3600 * 1000
 SCREEN_MAX = 100_000
 
+#: HTTP status codes a page may report (``status``: a 404 page's pageview).
+STATUS_MIN = 100
+STATUS_MAX = 599
 #: Control characters (C0, DEL, C1) are never part of a legitimate name or URL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: A UUID as the tracker sends it (``crypto.randomUUID()``): already in canonical form.
@@ -74,6 +77,9 @@ class IncomingEvent:
     engagement_ms: int | None = None
     scroll_depth: int | None = None
     props: dict[str, str | int | float | bool] | None = None
+    #: The page's id from its server pageview (``ANALYTICS_SERVER_PAGEVIEWS``): the event
+    #: id is derived from it and the visitor (``pipeline.put_page_event_id``).
+    page_id: str | None = None
     #: Other columns the event sets: custom columns, and ``revenue_amount`` with
     #: ``revenue_currency`` when it has revenue (rows without revenue leave them out).
     extra: dict[str, Any] = field(default_factory=dict)
@@ -358,6 +364,12 @@ def parse_event(
         value = obj.get(key)
         if value is not None:
             setattr(event, key, check_int(value, f"{where}.{key}", low, high))
+    page_id = obj.get("page_id")
+    if page_id is not None and name == "pageview":
+        event.page_id = check_event_id(page_id, f"{where}.page_id")
+    status = obj.get("status")
+    if status is not None:
+        event.extra["status"] = check_int(status, f"{where}.status", STATUS_MIN, STATUS_MAX)
     revenue = collect_revenue(obj.get("revenue"), f"{where}.revenue", note)
     if revenue is not None:
         event.extra["revenue_amount"], event.extra["revenue_currency"] = revenue

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import functools
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import signals
 from ..errors import DropEvent
+from ..models import ENDPOINT_MAX
 from . import privacy
 from .geo import builtin_country, lookup_country, normalize_country
 from .hosts import host_allowed, normalize_patterns
@@ -197,12 +199,37 @@ def put_referrer(state: Context, c: Candidate) -> DropReason | None:
     return None
 
 
+def put_endpoint(state: Context, c: Candidate) -> DropReason | None:
+    """The endpoint the page routes to; server pageviews bring the request's own."""
+    if "endpoint" not in c.row:
+        c.row["endpoint"] = state.match_endpoint(c.incoming.hostname, c.incoming.path)
+    endpoint = c.row["endpoint"]
+    if endpoint is not None and len(endpoint) > ENDPOINT_MAX:
+        c.row["endpoint"] = endpoint[:ENDPOINT_MAX]  # a host's very long view name
+    return None
+
+
 def put_visitor_id(state: Context, c: Candidate) -> DropReason | None:
     ev = c.incoming
     salt = state.salts.salt_for(state.local_date(ev.created_at))
     ua = (c.info.user_agent or "")[:UA_MAX]
     c.row["visitor_id"] = privacy.visitor_hash(salt, c.anon_ip, ua, ev.hostname)
     return None
+
+
+def put_page_event_id(state: Context, c: Candidate) -> DropReason | None:
+    """A page with a server pageview: its event id is derived from the page's id and the
+    visitor, so the server's pageview and the tracker's first pageview of that page load
+    are one event, while a page a cache served to other visitors counts once for each."""
+    page_id = c.incoming.page_id
+    if page_id is not None:
+        c.row["event_id"] = page_event_id(page_id, c.row["visitor_id"])
+    return None
+
+
+def page_event_id(page_id: str, visitor_id: int) -> str:
+    """The event id of the pageview of page load ``page_id`` by ``visitor_id``."""
+    return str(uuid.uuid5(uuid.UUID(page_id), str(visitor_id)))
 
 
 def run_enrichers(state: Context, c: Candidate) -> str | None:
@@ -240,7 +267,9 @@ STEPS: tuple[Step, ...] = (
     put_user_agent,
     put_referrer,
     drop_referrer_spam,
+    put_endpoint,
     put_visitor_id,
+    put_page_event_id,
     run_enrichers,
 )
 

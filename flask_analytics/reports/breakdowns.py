@@ -115,6 +115,19 @@ SCREEN: Final = Breakdown(
 )  # fmt: skip
 
 
+#: The event column the ``endpoint`` breakdown groups (the Flask endpoint of the page).
+ENDPOINT_COLUMN: Final = "endpoint"
+
+#: Flask endpoints (``blog.post`` for every post), read from raw events and grouped like
+#: a custom dimension: visitors with an event on that endpoint's pages, its pageviews and
+#: other events. ``endpoint:is:NAME`` filters any report to its pages.
+ENDPOINT: Final = Breakdown(
+    "endpoint", "DailyDimension", "value", ("visitors", "pageviews", "events"), "visitors",
+    ("events_per_visitor",), where=(("dimension", ENDPOINT_COLUMN),), label="Endpoint",
+    raw_only=True,
+)  # fmt: skip
+
+
 def custom_breakdown(name: str, label: str = "") -> Breakdown:
     """The breakdown of a custom dimension declared with ``analytics.dimension(name)``.
 

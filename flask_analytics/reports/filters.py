@@ -72,6 +72,7 @@ SESSION_DIMENSIONS: Final[Mapping[str, str]] = {
 EVENT_DIMENSIONS: Final[Mapping[str, str]] = {
     "page": "path",
     "event": "name",
+    "endpoint": "endpoint",
 }
 #: Dimension labels for the dashboard's filter menu and chips.
 LABELS: Final[Mapping[str, str]] = {
@@ -92,6 +93,7 @@ LABELS: Final[Mapping[str, str]] = {
     "browser": "Browser",
     "os": "OS",
     "event": "Event",
+    "endpoint": "Endpoint",
     "goal": "Goal",
 }
 #: The goal dimension: an event dimension whose values are goal names (``is``/``is_not``).

@@ -18,7 +18,15 @@ import sqlalchemy as sa
 
 from ..core.clock import day_bounds, to_local
 from . import realtime as raw_events
-from .breakdowns import ROW_RATES, SCREEN_COLUMN, Breakdown, Row, prop_breakdown, row_with_rates
+from .breakdowns import (
+    ENDPOINT_COLUMN,
+    ROW_RATES,
+    SCREEN_COLUMN,
+    Breakdown,
+    Row,
+    prop_breakdown,
+    row_with_rates,
+)
 from .filtered import FilteredEvents, RawDataMissing
 from .filters import PROP_PREFIX, BadFilter, Filter
 from .live import DIMENSION_TABLE, LiveCache, LiveDays
@@ -111,7 +119,9 @@ class Stats(PropQuestions):
         self.raw = raw or bool(self.filters)
         self.forced_raw = raw
         # The screen width is grouped like a custom dimension (see ``breakdowns.SCREEN``).
-        columns = dict.fromkeys([*(d.name for d in state.hooks.dimensions), SCREEN_COLUMN])
+        columns = dict.fromkeys(
+            [*(d.name for d in state.hooks.dimensions), SCREEN_COLUMN, ENDPOINT_COLUMN]
+        )
         #: The app's goals by name (declared, then ``ANALYTICS_GOALS``).
         self.goals = state.hooks.app_goals(state.settings.goals)
         self.filtered = FilteredEvents(

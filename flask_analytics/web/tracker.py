@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Response, abort, current_app, request, url_for
+from flask import Response, abort, current_app, has_request_context, request, url_for
 from markupsafe import Markup
 
 from ..errors import InvalidEvent
-from ..ingest.payload import PROP_VALUE_MAX, check_custom
+from ..ingest.payload import PROP_VALUE_MAX, STATUS_MAX, STATUS_MIN, check_custom
 from ..models import EventMixin
 from ..state import current_state
 from . import STATIC_DIR
+from .pageid import page_id, wants_page_id
 
 #: Privacy modes of the tracker (``data-mode``).
 MODES = ("strict", "balanced", "full")
@@ -294,6 +295,7 @@ def analytics_script(
     batch_timeout_ms: int = DEFAULT_BATCH_TIMEOUT_MS,
     auto_pageviews: bool = True,
     debug: bool = False,
+    status: int | None = None,
 ) -> Markup:
     """The ``<script>`` tag of the tracker, for templates: ``{{ analytics_script() }}``.
 
@@ -318,6 +320,11 @@ def analytics_script(
     ``auto_pageviews=False`` loads the manual-pageview build: no pageview on load or on
     history navigation; the page calls ``fa.pageview(url?)``. ``debug`` loads the
     readable script, which logs each batch to the console and sends nothing.
+
+    ``status``: the HTTP status of the page, sent with its first pageview: a site
+    without server pageviews calls ``analytics_script(status=404)`` in its "not found"
+    template to get the error pages report. With ``ANALYTICS_SERVER_PAGEVIEWS`` the tag
+    also carries the page id of the request's server pageview (``data-page``).
     """
     config = current_app.config
     if mode not in MODES:
@@ -374,9 +381,23 @@ def analytics_script(
         attrs.append(("data-batch-timeout", str(batch_timeout_ms)))
     if not auto_pageviews:  # the manual build needs no attribute; the readable one does
         attrs.append(("data-pageviews", "false"))
+    page = _page_fields(status)
+    if page:
+        attrs.append(("data-page", json.dumps(page, separators=(",", ":"))))
     if debug:
         attrs.append(("data-debug", "true"))
     if nonce:
         attrs.append(("nonce", nonce))
     rendered = Markup("").join(Markup(' {}="{}"').format(name, value) for name, value in attrs)
     return Markup("<script defer{}></script>").format(rendered)
+
+
+def _page_fields(status: int | None) -> dict[str, str | int]:
+    """The first pageview's own fields: the server pageview's page id, the status."""
+    fields: dict[str, str | int] = {}
+    if has_request_context() and wants_page_id():
+        fields["page_id"] = page_id()
+    if status is not None:
+        _check_int("status", status, STATUS_MIN, STATUS_MAX)
+        fields["status"] = status
+    return fields

@@ -37,6 +37,7 @@ def batch(tag: str) -> list[dict[str, Any]]:
         {"name": "outbound", "url": "http://localhost/", "props": {}, "event_id": f"{tag}-4"},
         {"url": "http://localhost/blog/é?utm_campaign=tab%09line", "offset_ms": 1500,
          "event_id": f"{tag}-5"},
+        {"url": "http://localhost/blog/gone", "status": 404, "event_id": f"{tag}-6"},
     ]  # fmt: skip
 
 
@@ -78,6 +79,9 @@ def test_events_through_the_buffer_are_stored_as_the_direct_path_stores_them(
         ANALYTICS_BUFFER_STREAM=stream,
         **common,
     )
+    for app in (direct, buffered):  # the endpoint of a page comes from the app's routes
+        app.add_url_rule("/pricing", "pricing", lambda: "")
+        app.add_url_rule("/blog/<slug>", "blog.post", lambda slug: slug)
     sent = {"direct": ids(batch("d")), "buffered": ids(batch("b"))}
     for app, tag in ((direct, "direct"), (buffered, "buffered")):
         post(app, sent[tag][:3], DESKTOP_UA)
@@ -93,5 +97,10 @@ def test_events_through_the_buffer_are_stored_as_the_direct_path_stores_them(
         assert two == one
     # No props (absent or {}) is SQL NULL on both paths, not JSON null.
     nulls = [rows[e["event_id"]]["props_is_sql_null"] for e in sent["buffered"]]
-    assert nulls == [True, True, False, True, True, True]
+    assert nulls == [True, True, False, True, True, True, True]
+    found = [
+        (rows[e["event_id"]]["endpoint"], rows[e["event_id"]]["status"]) for e in sent["buffered"]
+    ]
+    assert found == [(None, None), ("pricing", None), (None, None), (None, None), (None, None),
+                     ("blog.post", None), ("blog.post", 404)]  # fmt: skip
     assert rows[sent["buffered"][2]["event_id"]]["props"] == sent["buffered"][2]["props"]

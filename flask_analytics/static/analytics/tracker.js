@@ -39,6 +39,8 @@
  *   data-batch-timeout      ms a queued event waits for more before it is sent (default 1000)
  *   data-pageviews          "false": no automatic pageview; the page calls fa.pageview(url?)
  *                           (the manual build; analytics_script(auto_pageviews=False))
+ *   data-page               JSON fields of the first pageview only: page_id (the server
+ *                           pageview's id, ANALYTICS_SERVER_PAGEVIEWS) and status (404...)
  *   data-debug              log each batch to the console instead of sending it (this
  *                           readable file only: analytics_script(debug=True) serves it)
  *
@@ -125,6 +127,10 @@
   };
   // Custom columns of every event (not in strict mode): data-fields, then fa.set(...).
   let fields = clean(guard(JSON.parse)(attr.fields));
+  // The page's own fields for its first pageview (data-page, JSON): the server's page id
+  // (server pageviews: both derive one event id from it, so the page counts once) and
+  // its status (a 404 page).
+  let page = guard(JSON.parse)(attr.page);
   // fa.set works at once (also when this page is not tracked); fa.track is a no-op until
   // (unless) tracking starts.
   let api = (w.fa = { track() {}, set: guard((values) => void clean(values, fields)) });
@@ -146,7 +152,7 @@
     let endpoint = attr.api; // required: analytics_script() always writes it
     let size = attr.batchSize || 20, debug = readable && flag("debug");
     let hash = flag("hashRouting");
-    let downloads = dl != "false" &&
+    let downloads = flag("downloads", 1) &&
       RegExp("\\.(" + (dl || "pdf|csv|docx?|xlsx?|pptx?|zip|gz|dmg|exe|mp[34]") + ")$", "i");
     let excluded = RegExp(attr.exclude || "^$");
     let skip; // the current page is excluded
@@ -249,7 +255,7 @@
         leave();
         engaged = depth = 0;
         skip = excluded.test(u.pathname);
-        send("pageview", 0, { referrer: (lastUrl || d.referrer).slice(0, 2e3) }, u.href); // "" is none
+        send("pageview", 0, { ...page, referrer: (lastUrl || d.referrer).slice(0, 2e3) }, u.href, page = 0); // "" is none
         lastKey = key;
         lastUrl = u.href;
       }

@@ -73,6 +73,8 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/api/sessions", api.api_sessions),
         ("/api/devices", api.api_devices),
         ("/api/experience", api.api_experience),
+        ("/api/endpoints", api.api_endpoints),
+        ("/api/errors", api.api_errors),
         ("/api/realtime", api.api_realtime),
     ):
         bp.add_url_rule(rule, view.__name__, view, methods=["GET"])

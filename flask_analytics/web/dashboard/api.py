@@ -11,7 +11,8 @@ from flask import Response, jsonify, request
 
 from ...core.rollups import DURATION_BUCKETS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, BadFilter, BadQuestion, Breakdown, Query, parse_filter
-from ...reports.breakdowns import SCREEN, prop_breakdown
+from ...reports.breakdowns import ENDPOINT, SCREEN, prop_breakdown
+from ...reports.endpoints import endpoint_timings, error_pages
 from ...reports.experience import VITALS, page_experience
 from ...reports.filters import MAX_VALUE_LENGTH, NONE_VALUE, PROP_PREFIX
 from ...reports.totals import ratio
@@ -20,7 +21,15 @@ from . import experience
 from .current import current_query, custom_columns, offered_breakdowns, open_stats
 from .export import csv_response, json_number, page_suffix, row_json, totals_json
 from .goals import breakdown_goal
-from .query import MAX_LIMIT, BadQuery, parse_format, parse_limit, parse_window, quote_value
+from .query import (
+    MAX_LIMIT,
+    BadQuery,
+    ViewQuery,
+    parse_format,
+    parse_limit,
+    parse_window,
+    quote_value,
+)
 from .series import bucket_bounds, duration_labels, fill_histogram, pages_labels
 
 #: Values a suggestion answers by default.
@@ -74,7 +83,7 @@ def api_breakdown(dimension: str) -> Response:
     ``order`` sorts by another of the breakdown's counts (largest first); ``goal=NAME``
     answers the rows that converted on that goal instead (:mod:`.goals`).
     """
-    known = {**offered_breakdowns(), SCREEN.name: SCREEN}
+    known = {**offered_breakdowns(), SCREEN.name: SCREEN, ENDPOINT.name: ENDPOINT}
     if dimension not in known and dimension.startswith(PROP_PREFIX):
         known[dimension] = parse_prop_breakdown(dimension[len(PROP_PREFIX) :])
     if dimension not in known:
@@ -336,6 +345,49 @@ def api_experience() -> Response:
         )
     response.headers["X-Total-Count"] = str(found.total)
     return response
+
+
+def api_endpoints() -> Response:
+    """Per Flask endpoint (JSON or CSV): pageviews, visits, bounce rate and the server
+    response time's p50 and p95 (ms; server pageviews only), most pageviews first. Read
+    from raw events, filters applied."""
+    query = current_query()
+    fmt = parse_format(request.args)
+    with open_stats(query) as stats:
+        found = endpoint_timings(stats, query.range)
+    header = ["endpoint", "pageviews", "visits", "bounce_rate", "timed", "p50_ms", "p95_ms"]
+    rows = [
+        [r.endpoint, r.pageviews, r.visits, r.bounce_rate, r.timed, r.p50_ms, r.p95_ms]
+        for r in found
+    ]
+    return _table(query, fmt, "endpoints", header, rows)
+
+
+def api_errors() -> Response:
+    """Error pages (JSON or CSV): paths answered 404 by referrer, with pageviews and
+    visitors, most pageviews first (``limit``, default 100). Read from raw events."""
+    query = current_query()
+    fmt = parse_format(request.args)
+    window = parse_window(request.args, 100)
+    with open_stats(query) as stats:
+        found = error_pages(stats, query.range, limit=window.limit or 100)
+    header = ["path", "referrer", "pageviews", "visitors"]
+    rows = [[r.path, r.referrer, r.pageviews, r.visitors] for r in found]
+    return _table(query, fmt, "errors", header, rows)
+
+
+def _table(
+    query: ViewQuery, fmt: str, name: str, header: list[str], rows: list[list[Any]]
+) -> Response:
+    """Rows as CSV (``name-START-END.csv``) or JSON (objects keyed by ``header``)."""
+    if fmt == "csv":
+        return csv_response(header, rows, f"{name}-{query.range.start}-{query.range.end}.csv")
+    return jsonify(
+        start=query.range.start.isoformat(),
+        end=query.range.end.isoformat(),
+        filters=[f.param() for f in query.filters],
+        rows=[dict(zip(header, row, strict=True)) for row in rows],
+    )
 
 
 def api_realtime() -> Response:

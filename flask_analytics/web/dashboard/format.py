@@ -90,6 +90,8 @@ def format_metric(name: str, value: float | None) -> str:
         return duration(value)
     if name in ("views_per_session", "events_per_visitor"):
         return decimal(value)
+    if name.endswith("_ms"):  # response times
+        return "—" if value is None else f"{grouped(value)} ms"
     return compact(value)
 
 

@@ -10,6 +10,8 @@ from flask import request
 
 from ...core.rollups import DURATION_BUCKETS, INTERNAL_EVENTS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, Breakdown, DateRange, Row, Stats, Totals
+from ...reports.endpoints import EndpointTiming, endpoint_timings, error_pages
+from ...reports.filtered import RawDataMissing
 from ...state import current_state
 from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
 from .experience import VITAL_LABELS, panel
@@ -104,6 +106,7 @@ def pages() -> str:
             offset=window.offset,
             entries=stats.breakdown(BREAKDOWNS["entry_page"], query.range, limit=limit),
             exits=stats.breakdown(BREAKDOWNS["exit_page"], query.range, limit=limit),
+            **app_panels(stats, query.range, limit),
             **freshness(stats),
         )
 
@@ -286,3 +289,26 @@ def realtime() -> str:
             totals=stats.totals(today),
             **freshness(stats),
         )
+
+
+def app_panels(stats: Stats, rng: DateRange, limit: int) -> dict[str, Any]:
+    """The Endpoints and Error pages panels (raw events: None where they are gone)."""
+    try:
+        return {
+            "endpoints": endpoint_rows(endpoint_timings(stats, rng)[:limit]),
+            "errors": error_pages(stats, rng, limit=limit),
+        }
+    except RawDataMissing:
+        return {"endpoints": None, "errors": None}
+
+
+def endpoint_rows(found: list[EndpointTiming]) -> list[Row]:
+    """The endpoints panel's rows: pageviews and visits, bounce rate, response times."""
+    return [
+        Row(
+            t.endpoint,
+            {"pageviews": t.pageviews, "visits": t.visits},
+            {"bounce_rate": t.bounce_rate, "p50_ms": t.p50_ms, "p95_ms": t.p95_ms},
+        )
+        for t in found
+    ]
