@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict
 import sqlalchemy as sa
 
 from ..core.clock import day_bounds, to_local
-from ..core.rollups import in_table_order, sessions_select, source_events, table_selects
 from . import realtime as raw_events
 from .breakdowns import ROW_RATES, SCREEN_COLUMN, Breakdown, Row, prop_breakdown, row_with_rates
 from .filtered import FilteredEvents, RawDataMissing
@@ -110,88 +109,20 @@ class Stats:
         columns = dict.fromkeys([*(d.name for d in state.hooks.dimensions), SCREEN_COLUMN])
         #: The app's goals by name (declared, then ``ANALYTICS_GOALS``).
         self.goals = state.hooks.app_goals(state.settings.goals)
-        self._columns = list(columns)
+        #: Custom columns the raw path reads (the host's dimensions, screen width).
+        self.columns = list(columns)
         self.filtered = FilteredEvents(
-            state, conn, self.filters, self._columns, self.live, goals=self.goals
+            state, conn, self.filters, self.columns, self.live, goals=self.goals
         )
-        #: The raw path cut at an instant, by instant (see :meth:`day_until`).
-        self._cut: dict[dt.datetime, FilteredEvents] = {}
+        #: The raw path cut at an instant, by instant (see :func:`.compare.day_until`).
+        self.cut_paths: dict[dt.datetime, FilteredEvents] = {}
 
     def close(self) -> None:
         """Drop what the request's filtered questions wrote (temporary tables)."""
         self.filtered.close()
-        for cut in self._cut.values():
+        for cut in self.cut_paths.values():
             cut.close()
-        self._cut.clear()
-
-    def day_until(
-        self,
-        table: str,
-        day: dt.date,
-        until: dt.datetime,
-        keys: Sequence[str],
-        counts: Sequence[str],
-        equals: Mapping[str, Any] | None = None,
-    ) -> dict[tuple[Any, ...], dict[str, int]] | None:
-        """Sums of ``counts`` of (virtual) daily table ``table`` for local ``day`` as it
-        stood at ``until`` (naive UTC, within the day: later events left out, sessions
-        cut there), grouped by ``keys``, honouring the filters. Read from the day's raw
-        and archived events (unfiltered like a live day, filtered through the raw path);
-        None when they are gone (purged)."""
-        rng = DateRange(day, day)
-        try:
-            self.check_raw(rng, "Until-now comparisons")
-        except RawDataMissing:
-            return None
-        if not self.raw:
-            result: dict[tuple[Any, ...], dict[str, int]] = {}
-            for row in self._live_until(table, day, until):
-                if any(row[column] != value for column, value in (equals or {}).items()):
-                    continue
-                acc = result.setdefault(tuple(row[k] for k in keys), dict.fromkeys(counts, 0))
-                for count in counts:
-                    acc[count] += int(row[count] or 0)
-            return result
-        cut = self._cut.get(until)
-        if cut is None:
-            cut = FilteredEvents(
-                self.state,
-                self.conn,
-                self.filters,
-                self._columns,
-                self.live,
-                goals=self.goals,
-                until=until,
-            )
-            self._cut[until] = cut
-        return cut.grouped(table, rng, keys, counts, equals or {})
-
-    def _live_until(self, table: str, day: dt.date, until: dt.datetime) -> list[Any]:
-        """Rows of daily table ``table`` for ``day`` from its events before ``until``: the
-        aggregation's own select (as a live day is read: no temporary table)."""
-        start, _ = day_bounds(self.tz, day)
-        src = source_events(self.models, start, until).cte("src_until")
-        sessions = sessions_select(
-            src,
-            self.state.settings.session_timeout,
-            self.conn.dialect.name,
-            non_interactive=self.state.settings.non_interactive_events,
-            models=self.models,
-            bounds=(start, until),
-        ).cte("sessions_until")
-        select = in_table_order(self.models, table_selects(day, src, sessions))[table]
-        return list(self.conn.execute(select).mappings())
-
-    def first_day(self) -> dt.date | None:
-        """The first local day with data: a daily summary row or a raw (or archived)
-        event. A comparison period entirely before it has no data."""
-        summary = self.models.daily["DailySummary"].__table__
-        stored = self.conn.execute(sa.select(sa.func.min(summary.c.date))).scalar()
-        days = [_as_date(stored)] if stored is not None else []
-        span = self.live.raw_span()
-        if span is not None:
-            days.append(span[0])
-        return min(days, default=None)
+        self.cut_paths.clear()
 
     # -- which days are live ------------------------------------------------------------------
 
