@@ -14,13 +14,15 @@ import datetime as dt
 import io
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
 import time_machine
 
 from flask_analytics.core.clock import day_bounds
+from flask_analytics.reports.compare import cut_at
 from flask_analytics.reports.ranges import Comparison, DateRange, month_end, shift_months
 from flask_analytics.web.dashboard.query import parse_query
 
@@ -318,3 +320,20 @@ def test_realtime_sources_name_the_previous_page(client: Any) -> None:
     assert 'data-key="Google"' in section
     assert 'data-key="github.com"' in section
     assert 'data-key=""' in section  # Direct / None: 7003's landing
+
+
+def test_the_cut_keeps_the_wall_clock_time_across_a_dst_change() -> None:
+    # Paris springs forward on 28 March 2027 (02:00 -> 03:00 local, at 01:00 UTC).
+    def cut(now: dt.datetime, day: dt.date) -> dt.datetime:
+        live = SimpleNamespace(today_as_of=lambda: None)
+        return cut_at(cast(Any, SimpleNamespace(now=now, tz=TZ, live=live)), day)
+
+    afternoon = dt.datetime(2027, 3, 29, 12, 30)  # 14:30 CEST
+    assert cut(afternoon, dt.date(2027, 3, 28)) == dt.datetime(2027, 3, 28, 12, 30)
+    assert cut(afternoon, dt.date(2027, 3, 22)) == dt.datetime(2027, 3, 22, 13, 30)  # CET
+    # 02:30 does not exist on the 28th: the cut moves on to 03:30 CEST.
+    night = dt.datetime(2027, 3, 29, 0, 30)  # 02:30 CEST
+    assert cut(night, dt.date(2027, 3, 28)) == dt.datetime(2027, 3, 28, 1, 30)
+    # 01:00 CEST on the 29th: 01:00 CET on the 27th, an hour more from its midnight.
+    early = dt.datetime(2027, 3, 28, 23, 0)
+    assert cut(early, dt.date(2027, 3, 27)) == dt.datetime(2027, 3, 27, 0, 0)
