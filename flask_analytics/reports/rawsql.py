@@ -63,6 +63,10 @@ class RawStatements:
 
     ``live`` tells which days of a range have final rollups: their sessions are read
     from ``analytics_session``; the other days' sessions are cut from raw events here.
+
+    ``until`` (naive UTC) leaves out every event at or after that instant: the day it
+    falls on is read as it stood then ("until now" comparisons), its sessions cut from
+    raw (and archived) events even when the day is aggregated.
     """
 
     def __init__(
@@ -73,8 +77,11 @@ class RawStatements:
         custom_columns: Sequence[str] = (),
         live: LiveDays | None = None,
         goals: Mapping[str, Goal] | None = None,
+        *,
+        until: dt.datetime | None = None,
     ) -> None:
         self.state = state
+        self.until = until
         #: The app's goals by name (``goal:is:NAME`` filters and goal reports).
         self.goals: Mapping[str, Goal] = goals or {}
         self.conn = conn
@@ -110,7 +117,7 @@ class RawStatements:
         days: list[dt.date] = []
         if self.live is not None:
             self.live.load_final(rng)
-            final = [d for d in rng.dates() if self.live.stored(d)]
+            final = [d for d in rng.dates() if self.live.stored(d) and not self._cut(d)]
             if final:
                 days = self._with_session_rows(final)
         self._stored[rng] = days
@@ -137,6 +144,21 @@ class RawStatements:
         sessions = {as_date(k): int(v) for k, v in expected.items()}
         rows = {as_date(k): int(v) for k, v in found.items()}
         return [d for d in days if sessions.get(d, 0) == rows.get(d, 0)]
+
+    def _cut(self, day: dt.date) -> bool:
+        """Whether ``until`` falls within local ``day`` (its events stop there)."""
+        if self.until is None:
+            return False
+        start, end = day_bounds(self.tz, day)
+        return start <= self.until < end
+
+    def _intervals(self, days: Sequence[dt.date]) -> list[tuple[dt.datetime, dt.datetime]]:
+        """UTC ``[start, end)`` intervals of ``days``, each ending at ``until`` at the latest."""
+        found = intervals(self.tz, days)
+        if self.until is None:
+            return found
+        until = self.until
+        return [(start, min(end, until)) for start, end in found if start < until]
 
     # -- statement ------------------------------------------------------------------------
 
@@ -188,7 +210,7 @@ class RawStatements:
                     *(t.c[name] for name in columns),
                     sa.literal_column(str(archived), sa.Integer()).label("archived"),
                     ts.label("ts"),
-                ).where(within(t.c.created_at, intervals(self.tz, days)))
+                ).where(within(t.c.created_at, self._intervals(days)))
             )
         return sa.union_all(*parts)
 
@@ -204,6 +226,8 @@ class RawStatements:
         )
         start, _ = day_bounds(self.tz, min(days))
         _, end = day_bounds(self.tz, max(days))
+        if self.until is not None:
+            end = min(end, self.until)
         return sessions_select(
             src,
             self.state.settings.session_timeout,
@@ -264,7 +288,7 @@ class RawStatements:
         ALL`` of raw and archived events."""
         p = sessions.c
         columns = EVENT_COLUMNS
-        in_range = intervals(self.tz, list(rng.dates()))
+        in_range = self._intervals(list(rng.dates()))
         # One join per table, the event filters inside it: a join above the UNION ALL
         # had PostgreSQL sort every event of the range for a merge join (3M events:
         # 144 MB spilled to disk) and SQLite materialize them all first.
@@ -306,7 +330,7 @@ class RawStatements:
         """The range's events passing the event filters and ``wheres``: ``day`` (the
         local day's index in ``rng``) and ``columns``, a ``UNION ALL`` of raw and
         archived events."""
-        in_range = intervals(self.tz, list(rng.dates()))
+        in_range = self._intervals(list(rng.dates()))
         branches = []
         for model in (self.models.Event, self.models.EventArchive):
             t: sa.Table = model.__table__

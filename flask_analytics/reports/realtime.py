@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from ..core.clock import day_bounds, to_local
 from ..core.rollups import INTERNAL_EVENTS
 from .breakdowns import Row
+from .referrers import previous_page_sources
 
 if TYPE_CHECKING:
     from ..models import Models
@@ -123,9 +124,17 @@ def current_visitors(conn: sa.Connection, models: Models, now: dt.datetime) -> i
 
 
 def realtime(
-    conn: sa.Connection, models: Models, tz: dt.tzinfo, now: dt.datetime, *, limit: int = 10
+    conn: sa.Connection,
+    models: Models,
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    *,
+    limit: int = 10,
+    timeout: int = 1800,
 ) -> Realtime:
-    """Current visitors (last 5 minutes) and the last 30 minutes of raw events."""
+    """Current visitors (last 5 minutes) and the last 30 minutes of raw events; sources
+    name the previous page of a visit's later pageviews (``timeout``: the session
+    timeout, see :mod:`.referrers`)."""
     table = models.Event.__table__
     since = now - REALTIME_WINDOW
     current = conn.execute(
@@ -158,16 +167,7 @@ def realtime(
             .limit(limit)
         )
     ]
-    sources = [
-        Row(source, {"visitors": int(v), "pageviews": int(p)})
-        for source, v, p in conn.execute(
-            sa.select(table.c.source, visitors, sa.func.count())
-            .where(*recent_filter)
-            .group_by(table.c.source)
-            .order_by(visitors.desc(), table.c.source.asc().nulls_last())
-            .limit(limit)
-        )
-    ]
+    sources = previous_page_sources(conn, models, starts[0], timeout, limit=limit)
     shown = ("created_at", "name", "path", "source", "country", "device_type", "props")
     recent = [
         {**dict(r), "created_at": to_local(r["created_at"], tz)}

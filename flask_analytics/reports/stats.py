@@ -124,13 +124,20 @@ class Stats(PropQuestions):
         )
         #: The app's goals by name (declared, then ``ANALYTICS_GOALS``).
         self.goals = state.hooks.app_goals(state.settings.goals)
+        #: Custom columns the raw path reads (the host's dimensions, screen width).
+        self.columns = list(columns)
         self.filtered = FilteredEvents(
-            state, conn, self.filters, list(columns), self.live, goals=self.goals
+            state, conn, self.filters, self.columns, self.live, goals=self.goals
         )
+        #: The raw path cut at an instant, by instant (see :func:`.compare.day_until`).
+        self.cut_paths: dict[dt.datetime, FilteredEvents] = {}
 
     def close(self) -> None:
         """Drop what the request's filtered questions wrote (temporary tables)."""
         self.filtered.close()
+        for cut in self.cut_paths.values():
+            cut.close()
+        self.cut_paths.clear()
 
     # -- which days are live ------------------------------------------------------------------
 
@@ -438,8 +445,9 @@ class Stats(PropQuestions):
             result[day] = Totals(**counts)
         return result
 
-    def page_referrers(self, rng: DateRange, path: str, *, limit: int = 20) -> list[Row]:
-        """Referrer hosts of one page: visitors and pageviews (NULL host = direct/none)."""
+    def page_referrers(self, rng: DateRange, path: str, *, limit: int | None = 20) -> list[Row]:
+        """Referrer hosts of one page: visitors and pageviews (NULL host = direct/none;
+        :func:`.referrers.page_referrers` tells previous pages of the site apart)."""
         rows = self.grouped(
             "DailyPageReferrer",
             rng,
@@ -492,7 +500,14 @@ class Stats(PropQuestions):
 
     def realtime(self, *, limit: int = 10) -> Realtime:
         """Current visitors (last 5 minutes) and the last 30 minutes of raw events."""
-        return raw_events.realtime(self.conn, self.models, self.tz, self.now, limit=limit)
+        return raw_events.realtime(
+            self.conn,
+            self.models,
+            self.tz,
+            self.now,
+            limit=limit,
+            timeout=self.state.settings.session_timeout,
+        )
 
 
 def _finish(

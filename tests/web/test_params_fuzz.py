@@ -63,6 +63,7 @@ READS: Mapping[str, tuple[str, ...]] = {
     "overview": QUERY,
     "pages": (*QUERY, "limit", "page", "offset"),
     "page_detail": (*QUERY, "path"),
+    "api_page": (*QUERY, "path", "format"),
     "sources": (*QUERY, "limit", "more"),
     "locations": (*QUERY, "limit", "more"),
     "devices": (*QUERY, "limit", "more"),
@@ -91,7 +92,10 @@ READS: Mapping[str, tuple[str, ...]] = {
 GOALS = [{"name": "Signup", "event": "signup"}, {"name": "Pricing", "page": "/pricing*"}]
 FUNNELS = [{"name": "Checkout", "steps": ["Pricing", "Signup"]}]
 #: Parameters a route needs besides the fuzzed one.
-BASE: Mapping[str, Mapping[str, str]] = {"page_detail": {"path": "/pricing"}}
+BASE: Mapping[str, Mapping[str, str]] = {
+    "page_detail": {"path": "/pricing"},
+    "api_page": {"path": "/pricing"},
+}
 
 #: Hostile values as text (sent percent-encoded as UTF-8).
 TEXT_VALUES: tuple[str, ...] = (
@@ -361,6 +365,7 @@ def route_url(endpoint: str, dimension: str = "page") -> str:
     paths = {
         "overview": "/",
         "page_detail": "/pages/detail",
+        "api_page": "/api/page",
         "api_stats": "/api/stats",
         "api_sessions": "/api/sessions",
         "api_devices": "/api/devices",

@@ -268,7 +268,7 @@ def dashboard_urls(app: Flask) -> list[tuple[str, str, frozenset[str]]]:
         missing = rule.arguments - URL_VALUES.keys()
         assert not missing, f"add a sample value for {missing} of {rule.rule} to URL_VALUES"
         url = adapter.build(rule.endpoint, {k: URL_VALUES[k] for k in rule.arguments})
-        if rule.endpoint.endswith("page_detail"):
+        if rule.endpoint.endswith(("page_detail", "api_page")):
             url += "?path=/"
         methods = frozenset(rule.methods or ())
         found.append((rule.endpoint, url, methods))
@@ -536,9 +536,10 @@ def test_xss_corpus_in_every_tracked_field_is_inert_in_the_browser(
         name = endpoint.split(".")[-1]
         if name == "static" or "format=csv" in url:
             continue  # CSV is an attachment (a download), checked without the browser
-        if name == "page_detail":
+        if name in ("page_detail", "api_page"):
+            route = "pages/detail" if name == "page_detail" else "api/page"
             urls += [
-                f"/analytics/pages/detail?period=7d&path={quote(path_of(i, p))}"
+                f"/analytics/{route}?period=7d&path={quote(path_of(i, p))}"
                 for i, p in enumerate(XSS)
             ]
         elif name == "api_breakdown":

@@ -15,7 +15,7 @@ from flask import Blueprint
 from ...config import Settings
 from ...reports import RawDataMissing
 from .. import STATIC_DIR, TEMPLATES_DIR
-from . import api, goals, views
+from . import api, goals, page, views
 from .current import bad_query, base_template
 from .export import csv_cell
 from .format import change, compact, duration
@@ -76,6 +76,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/api/endpoints", api.api_endpoints),
         ("/api/errors", api.api_errors),
         ("/api/realtime", api.api_realtime),
+        ("/api/page", page.api_page),
     ):
         bp.add_url_rule(rule, view.__name__, view, methods=["GET"])
     return bp

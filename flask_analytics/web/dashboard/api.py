@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
@@ -10,8 +11,18 @@ from typing import Any, Final
 from flask import Response, jsonify, request
 
 from ...core.rollups import DURATION_BUCKETS, PAGES_BUCKETS
-from ...reports import BREAKDOWNS, BadFilter, BadQuestion, Breakdown, Query, parse_filter
+from ...reports import (
+    BREAKDOWNS,
+    BadFilter,
+    BadQuestion,
+    Breakdown,
+    DateRange,
+    Query,
+    Totals,
+    parse_filter,
+)
 from ...reports.breakdowns import ENDPOINT, SCREEN, prop_breakdown
+from ...reports.compare import Compared, compared, compared_totals
 from ...reports.endpoints import endpoint_timings, error_pages
 from ...reports.experience import VITALS, page_experience
 from ...reports.filters import MAX_VALUE_LENGTH, NONE_VALUE, PROP_PREFIX
@@ -39,26 +50,39 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def api_stats() -> Response:
-    """Totals and rates of the period and the one before (JSON or CSV)."""
+    """Totals and rates of the period and the one before (JSON or CSV), like for like:
+    while the period holds today, the one before stops at the same point (see
+    :mod:`~flask_analytics.reports.compare`; ``previous.until``)."""
     query = current_query()
     fmt = parse_format(request.args)
-    comparison = query.range.previous() if query.compare == "none" else query.comparison
-    question = Query(query.range, query.filters, compare=comparison)
+    # compare=none still answers the previous period (the API's shape has one).
+    setting = query.compared or dataclasses.replace(query, compare="previous").compared
+    assert setting is not None
+    question = Query(query.range, query.filters)
+    previous: Totals | None = None
+    compare: Compared | None = None
     with open_stats(query) as stats:
         answer = stats.answer(question, offered_breakdowns())
+        if stats.covers(setting.range):
+            previous, compare = compared_totals(stats, compared(stats, query.range, setting))
         as_of = stats.data_as_of()
         today_as_of = stats.live.today_as_of() if question.range.end >= stats.today else None
-    totals, previous = answer.totals, answer.previous
+    totals = answer.totals
     assert totals is not None
-    assert comparison is not None
+    comparison = setting.range
     if fmt == "csv":
-        header = ["period", "start", "end", *totals.counts(), *totals.rates()]
+        header = ["period", "start", "end", *totals.counts(), *totals.rates(), "until"]
         rows = [
             [label, rng.start.isoformat(), rng.end.isoformat(), *t.counts().values()]
             + [json_number(v) for v in t.rates().values()]
-            for label, rng, t in (
-                ("current", query.range, totals),
-                *((("previous", comparison, previous),) if previous is not None else ()),
+            + [until]
+            for label, rng, t, until in (
+                ("current", query.range, totals, ""),
+                *(
+                    (("previous", comparison, previous, utc_text(compare.until) or ""),)
+                    if previous is not None and compare is not None
+                    else ()
+                ),
             )
         ]
         return csv_response(header, rows, f"stats-{query.range.start}-{query.range.end}.csv")
@@ -67,14 +91,34 @@ def api_stats() -> Response:
             **totals_json(query.range, totals),
             "timezone": current_state().settings.timezone.key,
             "filters": [f.param() for f in query.filters],
-            "data_as_of": as_of.isoformat() + "Z" if as_of else None,
+            "data_as_of": utc_text(as_of),
             # When the range holds today: the start of the run today's numbers come
             # from (None: today is computed live from raw events).
-            "today_as_of": today_as_of.isoformat() + "Z" if today_as_of else None,
+            "today_as_of": utc_text(today_as_of),
             "visitors_note": "Visitors over a range are the sum of daily unique visitors.",
-            "previous": totals_json(comparison, previous) if previous is not None else None,
+            "previous": (
+                compared_json(comparison, previous, compare)
+                if previous is not None and compare is not None
+                else None
+            ),
         }
     )
+
+
+def utc_text(moment: dt.datetime | None) -> str | None:
+    """A naive UTC time as ISO 8601 with ``Z``, or None."""
+    return moment.isoformat() + "Z" if moment is not None else None
+
+
+def compared_json(rng: DateRange, totals: Totals, compare: Compared) -> dict[str, Any]:
+    """The comparison's totals as the stats API answers them: ``until`` is where its
+    numbers stop (None: whole days), ``has_data`` False when nothing was recorded by its
+    end (a change against it means nothing)."""
+    return {
+        **totals_json(rng, totals),
+        "until": utc_text(compare.until),
+        "has_data": compare.has_data,
+    }
 
 
 def api_breakdown(dimension: str) -> Response:

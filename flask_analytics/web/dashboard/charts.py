@@ -47,6 +47,9 @@ class Chart:
     line: str
     area: str
     previous_line: str
+    #: The segment into the bucket still filling up (today, this month, this hour),
+    #: drawn dashed: its value is not final. Empty when the chart has no such bucket.
+    partial_line: str = ""
     width: float = WIDTH
     height: float = HEIGHT
 
@@ -115,8 +118,11 @@ def build(
     tick_format: Callable[[float], str] = lambda v: f"{v:g}",
     integer: bool = True,
     show_every_label: bool = False,
+    partial: int | None = None,
 ) -> Chart:
-    """Lay out one series (and optionally the previous period's) over equal columns."""
+    """Lay out one series (and optionally the previous period's) over equal columns.
+    ``partial``: the index of a point still filling up; the line into it is
+    :attr:`Chart.partial_line` instead of part of :attr:`Chart.line`."""
     n = len(values)
     if not n:
         return Chart([], [], [], "", "", "")
@@ -142,6 +148,11 @@ def build(
             )
         )
     points = [(c.center, c.y) for c in columns]
+    line, partial_line = _path(points), ""
+    if partial is not None and 0 <= partial < n and points[partial][1] is not None:
+        # The line up to the point before, then the dashed step into the partial one.
+        line = _path(points[:partial])
+        partial_line = _path(points[max(0, partial - 1) : partial + 1])
     previous_points = []
     if previous is not None:
         previous_points = [(c.center, _y(v, top)) for c, v in zip(columns, previous, strict=False)]
@@ -149,7 +160,8 @@ def build(
         columns=columns,
         y_labels=[tick_format(t) for t in reversed(ticks)],
         grid=[HEIGHT - t / top * HEIGHT for t in ticks],
-        line=_path(points),
+        line=line,
         area=_area(points),
         previous_line=_path(previous_points),
+        partial_line=partial_line,
     )

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from flask import Response
 
-from ...reports import Breakdown, DateRange, Row, Totals
+from ...reports import Breakdown, DateRange, Filter, Row, Totals
 from .query import Window
 
 #: CSV cells starting with these are formulas to a spreadsheet.
@@ -66,6 +66,15 @@ def json_number(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return value
+
+
+def range_json(rng: DateRange, filters: Sequence[Filter]) -> dict[str, Any]:
+    """The range and filters an API answer is about."""
+    return {
+        "start": rng.start.isoformat(),
+        "end": rng.end.isoformat(),
+        "filters": [f.param() for f in filters],
+    }
 
 
 def totals_json(rng: DateRange, totals: Totals) -> dict[str, Any]:

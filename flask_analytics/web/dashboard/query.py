@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from ...models import PATH_MAX
 from ...reports import MAX_RANGE_DAYS, BadFilter, DateRange, Filter, parse_filters
-from ...reports.ranges import LAST_DATE
+from ...reports.ranges import LAST_DATE, Comparison
 
 PERIODS: Final[Mapping[str, str]] = {
     "today": "Today",
@@ -22,6 +22,7 @@ PERIODS: Final[Mapping[str, str]] = {
     "7d": "Last 7 days",
     "30d": "Last 30 days",
     "90d": "Last 90 days",
+    "month": "This month",
     "12mo": "Last 12 months",
     "custom": "Custom range",
 }
@@ -66,12 +67,24 @@ class ViewQuery:
     filters: tuple[Filter, ...] = ()
 
     @property
-    def comparison(self) -> DateRange | None:
+    def compared(self) -> Comparison | None:
+        """The comparison period, following the calendar: "This month" and "Last 12
+        months" (and a custom range of whole months) against the same days of the
+        months before; other ranges against as many days just before; "year" against
+        the same dates a year earlier."""
         if self.compare == "previous":
-            return self.range.previous()
+            by_months = self.period in ("month", "12mo") or (
+                self.period == "custom" and self.range.whole_months
+            )
+            return Comparison.previous(self.range, by_months=by_months)
         if self.compare == "year":
-            return self.range.year_before()
+            return Comparison.year(self.range)
         return None
+
+    @property
+    def comparison(self) -> DateRange | None:
+        compared = self.compared
+        return compared.range if compared is not None else None
 
     @property
     def label(self) -> str:
@@ -120,6 +133,8 @@ def preset_range(period: str, today: dt.date) -> DateRange:
         return DateRange(today - day, today - day)
     if period in ("7d", "30d", "90d"):
         return DateRange(today - (int(period[:-1]) - 1) * day, today)
+    if period == "month":
+        return DateRange(today.replace(day=1), today)
     if period == "12mo":
         month = today.month - 11
         year = today.year + (month - 1) // 12

@@ -10,9 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 
+from ...core.clock import to_local
 from ...reports import DateRange, Hour, Row, Stats, Totals, buckets
+from ...reports.compare import Compared
 from . import charts
 from .format import compact, format_metric, grouped, percent
+from .helpers import Helpers
 from .query import METRICS, ViewQuery
 
 
@@ -34,6 +37,36 @@ def bucket_title(bucket_start: dt.date, bucket_end: dt.date, interval: str) -> s
     return f"{bucket_start.strftime('%a')} {bucket_start.day} {bucket_start.strftime('%b %Y')}"
 
 
+def comparison_label(compare: Compared | None, tz: dt.tzinfo) -> str | None:
+    """The comparison period as the legend names it: its dates, and the local time its
+    last day stops at when compared until now ("1 - 7 Dec 2026, until 14:30")."""
+    if compare is None:
+        return None
+    text = Helpers.range_text(compare.range)
+    if compare.until is not None:
+        text += f", until {to_local(compare.until, tz):%H:%M}"
+    return text
+
+
+def partial_index(starts: Sequence[dt.date], ends: Sequence[dt.date], today: dt.date) -> int | None:
+    """The bucket still filling up (holding today), if the chart shows one."""
+    for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        if start <= today <= end:
+            return i
+    return None
+
+
+def previous_values(
+    before: Sequence[tuple[dt.date, float | None]], compare: Compared | None
+) -> list[float | None] | None:
+    """The comparison's values (bucket end, value), None before its first day with data
+    (no flat zero line for a period without data); None when it has no data at all."""
+    if compare is None or not compare.has_data:
+        return None
+    first = compare.first_day
+    return [None if first is None or end < first else v for end, v in before]
+
+
 def interval_of(rng: DateRange) -> str:
     """Chart granularity: hours for one day, days up to 92 days, months beyond."""
     if rng.days == 1:
@@ -46,6 +79,7 @@ def _hourly_chart(
     query: ViewQuery,
     previous_daily: Mapping[dt.date, Totals] | None,
     totals: Totals,
+    compare: Compared | None,
 ) -> charts.Chart | None:
     """One day's chart per hour, or None when the raw events no longer match the day."""
     metric, rng = query.metric, query.range
@@ -60,7 +94,7 @@ def _hourly_chart(
     if comparison is not None and previous_daily is not None:
         before = stats.hourly(comparison.start)
         if sum(h.pageviews for h in before) == previous_daily[comparison.start].pageviews:
-            previous_values = [float(getattr(h, metric)) for h in before]
+            previous_values = previous_hours(before, metric, compare)
     titles = [
         f"{h.start:%H:%M}: {grouped(getattr(h, metric))} {label}"
         + (
@@ -72,13 +106,23 @@ def _hourly_chart(
     ]
     now = stats.now.replace(tzinfo=dt.timezone.utc)
     values = [None if h.start > now else v for h, v in zip(hours, values, strict=True)]
+    current = [i for i, h in enumerate(hours) if h.start <= now]
+    partial = current[-1] if current and rng.start == stats.today else None
     return charts.build(
         [f"{h.start:%H:%M}" for h in hours],
         values,
         titles,
         previous=previous_values,
         tick_format=_tick_format(metric),
+        partial=partial,
     )
+
+
+def previous_hours(
+    before: Sequence[Hour], metric: str, compare: Compared | None
+) -> list[float | None] | None:
+    """The comparison day's hourly values (None without data then)."""
+    return previous_values([(h.start.date(), float(getattr(h, metric))) for h in before], compare)
 
 
 def series_chart(
@@ -87,14 +131,16 @@ def series_chart(
     daily: Mapping[dt.date, Totals],
     previous_daily: Mapping[dt.date, Totals] | None,
     totals: Totals,
+    compare: Compared | None = None,
 ) -> tuple[charts.Chart, str]:
-    """The overview's time series of ``query.metric`` and its interval."""
+    """The overview's time series of ``query.metric`` and its interval; the bucket
+    holding today is drawn as partial, the comparison only where it has data."""
     metric, rng = query.metric, query.range
     label = METRICS[metric].lower()
     interval = interval_of(rng)
     if interval == "hour":
         if metric in ("visitors", "pageviews"):
-            hourly = _hourly_chart(stats, query, previous_daily, totals)
+            hourly = _hourly_chart(stats, query, previous_daily, totals, compare)
             if hourly is not None:
                 return hourly, "hour"
         interval = "day"
@@ -105,48 +151,76 @@ def series_chart(
         else None
     )
     values = [None if b.start > stats.today else b.totals.metric(metric) for b in current]
-    previous_values = (
-        [b.totals.metric(metric) for b in before_buckets] if before_buckets is not None else None
+    before_values = (
+        previous_values([(b.end, b.totals.metric(metric)) for b in before_buckets], compare)
+        if before_buckets is not None
+        else None
     )
     titles = []
     for i, b in enumerate(current):
         title = f"{bucket_title(b.start, b.end, interval)}: {format_metric(metric, values[i])}"
         if metric in ("visitors", "sessions", "pageviews"):
             title += f" {label}"
-        if before_buckets is not None and i < len(before_buckets):
+        if b.start <= stats.today <= b.end:
+            title += " (so far)"
+        if before_values is not None and before_buckets is not None and i < len(before_buckets):
             p = before_buckets[i]
             title += (
                 f" · {bucket_title(p.start, p.end, interval)}: "
-                f"{format_metric(metric, p.totals.metric(metric))}"
+                f"{format_metric(metric, before_values[i])}"
             )
         titles.append(title)
     chart = charts.build(
         [day_label(b.start, interval) for b in current],
         values,
         titles,
-        previous=previous_values,
+        previous=before_values,
         tick_format=_tick_format(metric),
         integer=metric in ("visitors", "sessions", "pageviews"),
+        partial=partial_index([b.start for b in current], [b.end for b in current], stats.today),
     )
     return chart, interval
 
 
 def page_chart(
-    daily: Mapping[dt.date, Totals], rng: DateRange, metric: str, today: dt.date
+    daily: Mapping[dt.date, Totals],
+    rng: DateRange,
+    metric: str,
+    today: dt.date,
+    *,
+    previous_daily: Mapping[dt.date, Totals] | None = None,
+    compare: Compared | None = None,
 ) -> charts.Chart:
-    """One page's visitors or pageviews per day (per month beyond 92 days)."""
+    """One page's visitors or pageviews per day (per month beyond 92 days), with the
+    comparison's line (whole days) where it has data; the bucket holding today partial."""
     interval = "day" if rng.days <= 92 else "month"
     points = buckets(daily, rng, interval)
     values: list[float | None] = [
         None if b.start > today else float(getattr(b.totals, metric)) for b in points
     ]
+    before: list[float | None] | None = None
+    if previous_daily is not None and compare is not None:
+        before = previous_values(
+            [
+                (b.end, float(getattr(b.totals, metric)))
+                for b in buckets(previous_daily, compare.range, interval)
+            ],
+            compare,
+        )
+    titles = []
+    for i, (b, v) in enumerate(zip(points, values, strict=True)):
+        title = f"{bucket_title(b.start, b.end, interval)}: {compact(v)} {metric}"
+        if b.start <= today <= b.end:
+            title += " (so far)"
+        if before is not None and i < len(before):
+            title += f" · before: {compact(before[i])}"
+        titles.append(title)
     return charts.build(
         [day_label(b.start, interval) for b in points],
         values,
-        [
-            f"{bucket_title(b.start, b.end, interval)}: {compact(v)} {metric}"
-            for b, v in zip(points, values, strict=True)
-        ],
+        titles,
+        previous=before,
+        partial=partial_index([b.start for b in points], [b.end for b in points], today),
     )
 
 

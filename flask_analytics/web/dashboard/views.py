@@ -10,12 +10,14 @@ from flask import request
 
 from ...core.rollups import DURATION_BUCKETS, INTERNAL_EVENTS, PAGES_BUCKETS
 from ...reports import BREAKDOWNS, Breakdown, DateRange, Row, Stats, Totals
+from ...reports.compare import Compared, compared, compared_totals
 from ...reports.endpoints import EndpointTiming, endpoint_timings, error_pages
 from ...reports.filtered import RawDataMissing
 from ...state import current_state
 from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
 from .experience import VITAL_LABELS, panel
 from .goals import overview_goals
+from .page import page_detail as page_details
 from .properties import parse_prop, properties
 from .query import (
     MAX_LIMIT,
@@ -28,6 +30,7 @@ from .query import (
 )
 from .series import (
     bucket_bounds,
+    comparison_label,
     duration_labels,
     fill_histogram,
     histogram_chart,
@@ -52,20 +55,10 @@ OVERVIEW_LISTS: Final[Mapping[str, tuple[str, ...]]] = {
 def overview() -> str:
     """Cards, the time series and the top pages, sources, countries and devices."""
     query = current_query()
-    comparison = query.comparison
     with open_stats(query) as stats:
-        if comparison is not None and not stats.covers(comparison):
-            comparison = None  # a filtered view before the oldest raw event: no comparison
-        if comparison is not None and comparison.end + dt.timedelta(days=1) == query.range.start:
-            both = stats.daily_totals(comparison.span(query.range))
-            daily = {d: both[d] for d in query.range.dates()}
-            previous_daily: dict[dt.date, Totals] | None = {d: both[d] for d in comparison.dates()}
-        else:
-            daily = stats.daily_totals(query.range)
-            previous_daily = stats.daily_totals(comparison) if comparison else None
+        daily, previous_daily, compare, previous = compare_series(stats, query)
         totals = sum(daily.values(), Totals())
-        previous = sum(previous_daily.values(), Totals()) if previous_daily else None
-        chart, interval = series_chart(stats, query, daily, previous_daily, totals)
+        chart, interval = series_chart(stats, query, daily, previous_daily, totals, compare)
         lists = {
             name: stats.breakdown(BREAKDOWNS[name], query.range, limit=8, counts=counts)
             for name, counts in OVERVIEW_LISTS.items()
@@ -75,6 +68,8 @@ def overview() -> str:
             query,
             totals=totals,
             previous=previous,
+            compare=compare,
+            comparison_label=comparison_label(compare, stats.tz),
             chart=chart,
             interval=interval,
             lists=lists,
@@ -82,6 +77,31 @@ def overview() -> str:
             current_visitors=stats.current_visitors(),
             **freshness(stats),
         )
+
+
+def compare_series(
+    stats: Stats, query: ViewQuery
+) -> tuple[dict[dt.date, Totals], dict[dt.date, Totals] | None, Compared | None, Totals | None]:
+    """The range's daily totals, the comparison's (whole days, for the chart), how the
+    comparison lines up (:mod:`~flask_analytics.reports.compare`) and its totals like
+    for like; the last three None without a comparison (or a filtered one before the
+    oldest raw event)."""
+    setting = query.compared
+    comparison = setting.range if setting is not None else None
+    if comparison is not None and not stats.covers(comparison):
+        comparison = None  # a filtered view before the oldest raw event: no comparison
+    if comparison is None or setting is None:
+        return stats.daily_totals(query.range), None, None, None
+    if comparison.end + dt.timedelta(days=1) == query.range.start:
+        both = stats.daily_totals(comparison.span(query.range))
+        daily = {d: both[d] for d in query.range.dates()}
+        previous_daily = {d: both[d] for d in comparison.dates()}
+    else:
+        daily = stats.daily_totals(query.range)
+        previous_daily = stats.daily_totals(comparison)
+    compare = compared(stats, query.range, setting)
+    previous, compare = compared_totals(stats, compare, previous_daily)
+    return daily, previous_daily, compare, previous
 
 
 def pages() -> str:
@@ -112,29 +132,35 @@ def pages() -> str:
 
 
 def page_detail() -> str:
-    """One page: its numbers, its daily chart and its referrers."""
+    """One page: its numbers against the comparison, its daily chart (with the
+    comparison's line) and its referrers (previous pages of the site included)."""
     query = current_query()
     path = parse_path(request.args)
     with open_stats(query) as stats:
-        found = stats.breakdown(BREAKDOWNS["page"], query.range, limit=1, path=path)
-        row = found[0] if found else None
-        daily = stats.page_daily(query.range, path)
+        detail = page_details(stats, query, path)
         metric = "pageviews" if query.metric == "pageviews" else "visitors"
         return render_page(
             "analytics/page_detail.html",
             query,
             extra={"path": path},
             path=path,
-            row=row,
-            chart=page_chart(daily, query.range, metric, stats.today),
-            chart_metric=metric,
-            exit_rate=(
-                row.counts["exits"] / row.counts["pageviews"]
-                if row and row.counts["pageviews"]
-                else None
+            row=detail.row,
+            previous=detail.previous,
+            compare=detail.compare,
+            comparison_label=comparison_label(detail.compare, stats.tz),
+            chart=page_chart(
+                detail.daily,
+                query.range,
+                metric,
+                stats.today,
+                previous_daily=detail.previous_daily,
+                compare=detail.compare,
             ),
+            chart_metric=metric,
+            exit_rate=detail.exit_rate(detail.row),
+            previous_exit_rate=detail.exit_rate(detail.previous),
             exits_dimension=BREAKDOWNS["exit_page"],
-            referrers=stats.page_referrers(query.range, path, limit=25),
+            referrers=detail.referrers,
             **freshness(stats),
         )
 
@@ -249,9 +275,11 @@ def engagement() -> str:
     query = current_query()
     with open_stats(query) as stats:
         totals = stats.totals(query.range)
-        comparison = query.comparison
-        covered = comparison is not None and stats.covers(comparison)
-        previous = stats.totals(comparison) if comparison is not None and covered else None
+        setting = query.compared
+        previous: Totals | None = None
+        compare: Compared | None = None
+        if setting is not None and stats.covers(setting.range):
+            previous, compare = compared_totals(stats, compared(stats, query.range, setting))
         durations = stats.sessions_histogram(query.range, "duration_bucket")
         pages_rows = stats.sessions_histogram(query.range, "pages_bucket")
         duration_bounds = bucket_bounds(DURATION_BUCKETS, durations)
@@ -266,6 +294,7 @@ def engagement() -> str:
             session_minutes=current_state().settings.session_timeout // 60,
             totals=totals,
             previous=previous,
+            compare=compare,
             durations=list(zip(d_labels, durations, strict=True)),
             pages_rows=list(zip(p_labels, pages_rows, strict=True)),
             duration_chart=histogram_chart(durations, d_labels, "long"),
