@@ -79,6 +79,8 @@ READS: Mapping[str, tuple[str, ...]] = {
     "api_sessions": (*QUERY, "format"),
     "api_devices": (*QUERY, "format", "limit", "page", "offset", "by"),
     "api_experience": (*QUERY, "format", "limit", "page", "offset"),
+    "api_endpoints": (*QUERY, "format"),
+    "api_errors": (*QUERY, "format", "limit", "page", "offset"),
     # The goals and funnels routes parse the period, comparison and filters with the
     # same current_query() as every route above; their own parameters are fuzzed here
     # (each accepted request computes every goal: the query parameters would cost a
@@ -372,6 +374,8 @@ def route_url(endpoint: str, dimension: str = "page") -> str:
         "api_prop_breakdown": "/api/breakdown/prop:plan",
         "api_props": "/api/props",
         "api_experience": "/api/experience",
+        "api_endpoints": "/api/endpoints",
+        "api_errors": "/api/errors",
         "api_goals": "/api/goals",
         "api_funnel": "/api/funnel/Checkout",
     }
