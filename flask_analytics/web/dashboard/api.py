@@ -20,7 +20,15 @@ from . import experience
 from .current import current_query, custom_columns, offered_breakdowns, open_stats
 from .export import csv_response, json_number, page_suffix, row_json, totals_json
 from .goals import breakdown_goal
-from .query import MAX_LIMIT, BadQuery, parse_format, parse_limit, parse_window, quote_value
+from .query import (
+    MAX_LIMIT,
+    BadQuery,
+    parse_format,
+    parse_limit,
+    parse_order,
+    parse_window,
+    quote_value,
+)
 from .series import bucket_bounds, duration_labels, fill_histogram, pages_labels
 
 #: Values a suggestion answers by default.
@@ -71,7 +79,8 @@ def api_stats() -> Response:
 def api_breakdown(dimension: str) -> Response:
     """The rows of one breakdown, built-in or custom (JSON or CSV); 404 for an unknown one.
 
-    ``order`` sorts by another of the breakdown's counts (largest first); ``goal=NAME``
+    ``order`` sorts by another of the breakdown's counts (``visitors``, ``visitors:desc``:
+    largest first; ``visitors:asc``: smallest first); ``goal=NAME``
     answers the rows that converted on that goal instead (:mod:`.goals`).
     """
     known = {**offered_breakdowns(), SCREEN.name: SCREEN}
@@ -90,12 +99,13 @@ def api_breakdown(dimension: str) -> Response:
     fmt = parse_format(request.args)
     # CSV: the whole list unless a page of it is asked for.
     window = parse_window(request.args, None if fmt == "csv" else 100)
-    order = request.args.get("order") or None
+    order = parse_order(request.args)
     question = Query(
         query.range,
         query.filters,
         dimension=dimension,
-        order=order,
+        order=order.column if order else None,
+        ascending=order.ascending if order else False,
         limit=window.limit,
         offset=window.offset,
     )
@@ -127,6 +137,7 @@ def api_breakdown(dimension: str) -> Response:
                 "page": window.page,
                 "total": answer.total,
                 "order": breakdown.sort,
+                "ascending": breakdown.ascending,
                 "filters": [f.param() for f in query.filters],
                 "rows": [row_json(breakdown, r) for r in rows],
             }
