@@ -52,8 +52,12 @@ def equal_earth(lon: float, lat: float) -> tuple[float, float]:
     return x, y
 
 
-def simplify(points: list[tuple[float, float]], tolerance: float) -> list[tuple[float, float]]:
-    """Douglas-Peucker, keeping both ends (an arc's ends are shared with its neighbours)."""
+Point = tuple[float, float, float, float]  # x, y in the view box; longitude, latitude
+
+
+def simplify(points: list[Point], tolerance: float) -> list[Point]:
+    """Douglas-Peucker on x, y, keeping both ends (an arc's ends are shared with its
+    neighbours)."""
     if len(points) < 3:
         return points
     keep = [False] * len(points)
@@ -61,12 +65,13 @@ def simplify(points: list[tuple[float, float]], tolerance: float) -> list[tuple[
     stack = [(0, len(points) - 1)]
     while stack:
         first, last = stack.pop()
-        (x1, y1), (x2, y2) = points[first], points[last]
+        x1, y1 = points[first][:2]
+        x2, y2 = points[last][:2]
         dx, dy = x2 - x1, y2 - y1
         length = math.hypot(dx, dy)
         far, index = 0.0, None
         for i in range(first + 1, last):
-            px, py = points[i]
+            px, py = points[i][:2]
             if length:
                 d = abs(dy * px - dx * py + x2 * y1 - y2 * x1) / length
             else:
@@ -81,13 +86,13 @@ def simplify(points: list[tuple[float, float]], tolerance: float) -> list[tuple[
 
 def build(topology: dict[str, Any], tolerance: float) -> dict[str, Any]:
     scale, translate = topology["transform"]["scale"], topology["transform"]["translate"]
-    raw_arcs = []
+    raw_arcs: list[list[tuple[float, float]]] = []
     for arc in topology["arcs"]:
         x = y = 0
         points = []
         for dx, dy in arc:  # delta-encoded, quantized
             x, y = x + dx, y + dy
-            points.append(equal_earth(x * scale[0] + translate[0], y * scale[1] + translate[1]))
+            points.append((x * scale[0] + translate[0], y * scale[1] + translate[1]))
         raw_arcs.append(points)
     # Fit the projected world (Antarctica aside) into WIDTH, y pointing down.
     geometries = [
@@ -95,25 +100,28 @@ def build(topology: dict[str, Any], tolerance: float) -> dict[str, Any]:
         for g in topology["objects"]["countries"]["geometries"]
         if g.get("id") not in LEFT_OUT and g.get("arcs")
     ]
-    used = {abs(i) if i >= 0 else ~i for g in geometries for i in _arc_indexes(g)}
-    xs = [p[0] for i in used for p in raw_arcs[i]]
-    ys = [p[1] for i in used for p in raw_arcs[i]]
-    left, right, bottom, top = min(xs), max(xs), min(ys), max(ys)
+    used = {i if i >= 0 else ~i for g in geometries for i in _arc_indexes(g)}
+    projected = [equal_earth(lon, lat) for i in used for lon, lat in raw_arcs[i]]
+    left, right = min(p[0] for p in projected), max(p[0] for p in projected)
+    bottom, top = min(p[1] for p in projected), max(p[1] for p in projected)
     k = WIDTH / (right - left)
     height = math.ceil((top - bottom) * k)
-    arcs = [
-        simplify([((px - left) * k, (top - py) * k) for px, py in arc], tolerance)
-        for arc in raw_arcs
-    ]
+
+    def place(lon: float, lat: float) -> Point:
+        px, py = equal_earth(lon, lat)
+        return ((px - left) * k, (top - py) * k, lon, lat)
+
+    arcs = [simplify([place(lon, lat) for lon, lat in arc], tolerance) for arc in raw_arcs]
     paths: dict[str, list[str]] = {}
     for g in geometries:
         code = _alpha2(g)
         polygons = g["arcs"] if g["type"] == "MultiPolygon" else [g["arcs"]]
         for polygon in polygons:
             for ring in polygon:
-                path = _path(_ring(arcs, ring))
-                if path is not None:
-                    paths.setdefault(code, []).append(path)
+                for part in _split_at_antimeridian(_ring(arcs, ring), place):
+                    path = _path(part)
+                    if path is not None:
+                        paths.setdefault(code, []).append(path)
     return {
         "source": "Natural Earth 1:110m admin-0 countries (public domain), via world-atlas 2",
         "projection": "Equal Earth",
@@ -138,18 +146,34 @@ def _alpha2(geometry: dict[str, Any]) -> str:
     return str(country.alpha_2)
 
 
-def _ring(arcs: list[list[tuple[float, float]]], indexes: list[int]) -> list[tuple[float, float]]:
-    points: list[tuple[float, float]] = []
+def _split_at_antimeridian(ring: list[Point], place: Any) -> list[list[Point]]:
+    """A ring crossing the 180th meridian (Russia's far east, Fiji) as two rings, one
+    each side, clamped to the edge (a planar drawing would join them across the map);
+    a side with next to no area is left out. Other rings as they are."""
+    lons = [p[2] for p in ring]
+    if all(abs(a - b) <= 180 for a, b in pairwise(lons)):
+        return [ring]
+    parts = []
+    for shift in (0, -360):
+        part = [place(min(180, max(-180, lon % 360 + shift)), lat) for _, _, lon, lat in ring]
+        area = sum(a[0] * b[1] - b[0] * a[1] for a, b in pairwise([*part, part[0]])) / 2
+        if abs(area) >= 1:
+            parts.append(part)
+    return parts
+
+
+def _ring(arcs: list[list[Point]], indexes: list[int]) -> list[Point]:
+    points: list[Point] = []
     for i in indexes:
         arc = arcs[i] if i >= 0 else arcs[~i][::-1]
         points.extend(arc[1:] if points else arc)
     return points
 
 
-def _path(points: list[tuple[float, float]]) -> str | None:
+def _path(points: list[Point]) -> str | None:
     """A closed ring as path data: absolute first point, then relative steps in tenths;
     None for a ring smaller than that (an islet: fewer than three distinct points)."""
-    rounded = [(round(x * 10), round(y * 10)) for x, y in points]
+    rounded = [(round(p[0] * 10), round(p[1] * 10)) for p in points]
     steps = [rounded[0]]
     for point in rounded[1:]:
         if point != steps[-1]:
