@@ -37,6 +37,8 @@ class Breakdown:
     counts: tuple[str, ...]
     sort: str
     rates: tuple[str, ...] = ()
+    #: Rows sorted by ``sort`` smallest first (default: largest first).
+    ascending: bool = False
     #: Skip rows whose key is NULL (e.g. pageviews without a referrer).
     skip_null: bool = False
     #: Keep only keys where this count is above zero (entry and exit pages).

@@ -38,6 +38,8 @@ class Query:
     metrics: tuple[str, ...] = ()
     #: The count rows are sorted by, largest first (default: the breakdown's).
     order: str | None = None
+    #: Sort by :attr:`order` smallest first instead.
+    ascending: bool = False
     #: Rows wanted (None: every row from ``offset`` on).
     limit: int | None = 100
     offset: int = 0
@@ -51,7 +53,7 @@ class Query:
                 )
         if self.order is None:
             return breakdown
-        return dataclasses.replace(breakdown, sort=self.order)
+        return dataclasses.replace(breakdown, sort=self.order, ascending=self.ascending)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ class GroupOptions(TypedDict, total=False):
     positive: str | None
     #: The count groups are sorted by, largest first (None: by keys).
     sort: str | None
+    #: Sort smallest first instead.
+    ascending: bool
     #: Groups wanted (None: all of them), from ``offset`` on.
     limit: int | None
     offset: int
@@ -235,6 +237,7 @@ class Stats(PropQuestions):
         skip_null = options.get("skip_null", False)
         positive = options.get("positive")
         sort = options.get("sort")
+        ascending = options.get("ascending", False)
         limit = options.get("limit")
         offset = options.get("offset", 0)
         if (self.raw and pinned is None) or options.get("raw_only", False):
@@ -243,7 +246,7 @@ class Stats(PropQuestions):
                 "Filtered reports" if self.raw else "Numbers no daily table holds (screen widths)",
             )
             computed = self.filtered.grouped(table, rng, keys, counts, equals)
-            every = _finish(computed, counts, exclude, skip_null, positive, sort)
+            every = _finish(computed, counts, exclude, skip_null, positive, sort, ascending)
             return _cut(every, limit, offset), len(every)
         model = self._daily_table(table)
         live_days = self.live.days(rng)
@@ -273,7 +276,9 @@ class Stats(PropQuestions):
             base = base.where(key_columns[0].is_not(None))
         query = base
         live_keys = [k[0] for k in live]
-        if limit is not None and len(live_keys) <= _MAX_LIVE_KEYS:
+        # Smallest first, live rows could lift a stored bottom group out of the page and
+        # let another in: every stored group is read.
+        if limit is not None and not ascending and len(live_keys) <= _MAX_LIVE_KEYS:
             order: list[Any] = []
             if positive is not None:
                 # Keys failing the filter rank last (the merged counts decide later).
@@ -308,7 +313,7 @@ class Stats(PropQuestions):
             merged[key] = [a + b for a, b in zip(stored, values, strict=True)]
 
         by_key = {key: dict(zip(counts, values, strict=True)) for key, values in merged.items()}
-        every = _finish(by_key, counts, exclude, skip_null, positive, sort)
+        every = _finish(by_key, counts, exclude, skip_null, positive, sort, ascending)
         if not with_total:
             return _cut(every, limit, offset), None
         if query is base:  # every stored group was read
@@ -389,6 +394,7 @@ class Stats(PropQuestions):
             skip_null=breakdown.skip_null,
             positive=breakdown.positive,
             sort=breakdown.sort,
+            ascending=breakdown.ascending,
             limit=options.get("limit", 10),
             offset=options.get("offset", 0),
             raw_only=breakdown.raw_only,
@@ -517,8 +523,10 @@ def _finish(
     skip_null: bool,
     positive: str | None,
     sort: str | None,
+    ascending: bool = False,
 ) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
-    """Grouped sums filtered on their first key and count, sorted."""
+    """Grouped sums filtered on their first key and count, sorted (by ``sort``, largest
+    first unless ``ascending``; ties and no ``sort`` by keys, NULL last)."""
     result = []
     for key, counted in sums.items():
         first = key[0]
@@ -530,7 +538,7 @@ def _finish(
     if sort is not None:
         result.sort(
             key=lambda item: (
-                -item[1][sort],
+                item[1][sort] if ascending else -item[1][sort],
                 *((k is None, k if k is not None else "") for k in item[0]),
             )
         )

@@ -4,8 +4,12 @@
    - a click anywhere on a breakdown row follows the row's filter link;
    - the filter menu: shown only with this script, which composes its fields into one
      filter=DIMENSION:OP:VALUE parameter and suggests values (/api/suggest/<dimension>);
-   - on the realtime page, updates the current-visitor count every 5 seconds between the
-     page's own 30-second refreshes.
+   - a table too wide for its panel shows its first two counts and an "All columns"
+     toggle for the others;
+   - the tab bar: the current tab scrolled into view, and a fade on the side where more
+     tabs are (it scrolls on narrow screens);
+   - on the realtime page, reloads the page every 30 seconds and updates the
+     current-visitor count every 5 seconds in between.
    Data is written with textContent and option values, never as HTML. */
 (function () {
   "use strict";
@@ -141,10 +145,79 @@
 
   document.querySelectorAll("form[data-filter-form]").forEach(filterMenu);
 
+  // -- tables: secondary columns behind a toggle where they do not fit -----------------
+
+  var toggled = [];
+  document.querySelectorAll("[data-columns-toggle]").forEach(function (button) {
+    var panel = button.closest("[data-columns]");
+    var scroll = panel ? panel.querySelector(".fa-table-scroll") : null;
+    if (!scroll) return;
+    var fit = function () {
+      panel.classList.remove("is-narrow");
+      var narrow = scroll.scrollWidth > scroll.clientWidth + 1;
+      panel.classList.toggle("is-narrow", narrow && !panel.classList.contains("is-wide"));
+      button.hidden = !narrow;
+    };
+    button.addEventListener("click", function () {
+      var wide = panel.classList.toggle("is-wide");
+      button.setAttribute("aria-pressed", wide ? "true" : "false");
+      fit();
+    });
+    toggled.push(fit);
+    fit();
+  });
+  if (toggled.length) {
+    window.addEventListener("resize", function () {
+      toggled.forEach(function (fit) { fit(); });
+    });
+  }
+
+  // -- the tab bar: where it scrolls --------------------------------------------------
+
+  var tabs = document.querySelector(".fa-tabs");
+  if (tabs) {
+    var edges = function () {
+      var end = tabs.scrollWidth - tabs.clientWidth;
+      tabs.classList.toggle("has-before", tabs.scrollLeft > 1);
+      tabs.classList.toggle("has-after", tabs.scrollLeft < end - 1);
+    };
+    var current = tabs.querySelector("[aria-current]");
+    // The current tab in view (centred) when the bar scrolls.
+    var reveal = function () {
+      if (!current || tabs.scrollWidth <= tabs.clientWidth) return;
+      var box = current.getBoundingClientRect();
+      var bar = tabs.getBoundingClientRect();
+      if (box.left >= bar.left && box.right <= bar.right) return;
+      tabs.scrollLeft += box.left - bar.left - (tabs.clientWidth - current.offsetWidth) / 2;
+    };
+    reveal();
+    edges();
+    tabs.addEventListener("scroll", edges, { passive: true });
+    window.addEventListener("resize", function () {
+      reveal();
+      edges();
+    });
+  }
+
   // -- realtime -------------------------------------------------------------------------
 
   var live = document.querySelector("[data-realtime-url]");
-  if (!live || !window.fetch) return;
+  if (!live) return;
+  // The whole page again every data-reload seconds (a meta refresh would also reload
+  // a page whose reader asked for no such thing: this one waits while a menu is open
+  // or the tab is hidden).
+  var reloadEvery = Number(live.getAttribute("data-reload")) * 1000;
+  if (reloadEvery > 0) {
+    var reload = function () {
+      if (document.hidden || document.querySelector("details.fa-menu[open]")) {
+        window.setTimeout(reload, 5000);
+      } else {
+        window.location.reload();
+      }
+    };
+    window.setTimeout(reload, reloadEvery);
+  }
+  if (!window.fetch) return;
   var url = live.getAttribute("data-realtime-url");
   var failures = 0;
 

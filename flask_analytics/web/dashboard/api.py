@@ -38,6 +38,7 @@ from .query import (
     ViewQuery,
     parse_format,
     parse_limit,
+    parse_order,
     parse_window,
     quote_value,
 )
@@ -124,7 +125,8 @@ def compared_json(rng: DateRange, totals: Totals, compare: Compared) -> dict[str
 def api_breakdown(dimension: str) -> Response:
     """The rows of one breakdown, built-in or custom (JSON or CSV); 404 for an unknown one.
 
-    ``order`` sorts by another of the breakdown's counts (largest first); ``goal=NAME``
+    ``order`` sorts by another of the breakdown's counts (``visitors``, ``visitors:desc``:
+    largest first; ``visitors:asc``: smallest first); ``goal=NAME``
     answers the rows that converted on that goal instead (:mod:`.goals`).
     """
     known = {**offered_breakdowns(), SCREEN.name: SCREEN, ENDPOINT.name: ENDPOINT}
@@ -143,12 +145,13 @@ def api_breakdown(dimension: str) -> Response:
     fmt = parse_format(request.args)
     # CSV: the whole list unless a page of it is asked for.
     window = parse_window(request.args, None if fmt == "csv" else 100)
-    order = request.args.get("order") or None
+    order = parse_order(request.args)
     question = Query(
         query.range,
         query.filters,
         dimension=dimension,
-        order=order,
+        order=order.column if order else None,
+        ascending=order.ascending if order else False,
         limit=window.limit,
         offset=window.offset,
     )
@@ -180,6 +183,7 @@ def api_breakdown(dimension: str) -> Response:
                 "page": window.page,
                 "total": answer.total,
                 "order": breakdown.sort,
+                "ascending": breakdown.ascending,
                 "filters": [f.param() for f in query.filters],
                 "rows": [row_json(breakdown, r) for r in rows],
             }

@@ -11,7 +11,15 @@ from typing import Any, Final
 import sqlalchemy as sa
 from flask import has_request_context, request, url_for
 
-from ...reports import OPERATORS, BadFilter, DateRange, Filter, parse_filter, with_filter
+from ...reports import (
+    OPERATORS,
+    BadFilter,
+    Breakdown,
+    DateRange,
+    Filter,
+    parse_filter,
+    with_filter,
+)
 from ...reports.filters import LABELS, MAX_FILTERS, NONE_VALUE
 from ...reports.ranges import LAST_DATE
 from ...state import current_state
@@ -69,6 +77,22 @@ class Pager:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.limit))
+
+
+@dataclass(frozen=True)
+class Sorting:
+    """The sort links of one list's column headers: which count the rows are sorted by,
+    which way, and each sortable column's link (the sorted one's turns the order)."""
+
+    column: str
+    ascending: bool
+    links: Mapping[str, str]
+
+    def state(self, column: str) -> str | None:
+        """The header's ``aria-sort``: ascending, descending, or None when not sorted."""
+        if column != self.column:
+            return None
+        return "ascending" if self.ascending else "descending"
 
 
 def add_years(day: dt.date, years: int) -> dt.date:
@@ -129,6 +153,17 @@ class Helpers:
         params.update(changes)
         params = {k: v for k, v in params.items() if v is not None}
         return url_for(f"analytics_dashboard.{endpoint}", **params)
+
+    def sorting(self, breakdown: Breakdown, panel: str | None = None) -> Sorting:
+        """Sort links of a list of ``breakdown`` (as sorted) on this page: each of its
+        counts, largest first, or the other way for the sorted one. ``panel``: the
+        list's name on a page of several (``more=``), which the links open."""
+        links = {}
+        for column in breakdown.counts:
+            ascending = column == breakdown.sort and not breakdown.ascending
+            order = f"{column}:{'asc' if ascending else 'desc'}"
+            links[column] = self.url(self.endpoint, order=order, more=panel, page=None)
+        return Sorting(breakdown.sort, breakdown.ascending, links)
 
     def pager(self, endpoint: str, total: int, limit: int, offset: int) -> Pager:
         """Navigation between the pages of a list on page ``endpoint`` (``page=N``, the

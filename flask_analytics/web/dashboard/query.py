@@ -6,6 +6,7 @@ cannot use raises :class:`BadQuery`, answered with 400 and its message.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ...models import PATH_MAX
-from ...reports import MAX_RANGE_DAYS, BadFilter, DateRange, Filter, parse_filters
+from ...reports import MAX_RANGE_DAYS, BadFilter, Breakdown, DateRange, Filter, parse_filters
 from ...reports.ranges import LAST_DATE, Comparison
 
 PERIODS: Final[Mapping[str, str]] = {
@@ -255,6 +256,42 @@ def parse_window(args: Mapping[str, str], default_limit: int | None) -> Window:
     if page is None:
         return Window(limit)
     return Window(limit, (page - 1) * limit, page)
+
+
+@dataclass(frozen=True)
+class Order:
+    """The ``order`` parameter: a count to sort rows by, largest first unless ``ascending``."""
+
+    column: str
+    ascending: bool = False
+
+    def param(self) -> str:
+        """The parameter's value: ``visitors:desc``."""
+        return f"{self.column}:{'asc' if self.ascending else 'desc'}"
+
+    def applied(self, breakdown: Breakdown) -> Breakdown:
+        """``breakdown`` sorted this way (:class:`BadQuery` for a count it does not have)."""
+        if self.column not in breakdown.counts:
+            raise BadQuery(
+                f"order must be one of {', '.join(breakdown.counts)} (with :asc or :desc), "
+                f"not {quote_value(self.column)}."
+            )
+        return dataclasses.replace(breakdown, sort=self.column, ascending=self.ascending)
+
+
+def parse_order(args: Mapping[str, str]) -> Order | None:
+    """The ``order`` parameter: ``COUNT``, ``COUNT:desc`` (largest first) or ``COUNT:asc``;
+    which counts a list has is checked by :meth:`Order.applied`."""
+    value = args.get("order")
+    if value is None or value == "":
+        return None
+    column, _, direction = value.partition(":")
+    if not column or direction not in ("", "asc", "desc"):
+        raise BadQuery(
+            "order must be a count, optionally followed by :asc or :desc (visitors:desc), "
+            f"not {quote_value(value)}."
+        )
+    return Order(column, direction == "asc")
 
 
 def parse_path(args: Mapping[str, str]) -> str:

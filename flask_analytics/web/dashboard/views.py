@@ -24,6 +24,7 @@ from .query import (
     BadQuery,
     ViewQuery,
     parse_limit,
+    parse_order,
     parse_path,
     parse_window,
     quote_value,
@@ -39,6 +40,7 @@ from .series import (
     realtime_chart,
     series_chart,
 )
+from .worldmap import WorldMap, world_map
 
 #: Computes one extra template variable of a list page from its stats, query and limit.
 ListExtra = Callable[[Stats, ViewQuery, int], Any]
@@ -105,16 +107,20 @@ def compare_series(
 
 
 def pages() -> str:
-    """Every page, ``limit`` a page (``page=N``), then the top entry and exit pages."""
+    """Every page, ``limit`` a page (``page=N``, sorted by ``order``), then the top entry
+    and exit pages."""
     query = current_query()
     window = parse_window(request.args, 25)
     limit = window.limit or 25
-    # The pager's links keep an explicit limit; every other parameter is the view's own.
-    extra = {"limit": str(limit)} if request.args.get("limit") else None
+    order = parse_order(request.args)
+    listed = order.applied(BREAKDOWNS["page"]) if order else BREAKDOWNS["page"]
+    # The pager's links keep an explicit limit and the order; every other parameter is
+    # the view's own.
+    extra = {"limit": str(limit)} if request.args.get("limit") else {}
+    if order is not None:
+        extra["order"] = order.param()
     with open_stats(query) as stats:
-        top, total = stats.breakdown_page(
-            BREAKDOWNS["page"], query.range, limit=limit, offset=window.offset
-        )
+        top, total = stats.breakdown_page(listed, query.range, limit=limit, offset=window.offset)
         return render_page(
             "analytics/pages.html",
             query,
@@ -122,6 +128,7 @@ def pages() -> str:
             limit=limit,
             totals=stats.totals(query.range),
             top=top,
+            listed=listed,
             total=total or 0,
             offset=window.offset,
             entries=stats.breakdown(BREAKDOWNS["entry_page"], query.range, limit=limit),
@@ -188,7 +195,9 @@ def _list_page(
 
     Each panel shows ``default_limit`` rows. ``more=NAME`` shows ``limit`` rows (default
     twice as many) of panel NAME only, and the page's links keep both; without it,
-    ``limit`` applies to every panel (and to the ``extra`` variables).
+    ``limit`` applies to every panel (and to the ``extra`` variables). ``order`` sorts
+    the panel ``more`` names (a page of one panel: that one); ``sorts`` tells the
+    template each panel's breakdown as sorted.
     """
     query = current_query()
     more = parse_more(request.args, names) if names else None
@@ -196,6 +205,17 @@ def _list_page(
     limits = {name: limit if more in (None, name) else default_limit for name in names}
     if more is not None:
         params = {**(params or {}), "more": more, "limit": str(limit)}
+    sorts = {name: BREAKDOWNS[name] for name in names}
+    order = parse_order(request.args)
+    if order is not None:
+        target = more if more is not None or len(names) != 1 else names[0]
+        if target is None:
+            raise BadQuery(
+                "order sorts one panel: give more=PANEL too"
+                + (f" (one of {', '.join(names)})." if names else "; this page has none.")
+            )
+        sorts[target] = order.applied(sorts[target])
+        params = {**(params or {}), "order": order.param()}
     with open_stats(query) as stats:
         return render_page(
             template,
@@ -205,9 +225,10 @@ def _list_page(
             limits=limits,
             step=default_limit,
             more=more,
+            sorts=sorts,
             totals=stats.totals(query.range),
             lists={
-                name: stats.breakdown(BREAKDOWNS[name], query.range, limit=limits[name])
+                name: stats.breakdown(sorts[name], query.range, limit=limits[name])
                 for name in names
             },
             **{key: make(stats, query, limit) for key, make in extra.items()},
@@ -221,9 +242,15 @@ def sources() -> str:
     return _list_page("analytics/sources.html", names, 10)
 
 
+def _world(stats: Stats, query: ViewQuery, limit: int) -> WorldMap:
+    """The world map of the range: every country's visitors."""
+    rows = stats.breakdown(BREAKDOWNS["country"], query.range, limit=None, counts=("visitors",))
+    return world_map((row.key, row.counts["visitors"]) for row in rows)
+
+
 def locations() -> str:
-    """Countries (``more=country``: more of them)."""
-    return _list_page("analytics/locations.html", ("country",), 50)
+    """The world map and the countries (``more=country``: more of them)."""
+    return _list_page("analytics/locations.html", ("country",), 50, world=_world)
 
 
 def devices() -> str:
