@@ -11,6 +11,7 @@ from .extension import Analytics as Analytics
 from .ingest.pipeline import DropReason as DropReason
 from .lifecycle.aggregate import AggregationRefused as AggregationRefused
 from .models import EventMixin as EventMixin
+from .reports.scope import Scope as Scope
 
 __all__ = [
     "AggregationRefused",
@@ -22,4 +23,5 @@ __all__ = [
     "DropReason",
     "EventMixin",
     "InvalidEvent",
+    "Scope",
 ]

@@ -3,16 +3,20 @@
 Every URL of the blueprint (pages, API, CSV, its static files) answers 403 until the
 host's ``@analytics.dashboard_access`` callback allows the request, and every response
 carries a strict security-header set (a CSP without inline scripts or styles,
-``no-referrer``, ``nosniff``, same-origin framing only). Nothing changes state, so
-there is no form to protect against CSRF.
+``no-referrer``, ``nosniff``, same-origin framing only).
+
+The callback may return a :class:`~flask_analytics.reports.scope.Scope` instead of
+True: the request is then allowed, and every number it reads is limited to the scope
+(:func:`admit` keeps it on ``flask.g``, :func:`.current.open_stats` applies it).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from flask import Response, abort, current_app, request
+from flask import Response, abort, current_app, g, request
 
+from ...reports.scope import Scope
 from ...state import current_state
 
 #: Security headers of every dashboard response (the CSP allows no inline script/style).
@@ -23,10 +27,27 @@ CONTENT_SECURITY_POLICY: Final = (
 )
 
 
+def admit() -> bool:
+    """Whether the host's ``dashboard_access`` callback allows this request; a
+    :class:`Scope` it returns allows it, limited to that scope (see :func:`request_scope`)."""
+    access = current_state().hooks.access
+    allowed = access() if access is not None else None
+    if isinstance(allowed, Scope):
+        g.analytics_scope = allowed
+        return True
+    g.pop("analytics_scope", None)
+    return bool(allowed)
+
+
+def request_scope() -> Scope | None:
+    """The scope this request's numbers are limited to (None: everything)."""
+    scope: Scope | None = g.get("analytics_scope")
+    return scope
+
+
 def require_access() -> None:
     """Answer 403 unless the host's ``dashboard_access`` callback allows this request."""
-    access = current_state().hooks.access
-    if access is None or not access():
+    if not admit():
         abort(403)
 
 
