@@ -6,7 +6,8 @@ it they run inline with a progress bar. Errors exit with status 1 and a clear me
 
 One module per command group: :mod:`.days` (aggregate, backfill, demo-data),
 :mod:`.retention` (archive, purge), :mod:`.buffer` (flush), :mod:`.workers` (worker,
-scheduler), :mod:`.status` and :mod:`.partitions`; :mod:`.common` holds what they share.
+scheduler), :mod:`.status`, :mod:`.partitions` and :mod:`.access` (share, token);
+:mod:`.common` holds what they share.
 
 The group is also a ``flask.commands`` entry point, so ``flask analytics`` is found
 without loading the app: an app whose configuration is wrong then fails inside the
@@ -20,6 +21,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from .access import share_cli, token_cli
 from .buffer import flush_command
 from .common import setup_errors
 from .days import aggregate_command, backfill_command, demo_data_command
@@ -54,5 +56,7 @@ analytics_cli = AnalyticsGroup(
         scheduler_command,
         status_command,
         partitions_cli,
+        share_cli,
+        token_cli,
     ],
 )

@@ -343,11 +343,11 @@ def fuzz_app(make_app: Any, frozen_clock: FrozenClock) -> Flask:
 
 def routes(app: Flask) -> list[str]:
     """The dashboard's endpoints (short names), from the app's URL map."""
-    names = sorted(
+    names = sorted({
         rule.endpoint.rsplit(".", 1)[1]
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("analytics_dashboard.") and not rule.endpoint.endswith("static")
-    )
+    })  # fmt: skip
     unknown = [name for name in names if name not in READS]
     assert not unknown, f"add {unknown} to READS with the parameters they read"
     return names

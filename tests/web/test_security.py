@@ -44,7 +44,13 @@ def app(make_app: Any) -> Flask:
     return made
 
 
-URL_VALUES = {"dimension": "page", "filename": "dashboard.css", "name": "Checkout", "key": "plan"}
+URL_VALUES = {
+    "dimension": "page",
+    "filename": "dashboard.css",
+    "name": "Checkout",
+    "key": "plan",
+    "token": "not-a-share-token",
+}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -258,12 +264,15 @@ def test_salts_older_than_48_hours_are_deleted_and_forgotten(
 # -- the dashboard: closed, read-only, headers -------------------------------------------------
 
 
-def dashboard_urls(app: Flask) -> list[tuple[str, str, frozenset[str]]]:
-    """(endpoint, URL, methods) of every dashboard rule, API rules also as CSV."""
+def dashboard_urls(app: Flask, *, shared: bool = False) -> list[tuple[str, str, frozenset[str]]]:
+    """(endpoint, URL, methods) of every dashboard rule, API rules also as CSV; with
+    ``shared``, also their copies under a (dead) share link."""
     adapter = app.url_map.bind("localhost")
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith(f"{BLUEPRINT}."):
+            continue
+        if "token" in rule.arguments and not shared:
             continue
         missing = rule.arguments - URL_VALUES.keys()
         assert not missing, f"add a sample value for {missing} of {rule.rule} to URL_VALUES"
@@ -287,7 +296,7 @@ def fetch(client: Any, url: str, method: str = "GET") -> Any:
 
 
 def test_every_dashboard_url_in_the_url_map_is_closed_without_access(app: Flask) -> None:
-    urls = dashboard_urls(app)
+    urls = dashboard_urls(app, shared=True)
     endpoints = {endpoint.split(".")[-1] for endpoint, _, _ in urls}
     expected = {"overview", "pages", "page_detail", "sources", "locations", "devices",
                 "events", "engagement", "realtime", "api_stats", "api_breakdown",
@@ -296,24 +305,26 @@ def test_every_dashboard_url_in_the_url_map_is_closed_without_access(app: Flask)
     client = app.test_client()
     for _, url, _ in urls:
         response = fetch(client, url)
-        assert response.status_code == 403, url
+        # Under an unknown share link: 404, as for a revoked or expired one.
+        assert response.status_code == (404 if "/shared/" in url else 403), url
         assert b"visitors" not in response.get_data().lower(), url
     analytics: Analytics = app.extensions["analytics_test"]
     analytics.dashboard_access(lambda: False)
     for _, url, _ in urls:
-        assert fetch(client, url).status_code == 403, url
+        assert fetch(client, url).status_code == (404 if "/shared/" in url else 403), url
 
 
 def test_no_dashboard_route_changes_state(app: Flask) -> None:
     """CSRF: there is no form or API that changes anything, so there is nothing to forge."""
-    urls = dashboard_urls(app)
+    urls = dashboard_urls(app, shared=True)
     assert [(e, m & STATE_CHANGING) for e, _, m in urls if m & STATE_CHANGING] == []
     client = app.test_client()
     analytics: Analytics = app.extensions["analytics_test"]
     for method in sorted(STATE_CHANGING):
         for _, url, _ in urls:
-            # Refused either way (403 closed; static files answer 405 before the check).
-            assert fetch(client, url, method).status_code in (403, 405), (method, url)
+            # Refused either way (403 closed, 404 under an unknown share link; static
+            # files answer 405 before the check).
+            assert fetch(client, url, method).status_code in (403, 404, 405), (method, url)
     analytics.dashboard_access(lambda: True)
     for method in sorted(STATE_CHANGING):
         for _, url, _ in urls:

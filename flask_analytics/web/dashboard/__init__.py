@@ -10,6 +10,8 @@ here parse the query (:mod:`.query`), pick what a page shows (:mod:`.views`,
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint
 
 from ...config import Settings
@@ -19,6 +21,7 @@ from . import api, goals, views
 from .current import bad_query, base_template
 from .export import csv_cell
 from .format import change, compact, duration
+from .grants import add_shared_rules
 from .query import BadQuery, parse_query, preset_range
 from .security import CONTENT_SECURITY_POLICY, add_security_headers, require_access
 
@@ -51,7 +54,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     bp.register_error_handler(RawDataMissing, bad_query)
     bp.context_processor(base_template)
     # Endpoint names (``analytics_dashboard.<name>``) are what templates pass to url_for.
-    for rule, view in (
+    routes: list[tuple[str, Any]] = [
         ("/", views.overview),
         ("/pages", views.pages),
         ("/pages/detail", views.page_detail),
@@ -74,6 +77,9 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/api/devices", api.api_devices),
         ("/api/experience", api.api_experience),
         ("/api/realtime", api.api_realtime),
-    ):
+    ]
+    for rule, view in routes:
         bp.add_url_rule(rule, view.__name__, view, methods=["GET"])
+    # The same pages, read-only, under a share link (see :mod:`.grants`).
+    add_shared_rules(bp, routes)
     return bp

@@ -24,6 +24,7 @@ from ...reports import (
     custom_breakdown,
 )
 from ...state import current_state
+from .grants import is_api
 from .helpers import Helpers
 from .query import BadQuery, ViewQuery, parse_query
 from .security import request_scope
@@ -126,9 +127,7 @@ def render_page(
 
 
 def _wants_json() -> bool:
-    return (request.blueprint == "analytics_dashboard") and (
-        request.path.startswith(f"{current_state().settings.dashboard_url}/api/")
-    )
+    return request.blueprint == "analytics_dashboard" and is_api()
 
 
 def bad_query(error: BadQuery | RawDataMissing) -> tuple[Any, int]:

@@ -18,6 +18,7 @@ from flask import Response, abort, current_app, g, request
 
 from ...reports.scope import Scope
 from ...state import current_state
+from . import grants
 
 #: Security headers of every dashboard response (the CSP allows no inline script/style).
 CONTENT_SECURITY_POLICY: Final = (
@@ -45,10 +46,38 @@ def request_scope() -> Scope | None:
     return scope
 
 
-def require_access() -> None:
-    """Answer 403 unless the host's ``dashboard_access`` callback allows this request."""
+def require_access() -> Response | None:
+    """Answer 403 unless the host's ``dashboard_access`` callback allows this request, a
+    live share link serves it (404 for a dead one) or, on the API, a live bearer token
+    does (401 for an unknown or revoked one, 429 over ``ANALYTICS_API_RATE_LIMIT``)."""
+    preflight = grants.cors_preflight()
+    if preflight is not None:
+        return preflight
+    shared = grants.shared_access()
+    if shared is not None:
+        if not shared:
+            if grants.is_api():
+                return grants.unauthorized("Unknown, expired or revoked share link.", 404)
+            abort(404)
+        return None
+    bearer = grants.bearer_access()
+    if bearer is not None:
+        if not bearer:
+            return grants.unauthorized("Unknown or revoked API token.")
+        wait = grants.over_rate_limit(g.analytics_token)
+        if wait is not None:
+            refused = grants.unauthorized("This API token is over its rate limit.", 429)
+            refused.headers["Retry-After"] = str(wait)
+            return refused
+        return None
     if not admit():
         abort(403)
+    return None
+
+
+def read_only() -> bool:
+    """Whether this request may only read (a share link or an API token serves it)."""
+    return bool(g.get("analytics_read_only"))
 
 
 def add_security_headers(response: Response) -> Response:
@@ -64,6 +93,7 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    grants.add_cors_headers(response)
     if request.endpoint != "analytics_dashboard.static":
         # Statistics are private: keep them out of shared caches and the back/forward cache.
         headers["Cache-Control"] = "no-store"
