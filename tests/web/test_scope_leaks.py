@@ -6,7 +6,7 @@ properties) carries the customer's name, and their visitors never share an id. A
 with a scope must see none of the other customer's strings on any route of the dashboard
 blueprint (enumerated from ``app.url_map``, so a new route is covered without editing
 this file), in JSON, CSV and HTML, with and without filters, suggestions and realtime
-included; and their numbers must be those of their own traffic alone, computed by the
+included, through the access callback, a scoped share link or a scoped API token; and their numbers must be those of their own traffic alone, computed by the
 plain-Python reference (``tests/support/reference.py``) over their own events.
 """
 
@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from werkzeug.routing import Rule
 
 from flask_analytics import Analytics, Scope
+from flask_analytics.access import SHARE, TOKEN, create_grant
 from flask_analytics.core.clock import day_bounds
 from flask_analytics.reports import BREAKDOWNS
 from flask_analytics.state import current_state
@@ -109,7 +110,13 @@ def site(module_database_url: str, schemas: SchemaKeeper) -> Iterator[tuple[Flas
             return SCOPES[kind](customer) if customer in CUSTOMERS else False
 
         events: dict[str, Any] = {}
+        grants: dict[tuple[str, str], str] = {}
         with app.app_context():
+            state = current_state(app)
+            for customer in CUSTOMERS:
+                scope = SCOPES["hostnames"](customer).to_json()
+                for kind in (SHARE, TOKEN):
+                    grants[kind, customer] = create_grant(state, kind, customer, scope=scope)[0]
             for number, customer in enumerate(CUSTOMERS):
                 insert(analytics, customer_events(app, customer, 11 + number))
             for day in DAYS[1:-1]:  # the first day stays live, today too
@@ -119,13 +126,16 @@ def site(module_database_url: str, schemas: SchemaKeeper) -> Iterator[tuple[Flas
                 stored = [dict(r) for r in conn.execute(sa.select(table)).mappings()]
         for customer in CUSTOMERS:
             events[customer] = [e for e in stored if e["hostname"] == f"{customer}.example"]
+        events["grants"] = grants
         yield app, events
         release_app(app, db, schemas)
 
 
-def get(app: Flask, url: str, customer: str, kind: str = "hostnames") -> Any:
+def get(app: Flask, url: str, customer: str, kind: str = "hostnames", headers: Any = None) -> Any:
     with time_machine.travel(NOW, tick=False):
-        return app.test_client().get(url, headers={"X-Customer": customer, "X-Scope": kind})
+        return app.test_client().get(
+            url, headers=headers or {"X-Customer": customer, "X-Scope": kind}
+        )
 
 
 def other(customer: str) -> str:
@@ -280,13 +290,14 @@ def filters_for(customer: str) -> st.SearchStrategy[str]:
 
 
 @settings(
-    max_examples=10,
+    max_examples=16,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
 def test_no_route_parameter_or_filter_leaks(site: tuple[Flask, dict[str, Any]], data: Any) -> None:
-    app, _events = site
+    """Through the access callback's scope, a scoped share link or a scoped API token."""
+    app, events = site
     customer = data.draw(st.sampled_from(CUSTOMERS))
     kind = data.draw(st.sampled_from(list(SCOPES)))
     rule = data.draw(st.sampled_from(dashboard_rules(app)))
@@ -300,6 +311,13 @@ def test_no_route_parameter_or_filter_leaks(site: tuple[Flask, dict[str, Any]], 
     if "suggest" in url:
         params.append(("q", data.draw(st.sampled_from(["", "a", "o", "/"]))))
     full = f"{url}?{urlencode(params)}"
-    response = get(app, full, customer, kind)
+    via = data.draw(st.sampled_from(["callback", SHARE, TOKEN]))
+    headers = None
+    if via == SHARE:
+        shared = events["grants"][SHARE, customer]
+        full = full.replace("/analytics/", f"/analytics/shared/{shared}/", 1)
+    elif via == TOKEN and "/api/" in url:
+        headers = {"Authorization": f"Bearer {events['grants'][TOKEN, customer]}"}
+    response = get(app, full, customer, kind, headers)
     assert response.status_code in (200, 400, 404), full
     assert_clean(response.get_data(as_text=True), customer, full)
