@@ -4,6 +4,14 @@ the dashboard, the CLI and the tests call the same functions."""
 
 from __future__ import annotations
 
+from .annotations import (
+    Annotation,
+    BadAnnotation,
+    create_annotation,
+    delete_annotation,
+    list_annotations,
+    update_annotation,
+)
 from .grants import (
     SHARE,
     TOKEN,
@@ -19,11 +27,17 @@ from .grants import (
 __all__ = [
     "SHARE",
     "TOKEN",
+    "Annotation",
+    "BadAnnotation",
     "Grant",
     "GrantKind",
+    "create_annotation",
     "create_grant",
+    "delete_annotation",
     "find_grant",
     "hash_token",
+    "list_annotations",
     "list_grants",
     "revoke_grant",
+    "update_annotation",
 ]

@@ -50,6 +50,7 @@ URL_VALUES = {
     "name": "Checkout",
     "key": "plan",
     "token": "not-a-share-token",
+    "ident": "1",
 }
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -264,15 +265,16 @@ def test_salts_older_than_48_hours_are_deleted_and_forgotten(
 # -- the dashboard: closed, read-only, headers -------------------------------------------------
 
 
-def dashboard_urls(app: Flask, *, shared: bool = False) -> list[tuple[str, str, frozenset[str]]]:
-    """(endpoint, URL, methods) of every dashboard rule, API rules also as CSV; with
-    ``shared``, also their copies under a (dead) share link."""
+def dashboard_urls(app: Flask, *, every: bool = False) -> list[tuple[str, str, frozenset[str]]]:
+    """(endpoint, URL, methods) of every dashboard rule that answers GET, API rules also
+    as CSV; with ``every``, also the copies under a (dead) share link and the write-only
+    rules (annotations)."""
     adapter = app.url_map.bind("localhost")
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith(f"{BLUEPRINT}."):
             continue
-        if "token" in rule.arguments and not shared:
+        if not every and ("token" in rule.arguments or "GET" not in (rule.methods or ())):
             continue
         missing = rule.arguments - URL_VALUES.keys()
         assert not missing, f"add a sample value for {missing} of {rule.rule} to URL_VALUES"
@@ -296,13 +298,14 @@ def fetch(client: Any, url: str, method: str = "GET") -> Any:
 
 
 def test_every_dashboard_url_in_the_url_map_is_closed_without_access(app: Flask) -> None:
-    urls = dashboard_urls(app, shared=True)
+    urls = dashboard_urls(app, every=True)
     endpoints = {endpoint.split(".")[-1] for endpoint, _, _ in urls}
     expected = {"overview", "pages", "page_detail", "sources", "locations", "devices",
                 "events", "engagement", "realtime", "api_stats", "api_breakdown",
                 "api_realtime", "static"}  # fmt: skip
     assert expected <= endpoints
     client = app.test_client()
+    urls = [u for u in urls if "GET" in u[2]]
     for _, url, _ in urls:
         response = fetch(client, url)
         # Under an unknown share link: 404, as for a revoked or expired one.
@@ -314,20 +317,29 @@ def test_every_dashboard_url_in_the_url_map_is_closed_without_access(app: Flask)
         assert fetch(client, url).status_code == (404 if "/shared/" in url else 403), url
 
 
-def test_no_dashboard_route_changes_state(app: Flask) -> None:
-    """CSRF: there is no form or API that changes anything, so there is nothing to forge."""
-    urls = dashboard_urls(app, shared=True)
-    assert [(e, m & STATE_CHANGING) for e, _, m in urls if m & STATE_CHANGING] == []
+#: The only routes that change state: annotations (CSRF-protected, tests/web/test_annotations.py).
+WRITES = {"annotation_create", "annotation_update", "annotation_delete", "api_annotations",
+          "api_annotation"}  # fmt: skip
+
+
+def test_no_dashboard_route_but_annotations_changes_state(app: Flask) -> None:
+    """CSRF: annotations are the only writes (each checks a CSRF token); every other
+    route answers 405 to POST, PUT, PATCH and DELETE."""
+    urls = dashboard_urls(app, every=True)
+    writes = {e.split(".")[-1] for e, _, m in urls if m & STATE_CHANGING}
+    assert writes == WRITES
     client = app.test_client()
     analytics: Analytics = app.extensions["analytics_test"]
+    written = {url for e, url, _ in urls if e.split(".")[-1] in WRITES}
+    others = [url for _, url, _ in urls if url not in written]
     for method in sorted(STATE_CHANGING):
-        for _, url, _ in urls:
+        for url in others:
             # Refused either way (403 closed, 404 under an unknown share link; static
             # files answer 405 before the check).
             assert fetch(client, url, method).status_code in (403, 404, 405), (method, url)
     analytics.dashboard_access(lambda: True)
     for method in sorted(STATE_CHANGING):
-        for _, url, _ in urls:
+        for url in others:
             assert fetch(client, url, method).status_code == 405, (method, url)
 
 

@@ -17,7 +17,7 @@ from flask import Blueprint
 from ...config import Settings
 from ...reports import RawDataMissing
 from .. import STATIC_DIR, TEMPLATES_DIR
-from . import api, goals, views
+from . import api, goals, notes, views
 from .current import bad_query, base_template
 from .export import csv_cell
 from .format import change, compact, duration
@@ -77,9 +77,20 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/api/devices", api.api_devices),
         ("/api/experience", api.api_experience),
         ("/api/realtime", api.api_realtime),
+        ("/annotations", notes.annotations_page),
+        ("/api/annotations", notes.api_annotations),
     ]
     for rule, view in routes:
         bp.add_url_rule(rule, view.__name__, view, methods=["GET"])
+    # Writes: annotations only, behind the access callback and a CSRF token.
+    for rule, view, methods in (
+        ("/annotations", notes.annotation_create, ["POST"]),
+        ("/annotations/<int:ident>", notes.annotation_update, ["POST"]),
+        ("/annotations/<int:ident>/delete", notes.annotation_delete, ["POST"]),
+        ("/api/annotations", notes.api_annotations, ["POST"]),
+        ("/api/annotations/<int:ident>", notes.api_annotation, ["PUT", "DELETE"]),
+    ):
+        bp.add_url_rule(rule, view.__name__, view, methods=methods)
     # The same pages, read-only, under a share link (see :mod:`.grants`).
     add_shared_rules(bp, routes)
     return bp

@@ -14,6 +14,7 @@ from ...state import current_state
 from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
 from .experience import VITAL_LABELS, panel
 from .goals import overview_goals
+from .notes import annotated
 from .properties import parse_prop, properties
 from .query import (
     MAX_LIMIT,
@@ -64,6 +65,7 @@ def overview() -> str:
         totals = sum(daily.values(), Totals())
         previous = sum(previous_daily.values(), Totals()) if previous_daily else None
         chart, interval = series_chart(stats, query, daily, previous_daily, totals)
+        chart = annotated(chart, query.range, interval)
         lists = {
             name: stats.breakdown(BREAKDOWNS[name], query.range, limit=8, counts=counts)
             for name, counts in OVERVIEW_LISTS.items()
@@ -123,7 +125,11 @@ def page_detail() -> str:
             extra={"path": path},
             path=path,
             row=row,
-            chart=page_chart(daily, query.range, metric, stats.today),
+            chart=annotated(
+                page_chart(daily, query.range, metric, stats.today),
+                query.range,
+                "day" if query.range.days <= 92 else "month",
+            ),
             chart_metric=metric,
             exit_rate=(
                 row.counts["exits"] / row.counts["pageviews"]
