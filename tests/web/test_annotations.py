@@ -245,3 +245,17 @@ def test_read_only_viewers_never_write_and_scoped_ones_see_none(
         client.post("/analytics/annotations", data={**note, "csrf_token": token}).status_code == 403
     )
     assert len(stored(app)) == 1
+
+
+def test_without_a_secret_key_the_page_lists_only(make_app: Any) -> None:
+    app = make_app()
+    app.secret_key = None
+    app.extensions["analytics_test"].dashboard_access(lambda: True)
+    client = app.test_client()
+    page = client.get("/analytics/annotations")
+    assert page.status_code == 200
+    assert "data-annotations-need-secret-key" in page.get_data(as_text=True)
+    assert "csrf_token" not in page.get_data(as_text=True)
+    answer = client.post("/analytics/api/annotations", json={"date": "2026-01-01", "text": "x"})
+    assert answer.status_code == 400
+    assert "SECRET_KEY" in answer.get_json()["error"]

@@ -124,12 +124,14 @@ def annotations_page() -> str:
     """The period's annotations; for a viewer who may write, each with its edit and
     delete forms, and a form for a new one."""
     query = current_query()
-    can_write = writable()
+    # Without SECRET_KEY no CSRF token can be signed: the page only lists, and says why.
+    can_write = writable() and bool(current_app.secret_key)
     return render_page(
         "analytics/annotations.html",
         query,
         notes=visible(query.range.start, query.range.end),
         writable=can_write,
+        needs_secret_key=writable() and not current_app.secret_key,
         csrf_token=csrf_token() if can_write else None,
         today=current_state().today(),
     )
