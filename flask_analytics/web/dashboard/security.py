@@ -1,13 +1,15 @@
 """The dashboard's gate and headers: closed until the host allows, strict headers always.
 
 Every URL of the blueprint (pages, API, CSV, its static files) answers 403 until the
-host's ``@analytics.dashboard_access`` callback allows the request, and every response
+host's ``@analytics.dashboard_access`` callback allows the request (or a live share link
+or, on the API, a bearer token does: :mod:`.grants`), and every response
 carries a strict security-header set (a CSP without inline scripts or styles,
 ``no-referrer``, ``nosniff``, same-origin framing only).
 
 The callback may return a :class:`~flask_analytics.reports.scope.Scope` instead of
 True: the request is then allowed, and every number it reads is limited to the scope
-(:func:`admit` keeps it on ``flask.g``, :func:`.current.open_stats` applies it).
+(:func:`admit` keeps it on ``flask.g``, :func:`.current.open_stats` applies it). The
+only writes are annotations (:mod:`.notes`, with a CSRF token).
 """
 
 from __future__ import annotations
