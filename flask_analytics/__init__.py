@@ -14,6 +14,7 @@ from .models import DailyEventMixin as DailyEventMixin
 from .models import DailyPageMixin as DailyPageMixin
 from .models import DailyPageReferrerMixin as DailyPageReferrerMixin
 from .models import EventMixin as EventMixin
+from .reports.scope import Scope as Scope
 
 __all__ = [
     "AggregationRefused",
@@ -28,4 +29,5 @@ __all__ = [
     "DropReason",
     "EventMixin",
     "InvalidEvent",
+    "Scope",
 ]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse as parse_rate
+
 from .errors import ConfigError
 from .goals import Funnel, Goal, GoalError, funnels_from_config, goals_from_config
 
@@ -85,6 +87,12 @@ DEFAULTS: dict[str, Any] = {
     #: Where rate-limit counters live: None uses ANALYTICS_REDIS_URL (shared by every
     #: process) when set, else "memory://" (per process); or a "redis://" URL.
     "ANALYTICS_RATE_LIMIT_STORAGE": None,
+    #: Origins allowed to call ``/analytics/api/*`` from a browser with an API token
+    #: (CORS), e.g. ``["https://status.example.com"]``; "*" allows any.
+    "ANALYTICS_API_CORS_ORIGINS": [],
+    #: Requests one API token may make over a sliding window; None: no limit. Counted in
+    #: ANALYTICS_RATE_LIMIT_STORAGE's storage.
+    "ANALYTICS_API_RATE_LIMIT": "600/minute",
     #: A referrer-spam list file, one domain per line (e.g. Matomo's referrer-spam-list
     #: spammers.txt, kept up to date by you); events referred from those domains are dropped.
     "ANALYTICS_REFERRER_SPAM_LIST": None,
@@ -167,6 +175,9 @@ class Settings:
     sqlite_wal: bool
     rate_limit: str | None
     rate_limit_burst: str | None
+    #: ``ANALYTICS_API_CORS_ORIGINS`` and ``ANALYTICS_API_RATE_LIMIT`` (API tokens).
+    api_cors_origins: tuple[str, ...]
+    api_rate_limit: str | None
     referrer_spam_list: str | None
     #: ``ANALYTICS_RATE_LIMIT_STORAGE``, else the Redis of ``ANALYTICS_REDIS_URL`` or
     #: ``ANALYTICS_BUFFER_REDIS_URL``, else "memory://" (a ``limits`` storage URI).
@@ -312,6 +323,17 @@ def _goal_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"goals": goals, "funnels": funnels}
 
 
+def _rate(config: Mapping[str, Any], key: str) -> str | None:
+    value = config[key] or None
+    if value is None:
+        return None
+    try:
+        parse_rate(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{key} {value!r} is not a rate such as '600/minute'.") from exc
+    return str(value)
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's ``ANALYTICS_*`` keys, failing early with an actionable message."""
     tz_name = config["ANALYTICS_TIMEZONE"]
@@ -384,6 +406,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         rate_limit=config["ANALYTICS_RATE_LIMIT"] or None,
         referrer_spam_list=_optional_path(config, "ANALYTICS_REFERRER_SPAM_LIST"),
         rate_limit_burst=config["ANALYTICS_RATE_LIMIT_BURST"] or None,
+        api_cors_origins=_str_list(config, "ANALYTICS_API_CORS_ORIGINS"),
+        api_rate_limit=_rate(config, "ANALYTICS_API_RATE_LIMIT"),
         **buffer,
         **_goal_settings(config),
         rate_limit_storage=_rate_limit_storage(config, redis_url or buffer["buffer_redis_url"]),

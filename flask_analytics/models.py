@@ -392,6 +392,9 @@ class Models:
     AggregationRun: Any
     #: Host key columns of each keyed daily table (``daily_models=``), by model name.
     keyed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ShareLink: Any = None
+    ApiToken: Any = None
+    Annotation: Any = None
 
     def key_columns(self) -> tuple[str, ...]:
         """Every event column some daily table is keyed by, once each."""
@@ -540,4 +543,53 @@ def build_models(db: Any, event_model: Any, daily_models: Sequence[Any] = ()) ->
         Salt=_model(db, "AnalyticsSalt", SaltMixin),
         AggregationRun=_model(db, "AnalyticsAggregationRun", AggregationRunMixin),
         keyed=keyed,
+        ShareLink=_model(db, "AnalyticsShareLink", ShareLinkMixin),
+        ApiToken=_model(db, "AnalyticsApiToken", ApiTokenMixin),
+        Annotation=_model(db, "AnalyticsAnnotation", AnnotationMixin),
     )
+
+
+# -- access: share links, API tokens; annotations -----------------------------------------
+
+#: Length of a stored token hash (SHA-256, hex).
+TOKEN_HASH_LENGTH = 64
+#: Longest name of a share link or API token, and longest annotation text.
+ACCESS_NAME_MAX = 200
+ANNOTATION_TEXT_MAX = 500
+
+
+class _GrantMixin:
+    """What share links and API tokens hold: the token's SHA-256 (never the token), a
+    name, the scope it is limited to (JSON, see ``reports.scope``; NULL: everything)."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(TOKEN_HASH_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(ACCESS_NAME_MAX), nullable=False)
+    scope: Mapped[str | None] = mapped_column(sa.Text())
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(), nullable=False)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime())
+
+
+class ShareLinkMixin(_GrantMixin):
+    """A read-only link to the dashboard (``/analytics/shared/<token>/``)."""
+
+    __tablename__ = "analytics_share_link"
+    expires_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime())
+
+
+class ApiTokenMixin(_GrantMixin):
+    """A bearer token for ``/analytics/api/*``, and when it was last used."""
+
+    __tablename__ = "analytics_api_token"
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime())
+
+
+class AnnotationMixin:
+    """A note on a local date or a range of them (``end_date``), shown on every chart."""
+
+    __tablename__ = "analytics_annotation"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    date: Mapped[dt.date] = mapped_column(sa.Date(), nullable=False, index=True)
+    end_date: Mapped[dt.date | None] = mapped_column(sa.Date())
+    text: Mapped[str] = mapped_column(sa.String(ANNOTATION_TEXT_MAX), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(), nullable=False)

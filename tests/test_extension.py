@@ -141,6 +141,9 @@ def test_models_are_exposed_with_fixed_table_names():
         "analytics_daily_session",
         "analytics_daily_event",
         "analytics_session",
+        "analytics_share_link",
+        "analytics_api_token",
+        "analytics_annotation",
     }
     assert ext.Event.__table__.c.event_id.unique
     assert any(ix.columns.keys() == ["created_at"] for ix in ext.Event.__table__.indexes)

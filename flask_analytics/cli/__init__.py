@@ -6,7 +6,8 @@ it they run inline with a progress bar. Errors exit with status 1 and a clear me
 
 One module per command group: :mod:`.days` (aggregate, backfill, demo-data),
 :mod:`.retention` (archive, purge), :mod:`.buffer` (flush), :mod:`.workers` (worker,
-scheduler), :mod:`.status` and :mod:`.partitions`; :mod:`.common` holds what they share.
+scheduler), :mod:`.status`, :mod:`.partitions`, :mod:`.access` (share, token) and
+:mod:`.imports` (import-log); :mod:`.common` holds what they share.
 
 The group is also a ``flask.commands`` entry point, so ``flask analytics`` is found
 without loading the app: an app whose configuration is wrong then fails inside the
@@ -20,9 +21,11 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from .access import share_cli, token_cli
 from .buffer import flush_command
 from .common import setup_errors
 from .days import aggregate_command, backfill_command, demo_data_command
+from .imports import import_log_command
 from .partitions import partitions_cli
 from .retention import archive_command, purge_command
 from .status import status_command
@@ -54,5 +57,8 @@ analytics_cli = AnalyticsGroup(
         scheduler_command,
         status_command,
         partitions_cli,
+        share_cli,
+        token_cli,
+        import_log_command,
     ],
 )

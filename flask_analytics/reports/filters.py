@@ -74,6 +74,12 @@ EVENT_DIMENSIONS: Final[Mapping[str, str]] = {
     "event": "name",
     "endpoint": "endpoint",
 }
+#: Session dimensions read from an event's own column (:func:`event_condition`).
+_OWN_COLUMN: Final[Mapping[str, str]] = {
+    **SESSION_DIMENSIONS,
+    "entry_page": "path",
+    "exit_page": "path",
+}
 #: Dimension labels for the dashboard's filter menu and chips.
 LABELS: Final[Mapping[str, str]] = {
     "page": "Page",
@@ -316,3 +322,18 @@ def goals_condition(
     """The SQL test of a ``goal:is:A|B`` (or ``is_not``) filter on an event row."""
     hit = sa.or_(*(goal_condition(goals[name], columns, dialect) for name in item.values))
     return sa.not_(hit) if item.op == "is_not" else hit
+
+
+def event_condition(
+    item: Filter, columns: Any, dialect: str, goals: Mapping[str, Goal]
+) -> sa.ColumnElement[bool]:
+    """``item`` tested on one event row's own columns: event dimensions, and session
+    dimensions read from the event's own landing columns (entry and exit page: its
+    path), which is how a scope limits reports of single events (realtime)."""
+    if item.dimension == GOAL:
+        return goals_condition(item, goals, columns, dialect)
+    key = item.prop_key
+    if key is not None:
+        return condition(item, prop_value(columns.props, key, dialect), dialect)
+    name = _OWN_COLUMN.get(item.dimension) or EVENT_DIMENSIONS.get(item.dimension, item.dimension)
+    return condition(item, columns[name], dialect)

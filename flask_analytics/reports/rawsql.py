@@ -18,15 +18,7 @@ import sqlalchemy as sa
 from ..core import dialects
 from ..core.clock import day_bounds
 from ..core.rollups import LANDING_COLUMNS, sessions_select
-from .filters import (
-    EVENT_DIMENSIONS,
-    GOAL,
-    SESSION_DIMENSIONS,
-    Filter,
-    condition,
-    goals_condition,
-    prop_value,
-)
+from .filters import SESSION_DIMENSIONS, Filter, condition, event_condition
 from .ranges import DateRange
 from .spans import as_date, date_runs, day_index, intervals, share_of_span, within
 
@@ -163,15 +155,7 @@ class RawStatements:
     # -- statement ------------------------------------------------------------------------
 
     def _event_condition(self, item: Filter, columns: Any) -> sa.ColumnElement[bool]:
-        if item.dimension == GOAL:
-            return goals_condition(item, self.goals, columns, self.dialect)
-        return condition(item, self._event_value(item, columns), self.dialect)
-
-    def _event_value(self, item: Filter, columns: Any) -> Any:
-        key = item.prop_key
-        if key is not None:
-            return prop_value(columns.props, key, self.dialect)
-        return columns[EVENT_DIMENSIONS.get(item.dimension, item.dimension)]
+        return event_condition(item, columns, self.dialect, self.goals)
 
     def _created_at(self, t: sa.Table, intervals: Sequence[tuple[dt.datetime, dt.datetime]]) -> Any:
         """``t.created_at`` to compare with ``intervals`` (see :meth:`_off_index`)."""

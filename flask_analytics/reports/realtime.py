@@ -7,7 +7,7 @@ daily tables, so their cost is a short ``created_at`` index range.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,6 +20,14 @@ from .referrers import previous_page_sources
 
 if TYPE_CHECKING:
     from ..models import Models
+
+#: Conditions on an event table's columns that every event read must pass (a scope).
+Where = Callable[[Any], list[sa.ColumnElement[bool]]]
+
+
+def _everything(columns: Any) -> list[sa.ColumnElement[bool]]:
+    return []
+
 
 #: Realtime: visitors active in this window are "current visitors".
 REALTIME_WINDOW: Final = dt.timedelta(minutes=5)
@@ -68,6 +76,7 @@ def _per_slot(
     end: dt.datetime,
     *,
     archived: bool,
+    where: Where = _everything,
 ) -> list[tuple[int, int]]:
     """(visitors, pageviews) of raw events in each ``[starts[i], starts[i+1])`` slot."""
     columns = ("created_at", "visitor_id", "name")
@@ -77,7 +86,7 @@ def _per_slot(
         table = models.Event.__table__
         rows = (
             sa.select(*(table.c[c] for c in columns))
-            .where(table.c.created_at >= starts[0], table.c.created_at < end)
+            .where(table.c.created_at >= starts[0], table.c.created_at < end, *where(table.c))
             .subquery()
         )
     # Portable bucketing: compare against the slot bounds computed here with zoneinfo.
@@ -114,11 +123,13 @@ def hourly(conn: sa.Connection, models: Models, tz: dt.tzinfo, day: dt.date) -> 
     ]
 
 
-def current_visitors(conn: sa.Connection, models: Models, now: dt.datetime) -> int:
+def current_visitors(
+    conn: sa.Connection, models: Models, now: dt.datetime, where: Where = _everything
+) -> int:
     """Distinct visitors of raw events in the five minutes before ``now`` (naive UTC)."""
     table = models.Event.__table__
     query = sa.select(sa.func.count(sa.distinct(table.c.visitor_id))).where(
-        table.c.created_at >= now - REALTIME_WINDOW
+        table.c.created_at >= now - REALTIME_WINDOW, *where(table.c)
     )
     return int(conn.execute(query).scalar() or 0)
 
@@ -131,17 +142,19 @@ def realtime(
     *,
     limit: int = 10,
     timeout: int = 1800,
+    where: Where = _everything,
 ) -> Realtime:
-    """Current visitors (last 5 minutes) and the last 30 minutes of raw events; sources
-    name the previous page of a visit's later pageviews (``timeout``: the session
-    timeout, see :mod:`.referrers`)."""
+    """Current visitors (last 5 minutes) and the last 30 minutes of raw events (those
+    passing ``where``); sources name the previous page of a visit's later pageviews
+    (``timeout``: the session timeout, see :mod:`.referrers`)."""
     table = models.Event.__table__
     since = now - REALTIME_WINDOW
+    scoped = where(table.c)
     current = conn.execute(
         sa.select(
             sa.func.count(sa.distinct(table.c.visitor_id)),
             sa.func.sum(sa.case((table.c.name == "pageview", 1), else_=0)),
-        ).where(table.c.created_at >= since)
+        ).where(table.c.created_at >= since, *scoped)
     ).one()
     recent_start = (now - REALTIME_RECENT).replace(second=0, microsecond=0) + dt.timedelta(
         minutes=1
@@ -151,11 +164,13 @@ def realtime(
         Hour(to_local(s, tz), v, p)
         for s, (v, p) in zip(
             starts,
-            _per_slot(conn, models, starts, now + dt.timedelta(days=1), archived=False),
+            _per_slot(
+                conn, models, starts, now + dt.timedelta(days=1), archived=False, where=where
+            ),
             strict=True,
         )
     ]
-    recent_filter = (table.c.created_at >= starts[0], table.c.name == "pageview")
+    recent_filter = (table.c.created_at >= starts[0], table.c.name == "pageview", *scoped)
     visitors = sa.func.count(sa.distinct(table.c.visitor_id))
     pages = [
         Row(path, {"visitors": int(v), "pageviews": int(p)})
@@ -167,13 +182,13 @@ def realtime(
             .limit(limit)
         )
     ]
-    sources = previous_page_sources(conn, models, starts[0], timeout, limit=limit)
+    sources = previous_page_sources(conn, models, starts[0], timeout, limit=limit, where=scoped)
     shown = ("created_at", "name", "path", "source", "country", "device_type", "props")
     recent = [
         {**dict(r), "created_at": to_local(r["created_at"], tz)}
         for r in conn.execute(
             sa.select(*(table.c[c] for c in shown))
-            .where(table.c.created_at >= starts[0], table.c.name.not_in(INTERNAL_EVENTS))
+            .where(table.c.created_at >= starts[0], table.c.name.not_in(INTERNAL_EVENTS), *scoped)
             .order_by(table.c.created_at.desc(), table.c.id.desc())
             .limit(20)
         ).mappings()

@@ -15,6 +15,7 @@ pageview of a session without a referrer stays Direct / None.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -116,11 +117,14 @@ def previous_page_sources(
     timeout: int,
     *,
     limit: int = 10,
+    where: Sequence[sa.ColumnElement[bool]] = (),
 ) -> list[Row]:
     """Realtime's sources: pageviews since ``since`` (naive UTC) and their distinct
     visitors per source; a pageview without a source whose visitor viewed another page
     less than ``timeout`` seconds before (the same session) counts under that page
-    (:class:`PreviousPage`), the others under None (Direct / None). Raw events only."""
+    (:class:`PreviousPage`), the others under None (Direct / None). Raw events only;
+    ``where`` (conditions on the event table, e.g. a viewer's scope) keeps pageviews, so
+    a previous page is always one that passes it too."""
     table: sa.Table = models.Event.__table__
     t = table.c
     # Pageviews from one session timeout earlier: the previous page of the first ones.
@@ -128,7 +132,7 @@ def previous_page_sources(
     views = (
         sa.select(t.id, t.created_at, ts.label("ts"), t.visitor_id, t.path, t.source)
         .add_columns(t.referrer_host)
-        .where(t.created_at >= since - dt.timedelta(seconds=timeout), t.name == PAGEVIEW)
+        .where(t.created_at >= since - dt.timedelta(seconds=timeout), t.name == PAGEVIEW, *where)
         .subquery("fa_recent_views")
     )
     w = views.c

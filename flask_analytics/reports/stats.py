@@ -28,7 +28,7 @@ from .breakdowns import (
     row_with_rates,
 )
 from .filtered import FilteredEvents, RawDataMissing
-from .filters import PROP_PREFIX, BadFilter, Filter
+from .filters import PROP_PREFIX, BadFilter, Filter, event_condition
 from .live import DIMENSION_TABLE, LiveCache, LiveDays
 from .pinned import pinned_rows
 from .props import PropQuestions
@@ -102,6 +102,7 @@ class Stats(PropQuestions):
         now: dt.datetime | None = None,
         live_cache: LiveCache | None = None,
         filters: Sequence[Filter] = (),
+        scope: Sequence[Filter] = (),
         raw: bool = False,
     ) -> None:
         self.state = state
@@ -113,7 +114,9 @@ class Stats(PropQuestions):
         self.live_cache = live_cache
         #: Which days of a range are live, and their rows (kept for this request).
         self.live = LiveDays(state, conn, self.today, live_cache, now=self.now)
-        self.filters = tuple(filters)
+        #: The viewer's scope (:mod:`.scope`), ANDed before the request's own filters.
+        self.scope = tuple(scope)
+        self.filters = tuple(dict.fromkeys((*self.scope, *filters)))
         self._raw_checked: set[DateRange] = set()
         #: Filtered questions (or ``raw=True``) read raw events: see :mod:`.filtered`;
         #: except those a keyed daily table answers exactly (:mod:`.pinned`), unless
@@ -416,7 +419,7 @@ class Stats(PropQuestions):
         and the comparison for a totals question; rows for a breakdown named in
         ``breakdowns``. Raises :class:`~.query.BadQuestion` and ``KeyError`` (unknown
         dimension)."""
-        if tuple(query.filters) != self.filters:
+        if tuple(dict.fromkeys((*self.scope, *query.filters))) != self.filters:
             raise ValueError("open Stats with the query's filters")
         if query.dimension is None:
             series = self.daily_totals(query.range)
@@ -501,11 +504,13 @@ class Stats(PropQuestions):
         return hours
 
     def current_visitors(self) -> int:
-        """Distinct visitors of raw events in the last five minutes."""
-        return raw_events.current_visitors(self.conn, self.models, self.now)
+        """Distinct visitors of raw events in the last five minutes (within the scope)."""
+        return raw_events.current_visitors(self.conn, self.models, self.now, self._own())
 
     def realtime(self, *, limit: int = 10) -> Realtime:
-        """Current visitors (last 5 minutes) and the last 30 minutes of raw events."""
+        """Current visitors (last 5 minutes) and the last 30 minutes of raw events, those
+        within the scope (each event tested on its own columns: see
+        :func:`.filters.event_condition`)."""
         return raw_events.realtime(
             self.conn,
             self.models,
@@ -513,7 +518,13 @@ class Stats(PropQuestions):
             self.now,
             limit=limit,
             timeout=self.state.settings.session_timeout,
+            where=self._own(),
         )
+
+    def _own(self) -> raw_events.Where:
+        dialect = self.conn.dialect.name
+        scope, goals = self.scope, self.goals
+        return lambda columns: [event_condition(f, columns, dialect, goals) for f in scope]
 
 
 def _finish(

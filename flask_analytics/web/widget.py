@@ -24,6 +24,7 @@ from ..state import current_state
 from . import TEMPLATES_DIR
 from .dashboard.current import open_stats
 from .dashboard.query import BadQuery, parse_path
+from .dashboard.security import admit
 
 #: The widget's template (a host may override it in its own ``templates/``).
 TEMPLATE = "analytics/_widget.html"
@@ -57,8 +58,7 @@ def analytics_widget(*, path: str) -> Markup:
     except BadQuery as exc:
         raise ValueError(str(exc)) from None
     state = current_state()
-    access = state.hooks.access
-    if access is None or not access():
+    if not admit():
         return Markup("")
     today = state.today()
     rng = DateRange(today - dt.timedelta(days=DAYS - 1), today)

@@ -89,6 +89,8 @@ READS: Mapping[str, tuple[str, ...]] = {
     "funnels": ("funnel", "compare"),
     "api_goals": ("format",),
     "api_funnel": ("format", "compare"),
+    "annotations_page": QUERY,
+    "api_annotations": (*QUERY, "format"),
 }
 #: The fuzzed app's goals and funnel (``goal=`` and ``funnel=`` accept these names).
 GOALS = [{"name": "Signup", "event": "signup"}, {"name": "Pricing", "page": "/pricing*"}]
@@ -349,11 +351,13 @@ def fuzz_app(make_app: Any, frozen_clock: FrozenClock) -> Flask:
 
 def routes(app: Flask) -> list[str]:
     """The dashboard's endpoints (short names), from the app's URL map."""
-    names = sorted(
+    names = sorted({
         rule.endpoint.rsplit(".", 1)[1]
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith("analytics_dashboard.") and not rule.endpoint.endswith("static")
-    )
+        if rule.endpoint.startswith("analytics_dashboard.")
+        and not rule.endpoint.endswith("static")
+        and "GET" in (rule.methods or ())
+    })  # fmt: skip
     unknown = [name for name in names if name not in READS]
     assert not unknown, f"add {unknown} to READS with the parameters they read"
     return names
@@ -378,6 +382,8 @@ def route_url(endpoint: str, dimension: str = "page") -> str:
         "api_errors": "/api/errors",
         "api_goals": "/api/goals",
         "api_funnel": "/api/funnel/Checkout",
+        "annotations_page": "/annotations",
+        "api_annotations": "/api/annotations",
     }
     if endpoint in paths:
         return PREFIX + paths[endpoint]

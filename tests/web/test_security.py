@@ -44,7 +44,14 @@ def app(make_app: Any) -> Flask:
     return made
 
 
-URL_VALUES = {"dimension": "page", "filename": "dashboard.css", "name": "Checkout", "key": "plan"}
+URL_VALUES = {
+    "dimension": "page",
+    "filename": "dashboard.css",
+    "name": "Checkout",
+    "key": "plan",
+    "token": "not-a-share-token",
+    "ident": "1",
+}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -258,12 +265,16 @@ def test_salts_older_than_48_hours_are_deleted_and_forgotten(
 # -- the dashboard: closed, read-only, headers -------------------------------------------------
 
 
-def dashboard_urls(app: Flask) -> list[tuple[str, str, frozenset[str]]]:
-    """(endpoint, URL, methods) of every dashboard rule, API rules also as CSV."""
+def dashboard_urls(app: Flask, *, every: bool = False) -> list[tuple[str, str, frozenset[str]]]:
+    """(endpoint, URL, methods) of every dashboard rule that answers GET, API rules also
+    as CSV; with ``every``, also the copies under a (dead) share link and the write-only
+    rules (annotations)."""
     adapter = app.url_map.bind("localhost")
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith(f"{BLUEPRINT}."):
+            continue
+        if not every and ("token" in rule.arguments or "GET" not in (rule.methods or ())):
             continue
         missing = rule.arguments - URL_VALUES.keys()
         assert not missing, f"add a sample value for {missing} of {rule.rule} to URL_VALUES"
@@ -287,36 +298,48 @@ def fetch(client: Any, url: str, method: str = "GET") -> Any:
 
 
 def test_every_dashboard_url_in_the_url_map_is_closed_without_access(app: Flask) -> None:
-    urls = dashboard_urls(app)
+    urls = dashboard_urls(app, every=True)
     endpoints = {endpoint.split(".")[-1] for endpoint, _, _ in urls}
     expected = {"overview", "pages", "page_detail", "sources", "locations", "devices",
                 "events", "engagement", "realtime", "api_stats", "api_breakdown",
                 "api_realtime", "static"}  # fmt: skip
     assert expected <= endpoints
     client = app.test_client()
+    urls = [u for u in urls if "GET" in u[2]]
     for _, url, _ in urls:
         response = fetch(client, url)
-        assert response.status_code == 403, url
+        # Under an unknown share link: 404, as for a revoked or expired one.
+        assert response.status_code == (404 if "/shared/" in url else 403), url
         assert b"visitors" not in response.get_data().lower(), url
     analytics: Analytics = app.extensions["analytics_test"]
     analytics.dashboard_access(lambda: False)
     for _, url, _ in urls:
-        assert fetch(client, url).status_code == 403, url
+        assert fetch(client, url).status_code == (404 if "/shared/" in url else 403), url
 
 
-def test_no_dashboard_route_changes_state(app: Flask) -> None:
-    """CSRF: there is no form or API that changes anything, so there is nothing to forge."""
-    urls = dashboard_urls(app)
-    assert [(e, m & STATE_CHANGING) for e, _, m in urls if m & STATE_CHANGING] == []
+#: The only routes that change state: annotations (CSRF-protected, tests/web/test_annotations.py).
+WRITES = {"annotation_create", "annotation_update", "annotation_delete", "api_annotations",
+          "api_annotation"}  # fmt: skip
+
+
+def test_no_dashboard_route_but_annotations_changes_state(app: Flask) -> None:
+    """CSRF: annotations are the only writes (each checks a CSRF token); every other
+    route answers 405 to POST, PUT, PATCH and DELETE."""
+    urls = dashboard_urls(app, every=True)
+    writes = {e.split(".")[-1] for e, _, m in urls if m & STATE_CHANGING}
+    assert writes == WRITES
     client = app.test_client()
     analytics: Analytics = app.extensions["analytics_test"]
+    written = {url for e, url, _ in urls if e.split(".")[-1] in WRITES}
+    others = [url for _, url, _ in urls if url not in written]
     for method in sorted(STATE_CHANGING):
-        for _, url, _ in urls:
-            # Refused either way (403 closed; static files answer 405 before the check).
-            assert fetch(client, url, method).status_code in (403, 405), (method, url)
+        for url in others:
+            # Refused either way (403 closed, 404 under an unknown share link; static
+            # files answer 405 before the check).
+            assert fetch(client, url, method).status_code in (403, 404, 405), (method, url)
     analytics.dashboard_access(lambda: True)
     for method in sorted(STATE_CHANGING):
-        for _, url, _ in urls:
+        for url in others:
             assert fetch(client, url, method).status_code == 405, (method, url)
 
 

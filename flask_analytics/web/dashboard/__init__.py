@@ -10,15 +10,18 @@ here parse the query (:mod:`.query`), pick what a page shows (:mod:`.views`,
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint
 
 from ...config import Settings
 from ...reports import RawDataMissing
 from .. import STATIC_DIR, TEMPLATES_DIR
-from . import api, goals, page, views
+from . import api, goals, notes, page, views
 from .current import bad_query, base_template
 from .export import csv_cell
 from .format import change, compact, duration
+from .grants import add_shared_rules
 from .query import BadQuery, parse_query, preset_range
 from .security import CONTENT_SECURITY_POLICY, add_security_headers, require_access
 
@@ -51,7 +54,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     bp.register_error_handler(RawDataMissing, bad_query)
     bp.context_processor(base_template)
     # Endpoint names (``analytics_dashboard.<name>``) are what templates pass to url_for.
-    for rule, view in (
+    routes: list[tuple[str, Any]] = [
         ("/", views.overview),
         ("/pages", views.pages),
         ("/pages/detail", views.page_detail),
@@ -77,6 +80,20 @@ def make_blueprint(settings: Settings) -> Blueprint:
         ("/api/errors", api.api_errors),
         ("/api/realtime", api.api_realtime),
         ("/api/page", page.api_page),
-    ):
+        ("/annotations", notes.annotations_page),
+        ("/api/annotations", notes.api_annotations),
+    ]
+    for rule, view in routes:
         bp.add_url_rule(rule, view.__name__, view, methods=["GET"])
+    # Writes: annotations only, behind the access callback and a CSRF token.
+    for rule, view, methods in (
+        ("/annotations", notes.annotation_create, ["POST"]),
+        ("/annotations/<int:ident>", notes.annotation_update, ["POST"]),
+        ("/annotations/<int:ident>/delete", notes.annotation_delete, ["POST"]),
+        ("/api/annotations", notes.api_annotations, ["POST"]),
+        ("/api/annotations/<int:ident>", notes.api_annotation, ["PUT", "DELETE"]),
+    ):
+        bp.add_url_rule(rule, view.__name__, view, methods=methods)
+    # The same pages, read-only, under a share link (see :mod:`.grants`).
+    add_shared_rules(bp, routes)
     return bp

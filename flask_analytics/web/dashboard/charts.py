@@ -8,6 +8,8 @@ template prints goes through Jinja's autoescaping: nothing here builds markup.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +38,16 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """An annotation over a run of columns: its id, view-box span and tooltip."""
+
+    id: int
+    x: float
+    width: float
+    title: str
+
+
+@dataclass(frozen=True)
 class Chart:
     """A line or column chart ready to be printed by the ``analytics/_charts.html`` macros."""
 
@@ -52,6 +64,8 @@ class Chart:
     partial_line: str = ""
     width: float = WIDTH
     height: float = HEIGHT
+    #: Annotations over the columns they touch (:func:`annotate`).
+    marks: tuple[Mark, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -165,3 +179,23 @@ def build(
         previous_line=_path(previous_points),
         partial_line=partial_line,
     )
+
+
+def annotate(
+    chart: Chart,
+    spans: Sequence[tuple[dt.date, dt.date]],
+    notes: Sequence[tuple[int, dt.date, dt.date, str]],
+) -> Chart:
+    """``chart`` with a mark per note ``(id, first day, last day, title)`` over the columns
+    whose span of days (``spans``, one per column) it touches; notes outside are left out."""
+    marks = []
+    for ident, first, last, title in notes:
+        touched = [
+            c
+            for c, (start, end) in zip(chart.columns, spans, strict=True)
+            if start <= last and end >= first
+        ]
+        if touched:
+            x = touched[0].x
+            marks.append(Mark(ident, x, touched[-1].x + touched[-1].width - x, title))
+    return dataclasses.replace(chart, marks=tuple(marks))

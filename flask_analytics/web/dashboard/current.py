@@ -15,15 +15,19 @@ from ...goals import Funnel, Goal
 from ...models import EventMixin
 from ...reports import (
     BREAKDOWNS,
+    BadFilter,
     Breakdown,
+    Filter,
     LiveCache,
     RawDataMissing,
     Stats,
     custom_breakdown,
 )
 from ...state import current_state
+from .grants import is_api
 from .helpers import Helpers
 from .query import BadQuery, ViewQuery, parse_query
+from .security import request_scope
 
 
 def live_cache() -> LiveCache:
@@ -37,14 +41,30 @@ def live_cache() -> LiveCache:
     return cache
 
 
+def scope_filters() -> tuple[Filter, ...]:
+    """The filters of the request's scope (none when it sees everything)."""
+    scope = request_scope()
+    if scope is None:
+        return ()
+    try:
+        return scope.as_filters(custom_columns(), current_goals())
+    except BadFilter as error:
+        # The host's or the stored scope names what this app does not have: refuse
+        # rather than show more than the scope allows.
+        raise RuntimeError(f"The request's scope cannot be applied: {error}") from None
+
+
 @contextmanager
 def open_stats(query: ViewQuery | None = None) -> Iterator[Stats]:
     """The request's queries, on one connection held until the block ends, limited to
-    ``query``'s filters (filtered questions read raw events)."""
+    the request's scope and ``query``'s filters (filtered questions read raw events).
+    Every question of the dashboard, the API and the widget goes through here, so none
+    can leave the scope out."""
     state = current_state()
     filters = query.filters if query is not None else ()
+    scope = scope_filters()
     with state.engine().connect() as conn:
-        stats = Stats(state, conn, live_cache=live_cache(), filters=filters)
+        stats = Stats(state, conn, live_cache=live_cache(), filters=filters, scope=scope)
         try:
             yield stats
         finally:
@@ -107,9 +127,7 @@ def render_page(
 
 
 def _wants_json() -> bool:
-    return (request.blueprint == "analytics_dashboard") and (
-        request.path.startswith(f"{current_state().settings.dashboard_url}/api/")
-    )
+    return request.blueprint == "analytics_dashboard" and is_api()
 
 
 def bad_query(error: BadQuery | RawDataMissing) -> tuple[Any, int]:

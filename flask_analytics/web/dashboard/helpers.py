@@ -38,6 +38,7 @@ NAV: Final[Mapping[str, str]] = {
     "goals": "Goals",
     "funnels": "Funnels",
     "realtime": "Realtime",
+    "annotations_page": "Annotations",
 }
 
 

@@ -1,19 +1,26 @@
 """The dashboard's gate and headers: closed until the host allows, strict headers always.
 
 Every URL of the blueprint (pages, API, CSV, its static files) answers 403 until the
-host's ``@analytics.dashboard_access`` callback allows the request, and every response
+host's ``@analytics.dashboard_access`` callback allows the request (or a live share link
+or, on the API, a bearer token does: :mod:`.grants`), and every response
 carries a strict security-header set (a CSP without inline scripts or styles,
-``no-referrer``, ``nosniff``, same-origin framing only). Nothing changes state, so
-there is no form to protect against CSRF.
+``no-referrer``, ``nosniff``, same-origin framing only).
+
+The callback may return a :class:`~flask_analytics.reports.scope.Scope` instead of
+True: the request is then allowed, and every number it reads is limited to the scope
+(:func:`admit` keeps it on ``flask.g``, :func:`.current.open_stats` applies it). The
+only writes are annotations (:mod:`.notes`, with a CSRF token).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from flask import Response, abort, current_app, request
+from flask import Response, abort, current_app, g, request
 
+from ...reports.scope import Scope
 from ...state import current_state
+from . import grants
 
 #: Security headers of every dashboard response (the CSP allows no inline script/style).
 CONTENT_SECURITY_POLICY: Final = (
@@ -23,11 +30,56 @@ CONTENT_SECURITY_POLICY: Final = (
 )
 
 
-def require_access() -> None:
-    """Answer 403 unless the host's ``dashboard_access`` callback allows this request."""
+def admit() -> bool:
+    """Whether the host's ``dashboard_access`` callback allows this request; a
+    :class:`Scope` it returns allows it, limited to that scope (see :func:`request_scope`)."""
     access = current_state().hooks.access
-    if access is None or not access():
+    allowed = access() if access is not None else None
+    if isinstance(allowed, Scope):
+        g.analytics_scope = allowed
+        return True
+    g.pop("analytics_scope", None)
+    return bool(allowed)
+
+
+def request_scope() -> Scope | None:
+    """The scope this request's numbers are limited to (None: everything)."""
+    scope: Scope | None = g.get("analytics_scope")
+    return scope
+
+
+def require_access() -> Response | None:
+    """Answer 403 unless the host's ``dashboard_access`` callback allows this request, a
+    live share link serves it (404 for a dead one) or, on the API, a live bearer token
+    does (401 for an unknown or revoked one, 429 over ``ANALYTICS_API_RATE_LIMIT``)."""
+    preflight = grants.cors_preflight()
+    if preflight is not None:
+        return preflight
+    shared = grants.shared_access()
+    if shared is not None:
+        if not shared:
+            if grants.is_api():
+                return grants.unauthorized("Unknown, expired or revoked share link.", 404)
+            abort(404)
+        return None
+    bearer = grants.bearer_access()
+    if bearer is not None:
+        if not bearer:
+            return grants.unauthorized("Unknown or revoked API token.")
+        wait = grants.over_rate_limit(g.analytics_token)
+        if wait is not None:
+            refused = grants.unauthorized("This API token is over its rate limit.", 429)
+            refused.headers["Retry-After"] = str(wait)
+            return refused
+        return None
+    if not admit():
         abort(403)
+    return None
+
+
+def read_only() -> bool:
+    """Whether this request may only read (a share link or an API token serves it)."""
+    return bool(g.get("analytics_read_only"))
 
 
 def add_security_headers(response: Response) -> Response:
@@ -43,6 +95,7 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    grants.add_cors_headers(response)
     if request.endpoint != "analytics_dashboard.static":
         # Statistics are private: keep them out of shared caches and the back/forward cache.
         headers["Cache-Control"] = "no-store"

@@ -17,6 +17,7 @@ from ...state import current_state
 from .current import current_query, custom_breakdowns, freshness, open_stats, render_page
 from .experience import VITAL_LABELS, panel
 from .goals import overview_goals
+from .notes import annotated
 from .page import page_detail as page_details
 from .properties import parse_prop, properties
 from .query import (
@@ -61,6 +62,7 @@ def overview() -> str:
         daily, previous_daily, compare, previous = compare_series(stats, query)
         totals = sum(daily.values(), Totals())
         chart, interval = series_chart(stats, query, daily, previous_daily, totals, compare)
+        chart = annotated(chart, query.range, interval)
         lists = {
             name: stats.breakdown(BREAKDOWNS[name], query.range, limit=8, counts=counts)
             for name, counts in OVERVIEW_LISTS.items()
@@ -155,13 +157,17 @@ def page_detail() -> str:
             previous=detail.previous,
             compare=detail.compare,
             comparison_label=comparison_label(detail.compare, stats.tz),
-            chart=page_chart(
-                detail.daily,
+            chart=annotated(
+                page_chart(
+                    detail.daily,
+                    query.range,
+                    metric,
+                    stats.today,
+                    previous_daily=detail.previous_daily,
+                    compare=detail.compare,
+                ),
                 query.range,
-                metric,
-                stats.today,
-                previous_daily=detail.previous_daily,
-                compare=detail.compare,
+                "day" if query.range.days <= 92 else "month",
             ),
             chart_metric=metric,
             exit_rate=detail.exit_rate(detail.row),
