@@ -106,6 +106,12 @@ class Analytics:
         self.DailyUtm = self.models.daily["DailyUtm"]
         self.DailySession = self.models.daily["DailySession"]
         self.DailyEvent = self.models.daily["DailyEvent"]
+        self.DailyBrowserVersion = self.models.daily["DailyBrowserVersion"]
+        self.DailyOsVersion = self.models.daily["DailyOsVersion"]
+        self.DailyLocation = self.models.daily["DailyLocation"]
+        self.DailyLanguage = self.models.daily["DailyLanguage"]
+        self.DailyScreen = self.models.daily["DailyScreen"]
+        self.DailyHostname = self.models.daily["DailyHostname"]
         self.DailyDimension = self.models.DailyDimension
         self.Session = self.models.Session
         self.hooks = Hooks()
@@ -325,11 +331,16 @@ class Analytics:
             fields=fields,
             revenue=revenue,
         )
+        current = request._get_current_object() if has_request_context() else None  # type: ignore[attr-defined]
         info = pipeline.RequestInfo(
             ip=check_ip(ip),
             user_agent=check_optional_text(user_agent, "user_agent"),
+            # The language of the request being served, when there is one.
+            accept_language=(
+                current.environ.get("HTTP_ACCEPT_LANGUAGE") if current is not None else None
+            ),
             from_browser=False,
-            request=request._get_current_object() if has_request_context() else None,  # type: ignore[attr-defined]
+            request=current,
         )
         result = pipeline.process(state, [event], info)
         if not result.stored:

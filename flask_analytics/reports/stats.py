@@ -105,7 +105,7 @@ class Stats:
         self._raw_checked: set[DateRange] = set()
         #: Filtered questions (or ``raw=True``) read raw events: see :mod:`.filtered`.
         self.raw = raw or bool(self.filters)
-        # The screen width is grouped like a custom dimension (see ``breakdowns.SCREEN``).
+        # The screen width is grouped like a custom dimension (see ``breakdowns.SCREEN_WIDTH``).
         columns = dict.fromkeys([*(d.name for d in state.hooks.dimensions), SCREEN_COLUMN])
         #: The app's goals by name (declared, then ``ANALYTICS_GOALS``).
         self.goals = state.hooks.app_goals(state.settings.goals)
@@ -354,10 +354,11 @@ class Stats:
         wanted = tuple(counts) if counts is not None else breakdown.counts
         needed = {breakdown.sort, *([breakdown.positive] if breakdown.positive else [])}
         summed = (*wanted, *(c for c in breakdown.counts if c in needed and c not in wanted))
+        keys = (breakdown.key, *((breakdown.parent,) if breakdown.parent else ()))
         rows, total = self.grouped_page(
             breakdown.table,
             rng,
-            (breakdown.key,),
+            keys,
             summed,
             equals={**dict(breakdown.where), **({"path": path} if path is not None else {})},
             exclude=options.get("exclude", ()),
@@ -376,6 +377,7 @@ class Stats:
                 {c: sums[c] for c in wanted},
                 rates,
                 sums,
+                key[1] if breakdown.parent else None,
             )
             for key, sums in rows
         ], total

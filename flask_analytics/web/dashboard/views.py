@@ -104,6 +104,7 @@ def pages() -> str:
             offset=window.offset,
             entries=stats.breakdown(BREAKDOWNS["entry_page"], query.range, limit=limit),
             exits=stats.breakdown(BREAKDOWNS["exit_page"], query.range, limit=limit),
+            hostnames=stats.breakdown(BREAKDOWNS["hostname"], query.range, limit=limit),
             **freshness(stats),
         )
 
@@ -188,18 +189,23 @@ def _list_page(
 
 def sources() -> str:
     """Channels, sources, referrers and UTM parameters (``more=NAME``: more of one)."""
-    names = ("channel", "source", "referrer", "utm_source", "utm_medium", "utm_campaign")
+    names = (
+        "channel", "source", "referrer", "utm_source", "utm_medium", "utm_campaign",
+        "utm_term", "utm_content",
+    )  # fmt: skip
     return _list_page("analytics/sources.html", names, 10)
 
 
 def locations() -> str:
-    """Countries (``more=country``: more of them)."""
-    return _list_page("analytics/locations.html", ("country",), 50)
+    """Countries, then regions, cities and languages (``more=NAME``: more of one)."""
+    return _list_page("analytics/locations.html", ("country", "region", "city", "language"), 50)
 
 
 def devices() -> str:
-    """Device types, browsers and operating systems (``more=NAME``: more of one)."""
-    return _list_page("analytics/devices.html", ("device_type", "browser", "os"), 10)
+    """Device types, browsers and operating systems, their versions and screen sizes
+    (``more=NAME``: more of one)."""
+    names = ("device_type", "browser", "os", "browser_version", "os_version", "screen")
+    return _list_page("analytics/devices.html", names, 10)
 
 
 def _custom_events(stats: Stats, query: ViewQuery, limit: int) -> list[Row]:
