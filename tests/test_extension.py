@@ -139,6 +139,12 @@ def test_models_are_exposed_with_fixed_table_names():
         "analytics_daily_dimension",
         "analytics_daily_session",
         "analytics_daily_event",
+        "analytics_daily_browser_version",
+        "analytics_daily_os_version",
+        "analytics_daily_location",
+        "analytics_daily_language",
+        "analytics_daily_screen",
+        "analytics_daily_hostname",
         "analytics_session",
     }
     assert ext.Event.__table__.c.event_id.unique

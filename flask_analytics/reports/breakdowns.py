@@ -108,8 +108,13 @@ BREAKDOWNS: Final[Mapping[str, Breakdown]] = {
         Breakdown(
             "os_version", "DailyOsVersion", "os_version", _AUDIENCE, "visitors", parent="os"
         ),
-        Breakdown("region", "DailyLocation", "region", _AUDIENCE, "visitors"),
-        Breakdown("city", "DailyLocation", "city", _AUDIENCE, "visitors", parent="country"),
+        # Known regions and cities only, as Plausible lists them: without a City database
+        # every visit's are unknown (one "Unknown" row per country, for cities).
+        Breakdown("region", "DailyLocation", "region", _AUDIENCE, "visitors", skip_null=True),
+        Breakdown(
+            "city", "DailyLocation", "city", _AUDIENCE, "visitors", skip_null=True,
+            parent="country",
+        ),
         Breakdown("language", "DailyLanguage", "language", _AUDIENCE, "visitors"),
         Breakdown("screen", "DailyScreen", "screen", _AUDIENCE, "visitors"),
         Breakdown(

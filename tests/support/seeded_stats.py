@@ -231,6 +231,8 @@ def expected_breakdown(
     sums: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(dimension.counts, 0))
     for row in reference_rows(seeded, rng)[dimension.table]:
         key = row[dimension.key]
+        if dimension.skip_null and key is None:
+            continue
         if dimension.parent:
             key = (row[dimension.parent], key)
         for count in dimension.counts:
@@ -238,7 +240,5 @@ def expected_breakdown(
     return {
         key: counts
         for key, counts in sums.items()
-        if not (dimension.skip_null and key is None)  # never with a parent
-        and key not in exclude
-        and (dimension.positive is None or counts[dimension.positive] > 0)
+        if key not in exclude and (dimension.positive is None or counts[dimension.positive] > 0)
     }

@@ -37,7 +37,7 @@ DIMENSIONS: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
     "utm_term": ("DailyUtm", "utm_term", None, ("sessions", "pageviews", "bounces")),
     "utm_content": ("DailyUtm", "utm_content", None, ("sessions", "pageviews", "bounces")),
 }  # fmt: skip
-SKIP_NULL = {"utm_term", "utm_content"}
+SKIP_NULL = {"utm_term", "utm_content", "region", "city"}
 
 FILTERS: dict[str, tuple[FilterSpec, ...]] = {
     "": (),
