@@ -214,7 +214,12 @@ def pipeline_cpu_per_event(n: int = 20_000, **config: Any) -> float:
                 }
                 for i in range(n)
             ]
-            info = pipeline.RequestInfo(ip="203.0.113.9", user_agent=UA, request_host="example.com")
+            info = pipeline.RequestInfo(
+                ip="203.0.113.9",
+                user_agent=UA,
+                request_host="example.com",
+                accept_language="en-US,en;q=0.9,de;q=0.8",
+            )
             limits = Limits(max_offset_ms=state.settings.max_offset_ms)
             from flask_analytics.core.clock import utcnow
 
@@ -223,7 +228,10 @@ def pipeline_cpu_per_event(n: int = 20_000, **config: Any) -> float:
                     c = pipeline.Candidate(
                         incoming=ev,
                         info=pipeline.RequestInfo(
-                            **{k: getattr(info, k) for k in ("ip", "user_agent", "request_host")}
+                            **{
+                                k: getattr(info, k)
+                                for k in ("ip", "user_agent", "request_host", "accept_language")
+                            }
                         ),
                     )
                     c.row = pipeline.base_row(ev)

@@ -68,6 +68,10 @@ DEFAULTS: dict[str, Any] = {
     #: Without ANALYTICS_GEOIP_DATABASE, countries the header does not give come from the
     #: built-in table (iptocc: the RIRs' delegations); False leaves them unknown.
     "ANALYTICS_BUILTIN_COUNTRIES": True,
+    #: What the visitor hash takes of the page's host: "hostname" (a visitor of
+    #: a.example.com and of b.example.com counts twice) or "registrable_domain" (the
+    #: domain under its public suffix, example.com: one visitor across subdomains).
+    "ANALYTICS_VISITOR_HOST": "hostname",
     #: Goals, as data: a list of ``{"name", "event" or "page", "props"}`` mappings, the
     #: keywords of ``analytics.goal`` (see README "Goals and funnels").
     "ANALYTICS_GOALS": [],
@@ -139,6 +143,8 @@ DEFAULTS: dict[str, Any] = {
 INGEST_BUFFERS = ("direct", "redis")
 #: Values of ``ANALYTICS_BUFFER_DURABILITY``.
 BUFFER_DURABILITY = ("warn", "refuse", "off")
+#: Values of ``ANALYTICS_VISITOR_HOST``.
+VISITOR_HOSTS = ("hostname", "registrable_domain")
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,7 @@ class Settings:
     geoip_database: str | None
     country_header: str | None
     builtin_countries: bool
+    visitor_host: str
     allowed_hosts: tuple[str, ...] | None
     cors_origins: tuple[str, ...]
     client_fields: tuple[str, ...]
@@ -362,6 +369,12 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     header = config["ANALYTICS_COUNTRY_HEADER"]
     if header is not None and (not isinstance(header, str) or not header):
         raise ConfigError(f"ANALYTICS_COUNTRY_HEADER must be a header name, not {header!r}.")
+    visitor_host = config["ANALYTICS_VISITOR_HOST"]
+    if visitor_host not in VISITOR_HOSTS:
+        raise ConfigError(
+            f"ANALYTICS_VISITOR_HOST must be one of {', '.join(map(repr, VISITOR_HOSTS))}, "
+            f"not {visitor_host!r}."
+        )
     geoip = config["ANALYTICS_GEOIP_DATABASE"]
     if geoip is not None and not isinstance(geoip, str | os.PathLike):
         raise ConfigError(f"ANALYTICS_GEOIP_DATABASE must be a file path, not {geoip!r}.")
@@ -395,6 +408,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         geoip_database=os.fspath(geoip) if geoip is not None else None,
         country_header=header,
         builtin_countries=bool(config["ANALYTICS_BUILTIN_COUNTRIES"]),
+        visitor_host=visitor_host,
         allowed_hosts=allowed_hosts,
         cors_origins=_str_list(config, "ANALYTICS_CORS_ORIGINS"),
         client_fields=_str_list(config, "ANALYTICS_CLIENT_FIELDS"),

@@ -114,6 +114,12 @@ class Analytics:
         self.DailyUtm = self.models.daily["DailyUtm"]
         self.DailySession = self.models.daily["DailySession"]
         self.DailyEvent = self.models.daily["DailyEvent"]
+        self.DailyBrowserVersion = self.models.daily["DailyBrowserVersion"]
+        self.DailyOsVersion = self.models.daily["DailyOsVersion"]
+        self.DailyLocation = self.models.daily["DailyLocation"]
+        self.DailyLanguage = self.models.daily["DailyLanguage"]
+        self.DailyScreen = self.models.daily["DailyScreen"]
+        self.DailyHostname = self.models.daily["DailyHostname"]
         self.DailyDimension = self.models.DailyDimension
         self.DailyPageExperience = self.models.DailyPageExperience
         self.Session = self.models.Session
@@ -362,16 +368,24 @@ class Analytics:
             fields=fields,
             revenue=revenue,
         )
+        # The request being served (the one given, else Flask's current one), if any.
+        current = (
+            request
+            if request is not None
+            else flask.request._get_current_object()  # type: ignore[attr-defined]
+            if has_request_context()
+            else None
+        )
         info = pipeline.RequestInfo(
             ip=check_ip(ip),
             user_agent=check_optional_text(user_agent, "user_agent"),
             dnt=dnt,
+            # The language of the request being served, when there is one.
+            accept_language=(
+                current.environ.get("HTTP_ACCEPT_LANGUAGE") if current is not None else None
+            ),
             from_browser=False,
-            request=request
-            if request is not None
-            else flask.request._get_current_object()  # type: ignore[attr-defined]
-            if has_request_context()
-            else None,
+            request=current,
         )
         result = pipeline.process(state, [event], info)
         if not result.stored:

@@ -34,6 +34,10 @@ UTM_MAX = 255
 LABEL_MAX = 64
 #: A Flask endpoint name (``blueprint.view``).
 ENDPOINT_MAX = 200
+#: A major version ("131"), a language subtag ("en"), an ISO 3166-2 code ("DE-BE").
+VERSION_MAX = 16
+LANGUAGE_MAX = 8
+REGION_MAX = 6
 #: Revenue amounts: up to 12 digits before the point and 6 after (every currency's minor
 #: unit has at most 4 digits; the two more hold unit prices such as 0.0035).
 REVENUE_PRECISION = 18
@@ -110,6 +114,16 @@ class EventMixin:
     browser: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
     os: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
     country: Mapped[str | None] = mapped_column(sa.String(2))
+    #: Major versions of the browser and OS ("131"), digits only.
+    browser_version: Mapped[str | None] = mapped_column(sa.String(VERSION_MAX))
+    os_version: Mapped[str | None] = mapped_column(sa.String(VERSION_MAX))
+    #: Primary subtag of the preferred Accept-Language entry, lower case ("en").
+    language: Mapped[str | None] = mapped_column(sa.String(LANGUAGE_MAX))
+    #: ISO 3166-2 subdivision ("DE-BE") and city name, with a City database only.
+    region: Mapped[str | None] = mapped_column(sa.String(REGION_MAX))
+    city: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    #: Screen-size class of ``screen_width`` (mobile, tablet, laptop, desktop).
+    screen: Mapped[str | None] = mapped_column(sa.String(16))
     #: Keyed hash of anonymized IP + user agent + hostname with the day's salt (signed 64 bit).
     visitor_id: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
     screen_width: Mapped[int | None] = mapped_column(sa.Integer())
@@ -135,8 +149,8 @@ class EventMixin:
         return f"<{type(self).__name__} {self.name} {self.hostname}{self.path} {self.created_at}>"
 
 
-def _count(nullable: bool = False) -> Any:
-    return mapped_column(sa.BigInteger(), nullable=nullable, default=0)
+def _count(nullable: bool = False, sort_order: int = 0) -> Any:
+    return mapped_column(sa.BigInteger(), nullable=nullable, default=0, sort_order=sort_order)
 
 
 class _DailyMixin:
@@ -218,6 +232,49 @@ class DailyUtmMixin(_DailyMixin):
     sessions: Mapped[int] = _count()
     pageviews: Mapped[int] = _count()
     bounces: Mapped[int] = _count()
+
+
+class _VisitCountsMixin(_DailyMixin):
+    """Counts of a table grouped by the sessions' landing attributes (after its keys)."""
+
+    visitors: Mapped[int] = _count(sort_order=1)
+    sessions: Mapped[int] = _count(sort_order=1)
+    pageviews: Mapped[int] = _count(sort_order=1)
+
+
+class DailyBrowserVersionMixin(_VisitCountsMixin):
+    __tablename__ = "analytics_daily_browser_version"
+    browser: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    browser_version: Mapped[str | None] = mapped_column(sa.String(VERSION_MAX))
+
+
+class DailyOsVersionMixin(_VisitCountsMixin):
+    __tablename__ = "analytics_daily_os_version"
+    os: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    os_version: Mapped[str | None] = mapped_column(sa.String(VERSION_MAX))
+
+
+class DailyLocationMixin(_VisitCountsMixin):
+    __tablename__ = "analytics_daily_location"
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    region: Mapped[str | None] = mapped_column(sa.String(REGION_MAX))
+    city: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+
+
+class DailyLanguageMixin(_VisitCountsMixin):
+    __tablename__ = "analytics_daily_language"
+    language: Mapped[str | None] = mapped_column(sa.String(LANGUAGE_MAX))
+
+
+class DailyScreenMixin(_VisitCountsMixin):
+    __tablename__ = "analytics_daily_screen"
+    screen: Mapped[str | None] = mapped_column(sa.String(16))
+
+
+class DailyHostnameMixin(_VisitCountsMixin):
+    __tablename__ = "analytics_daily_hostname"
+    hostname: Mapped[str | None] = mapped_column(sa.String(HOST_MAX))
+    bounces: Mapped[int] = _count(sort_order=2)
 
 
 class DailySessionMixin(_DailyMixin):
@@ -316,6 +373,12 @@ class SessionMixin:
     browser: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
     os: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
     country: Mapped[str | None] = mapped_column(sa.String(2))
+    browser_version: Mapped[str | None] = mapped_column(sa.String(VERSION_MAX))
+    os_version: Mapped[str | None] = mapped_column(sa.String(VERSION_MAX))
+    language: Mapped[str | None] = mapped_column(sa.String(LANGUAGE_MAX))
+    region: Mapped[str | None] = mapped_column(sa.String(REGION_MAX))
+    city: Mapped[str | None] = mapped_column(sa.String(LABEL_MAX))
+    screen: Mapped[str | None] = mapped_column(sa.String(16))
 
 
 class SaltMixin:
@@ -350,6 +413,12 @@ DAILY_MIXINS: dict[str, type[_DailyMixin]] = {
     "DailyUtm": DailyUtmMixin,
     "DailySession": DailySessionMixin,
     "DailyEvent": DailyEventMixin,
+    "DailyBrowserVersion": DailyBrowserVersionMixin,
+    "DailyOsVersion": DailyOsVersionMixin,
+    "DailyLocation": DailyLocationMixin,
+    "DailyLanguage": DailyLanguageMixin,
+    "DailyScreen": DailyScreenMixin,
+    "DailyHostname": DailyHostnameMixin,
 }
 
 

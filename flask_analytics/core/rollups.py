@@ -23,7 +23,8 @@ Definitions (DESIGN.md "Definitions", made exact where it leaves a choice):
   pageview starts a session of its own (without pageview), as any late event would.
 - Landing event of a session: its first pageview, or its first event when it has no
   pageview. The session's channel, source, the five UTM values, country, device type,
-  browser and OS are the landing event's.
+  browser and OS, their versions, language, region, city, screen class and hostname
+  are the landing event's.
 - Entry / exit page: path of the first / last pageview (NULL without pageviews).
 - Bounce: exactly one pageview and no other event except those named in
   ``ANALYTICS_NON_INTERACTIVE_EVENTS`` (default ``["web_vitals"]``). A one-page visit
@@ -55,9 +56,11 @@ group, never a sum over rows that could share a visitor):
   total_engagement_ms (sum of ``engagement_ms`` of its engagement events).
 - page_referrer: pageviews grouped by (path, referrer_host): visitors, pageviews.
 - traffic_source (channel, source), country, device (device_type, browser, os), utm (the
-  five values): grouped by the session's landing attributes, NULLs included as their own
-  group, so every table's ``sessions`` add up to the summary's. Visitors, sessions,
-  pageviews of those sessions; traffic_source and utm also bounces.
+  five values), browser_version (browser, browser_version), os_version (os, os_version),
+  location (country, region, city), language, screen, hostname: grouped by the
+  session's landing attributes, NULLs included as their own group, so every table's
+  ``sessions`` add up to the summary's. Visitors, sessions,
+  pageviews of those sessions; traffic_source, utm and hostname also bounces.
 - session: sessions grouped by :data:`DURATION_BUCKETS` and :data:`PAGES_BUCKETS` (each
   value goes to the largest lower bound <= it): sessions, total_duration_s, pageviews.
 - event: per non-pageview name: visitors, events.
@@ -66,7 +69,7 @@ group, never a sum over rows that could share a visitor):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -103,9 +106,26 @@ SESSION_ATTRIBUTES = (
     "device_type",
     "browser",
     "os",
+    "browser_version",
+    "os_version",
+    "language",
+    "region",
+    "city",
+    "screen",
 )
 #: Event columns a session takes from its landing event (``analytics_session``'s).
 LANDING_COLUMNS = ("hostname", "referrer_host", *SESSION_ATTRIBUTES)
+#: Key columns of the per-session audience tables (:func:`audience_tables`).
+AUDIENCE_KEYS: dict[str, tuple[str, ...]] = {
+    "DailyBrowserVersion": ("browser", "browser_version"),
+    "DailyOsVersion": ("os", "os_version"),
+    "DailyLocation": ("country", "region", "city"),
+    "DailyLanguage": ("language",),
+    "DailyScreen": ("screen",),
+    "DailyHostname": ("hostname",),
+}
+#: Audience tables that count bounces too.
+BOUNCED_AUDIENCE = frozenset({"DailyHostname"})
 #: Event columns the rollups read.
 _SOURCE_COLUMNS = (
     "id",
@@ -453,9 +473,20 @@ def table_selects(
         ),
         "DailySession": session,
         "DailyEvent": event,
+        **audience_tables(by_session),
     }
     selects.update(keyed_selects(day, src, sessions, keyed or {}))
     return selects
+
+
+def audience_tables(by_session: Callable[..., sa.Select[Any]]) -> dict[str, sa.Select[Any]]:
+    """The per-session audience tables, grouped by the session's landing attributes like
+    country and device (``by_session(*keys, bounced=...)`` builds one); shared with the
+    raw path's virtual tables."""
+    return {
+        name: by_session(*keys, bounced=name in BOUNCED_AUDIENCE)
+        for name, keys in AUDIENCE_KEYS.items()
+    }
 
 
 def in_table_order(models: Models, selects: dict[str, Any]) -> dict[str, Any]:

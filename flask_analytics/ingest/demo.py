@@ -71,6 +71,26 @@ COUNTRIES = (
     ("CH", 2), ("NZ", 1), ("KR", 1), ("ZA", 1), ("MX", 1), ("NG", 1),
 )  # fmt: skip
 
+#: Accept-Language headers by country (others send English).
+LANGUAGES = {
+    "DE": "de-DE,de;q=0.9,en;q=0.8", "FR": "fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7",
+    "ES": "es-ES,es;q=0.9", "MX": "es-MX,es;q=0.9,en;q=0.5", "BR": "pt-BR,pt;q=0.9,en;q=0.8",
+    "NL": "nl-NL,nl;q=0.9,en;q=0.8", "SE": "sv-SE,sv;q=0.9,en;q=0.8", "JP": "ja,en;q=0.5",
+    "PL": "pl-PL,pl;q=0.9", "IT": "it-IT,it;q=0.9,en;q=0.6", "KR": "ko-KR,ko;q=0.9",
+    "CH": "de-CH,de;q=0.9,fr;q=0.8,en;q=0.7", "IN": "en-IN,en;q=0.9,hi;q=0.8",
+    "CA": "en-CA,en;q=0.9,fr-CA;q=0.8",
+}  # fmt: skip
+#: Share of visitors whose browser asks for English whatever their country.
+ENGLISH_SHARE = 0.2
+#: Subdomains of the demo site and their share of visits (the rest: the site itself).
+SUBDOMAINS = (("blog", 0.12), ("docs", 0.08))
+#: Older major versions still in use: (current, older ones), picked for a share of visitors.
+OLDER_VERSIONS = {
+    "Chrome/124": ("Chrome/123", "Chrome/122", "Chrome/109"),
+    "Firefox/125": ("Firefox/115",),
+}
+OLDER_SHARE = 0.3
+
 USER_AGENTS = (
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", 24),
     ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", 12),
@@ -161,6 +181,9 @@ def generate(
         growth = 1.0 + 0.6 * (1 - offset / max(days, 1))
         visits = int(visits_per_day * growth * WEEKDAYS[day.weekday()] * rng.uniform(0.85, 1.15))
         returning: list[tuple[str, str, str]] = []
+        # Languages, subdomains and versions draw from their own generator, so the rest
+        # of a day's traffic is what it was before they were added.
+        audience = random.Random(f"{seed}:{day.isoformat()}:audience")
         for _ in range(visits):
             hour = rng.choices(range(24), HOURS)[0]
             local = dt.datetime.combine(
@@ -173,12 +196,17 @@ def generate(
                 ip, ua, country = rng.choice(returning)  # a second visit of the day
             else:
                 ip = f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-                ua = _weighted_choice(rng, USER_AGENTS)
+                ua = _older(audience, _weighted_choice(rng, USER_AGENTS))
                 country = _weighted_choice(rng, COUNTRIES)
                 returning.append((ip, ua, country))
-            events = _visit_events(rng, hostname, start, now, ua)
+            host = _site_host(audience, hostname)
+            events = _visit_events(rng, host, start, now, ua)
             info = pipeline.RequestInfo(
-                ip=ip, user_agent=ua, country_header=country, request_host=hostname
+                ip=ip,
+                user_agent=ua,
+                country_header=country,
+                accept_language=_accept_language(audience, country),
+                request_host=host,
             )
             outcome = pipeline.process(state, events, info)
             result.visits += 1
@@ -207,6 +235,32 @@ def generate(
         if progress is not None:
             progress(day)
     return result
+
+
+def _older(rng: random.Random, ua: str) -> str:
+    """``ua``, or for a share of visitors the same browser at an older major version."""
+    for current, older in OLDER_VERSIONS.items():
+        if current in ua and rng.random() < OLDER_SHARE:
+            return ua.replace(current, rng.choice(older))
+    return ua
+
+
+def _site_host(rng: random.Random, hostname: str) -> str:
+    """The demo site's host, or one of its :data:`SUBDOMAINS`."""
+    draw = rng.random()
+    for sub, share in SUBDOMAINS:
+        if draw < share:
+            return f"{sub}.{hostname}"
+        draw -= share
+    return hostname
+
+
+def _accept_language(rng: random.Random, country: str) -> str:
+    if rng.random() < ENGLISH_SHARE:
+        return "en-US,en;q=0.9"
+    return LANGUAGES.get(
+        country, "en-GB,en;q=0.9" if country in ("GB", "AU", "NZ") else "en-US,en;q=0.9"
+    )
 
 
 def _make_event(

@@ -1,4 +1,5 @@
-"""Country of a (already anonymized) client address or of a CDN-provided header.
+"""Country of a (already anonymized) client address or of a CDN-provided header; region
+and city too from a City database.
 
 Three sources, in this order: a configured MaxMind-format database
 (``ANALYTICS_GEOIP_DATABASE``), a CDN's header (``ANALYTICS_COUNTRY_HEADER``), and, when
@@ -16,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from ..errors import ConfigError
 
@@ -56,23 +57,66 @@ def normalize_country(value: str | None) -> str | None:
     return None
 
 
-def lookup_country(reader: CountryReader, ip: str) -> str | None:
-    """ISO code of ``ip`` in the database, or None when it is not found."""
+@dataclass(frozen=True, slots=True)
+class Location:
+    """What a database says of an address: country, and with a City database the
+    ISO 3166-2 code of its first (largest) subdivision and the city's English name."""
+
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+
+
+UNKNOWN: Final = Location()
+_SUBDIVISION = re.compile(r"[A-Z0-9]{1,3}")
+#: Longest city name kept (the column's length).
+CITY_MAX: Final = 64
+
+
+def lookup_location(reader: CountryReader, ip: str) -> Location:
+    """Country, region and city of ``ip`` in the database (each None when unknown; a
+    Country database knows no region or city)."""
     if not ip:
-        return None
+        return UNKNOWN
     try:
         record = reader.get(ip)
     except ValueError:
-        return None
+        return UNKNOWN
     if not isinstance(record, dict):
-        return None
+        return UNKNOWN
+    country = None
     for key in ("country", "registered_country"):
         entry = record.get(key)
         if isinstance(entry, dict):
-            code = normalize_country(entry.get("iso_code"))
-            if code:
-                return code
-    return None
+            country = normalize_country(entry.get("iso_code"))
+            if country:
+                break
+    if country is None:
+        return UNKNOWN
+    return Location(country, _region(record, country), _city(record))
+
+
+def _region(record: dict[str, Any], country: str) -> str | None:
+    subdivisions = record.get("subdivisions")
+    if not isinstance(subdivisions, list) or not subdivisions:
+        return None
+    first = subdivisions[0]
+    code = first.get("iso_code") if isinstance(first, dict) else None
+    if not isinstance(code, str) or not _SUBDIVISION.fullmatch(code):
+        return None
+    return f"{country}-{code}"
+
+
+def _city(record: dict[str, Any]) -> str | None:
+    city = record.get("city")
+    names = city.get("names") if isinstance(city, dict) else None
+    name = names.get("en") if isinstance(names, dict) else None
+    if not isinstance(name, str):
+        return None
+    name = " ".join(name.split())  # no control characters, no runs of spaces
+    if not name or any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in name):
+        return None
+    return name[:CITY_MAX]
 
 
 #: The distribution that holds the built-in table.

@@ -23,7 +23,8 @@ from .. import signals
 from ..errors import DropEvent
 from ..models import ENDPOINT_MAX
 from . import privacy
-from .geo import builtin_country, lookup_country, normalize_country
+from .audience import primary_language, registrable_domain, screen_class
+from .geo import UNKNOWN, Location, builtin_country, lookup_location, normalize_country
 from .hosts import host_allowed, normalize_patterns
 from .payload import IncomingEvent
 from .referrer import Attribution, classify
@@ -56,6 +57,8 @@ class RequestInfo:
     user_agent: str | None = None
     dnt: bool = False
     country_header: str | None = None
+    #: The request's Accept-Language header.
+    accept_language: str | None = None
     #: Host the collect request was sent to (None for server-side ``track()``).
     request_host: str | None = None
     from_browser: bool = True
@@ -71,6 +74,7 @@ class RequestInfo:
             self.user_agent,
             self.dnt,
             self.country_header,
+            self.accept_language,
             self.request_host,
             self.from_browser,
             self.request,
@@ -150,19 +154,25 @@ def anonymize_ip(state: Context, c: Candidate) -> DropReason | None:
 def put_geo(state: Context, c: Candidate) -> DropReason | None:
     # The configured database, else the CDN's header, else (with no database configured)
     # the built-in table; all see the anonymized address only. One answer per request.
+    # Region and city come from a City database only.
     memo = c.info.memo
-    if "country" in memo:
-        c.row["country"] = memo["country"]
-        return None
-    country = None
-    reader = state.geo_reader
-    if reader is not None:
-        country = lookup_country(reader, c.anon_ip)
-    if country is None and c.info.country_header:
-        country = normalize_country(c.info.country_header)
-    if country is None and reader is None and state.settings.builtin_countries:
-        country = builtin_country(c.anon_ip)
-    c.row["country"] = memo["country"] = country
+    location: Location | None = memo.get("location")
+    if location is None:
+        location = UNKNOWN
+        reader = state.geo_reader
+        if reader is not None:
+            location = lookup_location(reader, c.anon_ip)
+        if location.country is None:
+            country = normalize_country(c.info.country_header)
+            if country is None and reader is None and state.settings.builtin_countries:
+                country = builtin_country(c.anon_ip)
+            if country is not None:
+                location = Location(country)
+        memo["location"] = location
+    row = c.row
+    row["country"] = location.country
+    row["region"] = location.region
+    row["city"] = location.city
     return None
 
 
@@ -171,6 +181,16 @@ def put_user_agent(state: Context, c: Candidate) -> DropReason | None:
     c.row["device_type"] = ua.device_type if ua else "other"
     c.row["browser"] = ua.browser if ua else None
     c.row["os"] = ua.os if ua else None
+    c.row["browser_version"] = ua.browser_version if ua else None
+    c.row["os_version"] = ua.os_version if ua else None
+    return None
+
+
+def put_language(state: Context, c: Candidate) -> DropReason | None:
+    memo = c.info.memo
+    if "language" not in memo:
+        memo["language"] = primary_language(c.info.accept_language)
+    c.row["language"] = memo["language"]
     return None
 
 
@@ -213,7 +233,10 @@ def put_visitor_id(state: Context, c: Candidate) -> DropReason | None:
     ev = c.incoming
     salt = state.salts.salt_for(state.local_date(ev.created_at))
     ua = (c.info.user_agent or "")[:UA_MAX]
-    c.row["visitor_id"] = privacy.visitor_hash(salt, c.anon_ip, ua, ev.hostname)
+    host = ev.hostname
+    if state.settings.visitor_host == "registrable_domain":
+        host = registrable_domain(host)
+    c.row["visitor_id"] = privacy.visitor_hash(salt, c.anon_ip, ua, host)
     return None
 
 
@@ -265,6 +288,7 @@ STEPS: tuple[Step, ...] = (
     anonymize_ip,
     put_geo,
     put_user_agent,
+    put_language,
     put_referrer,
     drop_referrer_spam,
     put_endpoint,
@@ -290,6 +314,7 @@ def base_row(ev: IncomingEvent) -> dict[str, Any]:
         "hostname": ev.hostname,
         "path": ev.path,
         "screen_width": ev.screen_width,
+        "screen": screen_class(ev.screen_width),
         "engagement_ms": ev.engagement_ms,
         "scroll_depth": ev.scroll_depth,
         "props": ev.props,

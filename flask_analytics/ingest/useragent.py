@@ -1,4 +1,5 @@
-"""User agent classification: bot or not, device type, browser and OS.
+"""User agent classification: bot or not, device type, browser and OS (with their major
+versions).
 
 A user agent is a bot when any of these says so, cheapest first:
 
@@ -97,9 +98,23 @@ class UserAgentInfo:
     device_type: str
     browser: str | None
     os: str | None
+    #: Major versions ("131"), None when unknown or not a plain number.
+    browser_version: str | None = None
+    os_version: str | None = None
 
 
 BOT = UserAgentInfo(is_bot=True, device_type="other", browser=None, os=None)
+
+#: A major version as stored: 1 to 6 ASCII digits, no leading zero but "0" itself.
+_MAJOR = re.compile(r"0|[1-9][0-9]{0,5}")
+
+
+def major_version(family: str | None, major: str | None) -> str | None:
+    """``major`` when the family is known and it is a plain major version, else None (a
+    version of an unknown browser tells nothing, and odd strings are spoofing)."""
+    if not family or family == "Other" or major is None:
+        return None
+    return major if _MAJOR.fullmatch(major) else None
 
 
 _EXCEPTED = re.compile("|".join(sorted(_LIST_EXCEPTIONS)))
@@ -193,6 +208,11 @@ class _ParsedAgent(UserAgent):  # type: ignore[misc]
             if device is not None
             else parse_device("Other", None, None)
         )
+        #: ua-parser's major versions of the browser and the OS (None: unknown).
+        self.major_versions = (
+            browser.major if browser is not None else None,
+            system.major if system is not None else None,
+        )
 
 
 def parse_user_agent(ua: str) -> UserAgentInfo:
@@ -215,4 +235,6 @@ def parse_user_agent(ua: str) -> UserAgentInfo:
         device_type=device,
         browser=_display_name(parsed.browser.family, _BROWSER_NAMES),
         os=_display_name(parsed.os.family, _OS_NAMES),
+        browser_version=major_version(parsed.browser.family, parsed.major_versions[0]),
+        os_version=major_version(parsed.os.family, parsed.major_versions[1]),
     )

@@ -51,6 +51,9 @@ class Breakdown:
     raw_only: bool = False
     #: Keys are whole numbers (stored as text in the rows they come from).
     numeric: bool = False
+    #: A column grouped with ``key`` and carried by each row: a version is one browser's
+    #: ("Chrome" and "131"), a city one country's.
+    parent: str | None = None
 
 
 #: The event column the ``screen`` breakdown groups (the width in CSS pixels the tracker
@@ -98,7 +101,27 @@ BREAKDOWNS: Final[Mapping[str, Breakdown]] = {
                 utm, "DailyUtm", utm, _ACQUISITION, "sessions",
                 ("bounce_rate", "views_per_session"), skip_null=True,
             )
-            for utm in ("utm_source", "utm_medium", "utm_campaign")
+            for utm in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+        ),
+        Breakdown(
+            "browser_version", "DailyBrowserVersion", "browser_version", _AUDIENCE, "visitors",
+            parent="browser",
+        ),
+        Breakdown(
+            "os_version", "DailyOsVersion", "os_version", _AUDIENCE, "visitors", parent="os"
+        ),
+        # Known regions and cities only, as Plausible lists them: without a City database
+        # every visit's are unknown (one "Unknown" row per country, for cities).
+        Breakdown("region", "DailyLocation", "region", _AUDIENCE, "visitors", skip_null=True),
+        Breakdown(
+            "city", "DailyLocation", "city", _AUDIENCE, "visitors", skip_null=True,
+            parent="country",
+        ),
+        Breakdown("language", "DailyLanguage", "language", _AUDIENCE, "visitors"),
+        Breakdown("screen", "DailyScreen", "screen", _AUDIENCE, "visitors"),
+        Breakdown(
+            "hostname", "DailyHostname", "hostname", (*_AUDIENCE, "bounces"), "visitors",
+            ("bounce_rate", "views_per_session"),
         ),
         Breakdown(
             "event", "DailyEvent", "name", ("visitors", "events"), "visitors",
@@ -107,11 +130,12 @@ BREAKDOWNS: Final[Mapping[str, Breakdown]] = {
     )
 }  # fmt: skip
 
-#: Screen widths, read from raw events (no daily table holds them), grouped like a custom
-#: dimension: event-level, visitors with an event of that width. Not in
-#: :data:`BREAKDOWNS`, whose every entry the daily tables answer.
-SCREEN: Final = Breakdown(
-    "screen", "DailyDimension", "value", ("visitors", "pageviews", "events"), "visitors",
+#: Screen widths in CSS pixels, read from raw events (no daily table holds them), grouped
+#: like a custom dimension: event-level, visitors with an event of that width. Not in
+#: :data:`BREAKDOWNS`, whose every entry the daily tables answer (``screen`` is the
+#: rolled-up size classes).
+SCREEN_WIDTH: Final = Breakdown(
+    "screen_width", "DailyDimension", "value", ("visitors", "pageviews", "events"), "visitors",
     ("events_per_visitor",), where=(("dimension", SCREEN_COLUMN),), label="Screen width",
     raw_only=True, numeric=True,
 )  # fmt: skip
@@ -185,11 +209,13 @@ def prop_breakdown(key: str) -> Breakdown:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of a breakdown: its key (None = unknown/direct), counts and rates."""
+    """One line of a breakdown: its key (None = unknown/direct), counts and rates, and
+    the value of the breakdown's ``parent`` column when it has one."""
 
     key: Any
     counts: dict[str, int]
     rates: dict[str, float | None] = field(default_factory=dict)
+    parent: Any = None
 
     def __getitem__(self, name: str) -> Any:
         if name in self.counts:
@@ -198,7 +224,11 @@ class Row:
 
 
 def row_with_rates(
-    key: Any, counts: dict[str, int], rates: Sequence[str], sums: Mapping[str, int] | None = None
+    key: Any,
+    counts: dict[str, int],
+    rates: Sequence[str],
+    sums: Mapping[str, int] | None = None,
+    parent: Any = None,
 ) -> Row:
     """A row with ``rates`` derived from ``sums`` (default: its shown counts)."""
     source = counts if sums is None else sums
@@ -206,4 +236,4 @@ def row_with_rates(
     for name in rates:
         numerator, denominator, scale = ROW_RATES[name]
         derived[name] = ratio(source[numerator], source[denominator], scale)
-    return Row(key, counts, derived)
+    return Row(key, counts, derived, parent)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 import sqlalchemy as sa
 
 from ..core.rollups import (
+    AUDIENCE_KEYS,
     LANDING_COLUMNS,
     PAGEVIEW,
     total,
@@ -87,6 +88,7 @@ _SHARED_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "DailyDevice": ("device_type", "browser", "os"),
     "DailyUtm": ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"),
     "DailySession": ("duration_bucket", "pages_bucket"),
+    **AUDIENCE_KEYS,
 }
 
 

@@ -66,6 +66,12 @@ SESSION_DIMENSIONS: Final[Mapping[str, str]] = {
     "device_type": "device_type",
     "browser": "browser",
     "os": "os",
+    "browser_version": "browser_version",
+    "os_version": "os_version",
+    "language": "language",
+    "region": "region",
+    "city": "city",
+    "screen": "screen",
 }
 #: Built-in event dimensions: filter name -> event column. ``prop:KEY`` and the event
 #: model's custom columns are event dimensions too.
@@ -98,6 +104,12 @@ LABELS: Final[Mapping[str, str]] = {
     "device_type": "Device",
     "browser": "Browser",
     "os": "OS",
+    "browser_version": "Browser version",
+    "os_version": "OS version",
+    "language": "Language",
+    "region": "Region",
+    "city": "City",
+    "screen": "Screen size",
     "event": "Event",
     "endpoint": "Endpoint",
     "goal": "Goal",

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from ..core.clock import day_bounds
 from ..core.dimensions import dimension_selects
-from ..core.rollups import daily_selects
+from ..core.rollups import AUDIENCE_KEYS, daily_selects
 from ..core.runs import days_holding_events
 from .ranges import DateRange
 
@@ -49,6 +49,7 @@ LIVE_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "DailyUtm": ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"),
     "DailySession": ("duration_bucket", "pages_bucket"),
     "DailyEvent": ("name",),
+    **AUDIENCE_KEYS,
 }
 #: The custom dimensions' rollups (``analytics.dimension(name)``), outside ``models.daily``.
 DIMENSION_TABLE: Final = "DailyDimension"

@@ -123,7 +123,7 @@ class Stats(PropQuestions):
         #: ``raw=True``.
         self.raw = raw or bool(self.filters)
         self.forced_raw = raw
-        # The screen width is grouped like a custom dimension (see ``breakdowns.SCREEN``).
+        # The screen width is grouped like a custom dimension (see ``breakdowns.SCREEN_WIDTH``).
         columns = dict.fromkeys(
             [*(d.name for d in state.hooks.dimensions), SCREEN_COLUMN, ENDPOINT_COLUMN]
         )
@@ -387,10 +387,11 @@ class Stats(PropQuestions):
         wanted = tuple(counts) if counts is not None else breakdown.counts
         needed = {breakdown.sort, *([breakdown.positive] if breakdown.positive else [])}
         summed = (*wanted, *(c for c in breakdown.counts if c in needed and c not in wanted))
+        keys = (breakdown.key, *((breakdown.parent,) if breakdown.parent else ()))
         rows, total = self.grouped_page(
             breakdown.table,
             rng,
-            (breakdown.key,),
+            keys,
             summed,
             equals={**dict(breakdown.where), **({"path": path} if path is not None else {})},
             exclude=options.get("exclude", ()),
@@ -410,6 +411,7 @@ class Stats(PropQuestions):
                 {c: sums[c] for c in wanted},
                 rates,
                 sums,
+                key[1] if breakdown.parent else None,
             )
             for key, sums in rows
         ], total

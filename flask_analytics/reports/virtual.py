@@ -18,10 +18,12 @@ import sqlalchemy as sa
 
 from ..core.clock import day_bounds
 from ..core.rollups import (
+    AUDIENCE_KEYS,
     DURATION_BUCKETS,
     ENGAGEMENT,
     PAGES_BUCKETS,
     PAGEVIEW,
+    audience_tables,
     bucket_lower_bound,
     total,
 )
@@ -145,6 +147,8 @@ def table_select(
         return by_session(
             "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", bounced=True
         )
+    if table in AUDIENCE_KEYS:
+        return audience_tables(by_session)[table]
     if table == "DailySession":
         duration = bucket_lower_bound(s.duration_s, DURATION_BUCKETS).label("duration_bucket")
         pages = bucket_lower_bound(s.pageviews, PAGES_BUCKETS).label("pages_bucket")

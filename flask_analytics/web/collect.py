@@ -58,6 +58,7 @@ def request_info(settings: Settings) -> pipeline.RequestInfo:
         user_agent=environ.get("HTTP_USER_AGENT", ""),
         dnt=environ.get("HTTP_DNT") == "1" or environ.get("HTTP_SEC_GPC") == "1",
         country_header=country_header,
+        accept_language=environ.get("HTTP_ACCEPT_LANGUAGE"),
         request_host=hostname_of_authority(req.host),
         from_browser=True,
         request=req,

@@ -46,11 +46,11 @@ def ids(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**e, "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, e["event_id"]))} for e in events]
 
 
-def post(app: Flask, events: list[dict[str, Any]], ua: str) -> None:
+def post(app: Flask, events: list[dict[str, Any]], ua: str, language: str) -> None:
     answer = app.test_client().post(
         "/_analytics/collect",
         json=events,
-        headers={"User-Agent": ua},
+        headers={"User-Agent": ua, "Accept-Language": language},
         environ_base={"REMOTE_ADDR": "203.0.113.7"},
     )
     assert answer.status_code == 202, answer.get_data(as_text=True)
@@ -84,8 +84,8 @@ def test_events_through_the_buffer_are_stored_as_the_direct_path_stores_them(
         app.add_url_rule("/blog/<slug>", "blog.post", lambda slug: slug)
     sent = {"direct": ids(batch("d")), "buffered": ids(batch("b"))}
     for app, tag in ((direct, "direct"), (buffered, "buffered")):
-        post(app, sent[tag][:3], DESKTOP_UA)
-        post(app, sent[tag][3:], MOBILE_UA)
+        post(app, sent[tag][:3], DESKTOP_UA, "de-DE,de;q=0.9")
+        post(app, sent[tag][3:], MOBILE_UA, "*")
     with buffered.app_context():
         result = buffer.flush(current_state(buffered))
     assert result.inserted == len(sent["buffered"])
@@ -95,6 +95,13 @@ def test_events_through_the_buffer_are_stored_as_the_direct_path_stores_them(
         for row in (one, two):
             del row["id"], row["event_id"]
         assert two == one
+    # The audience columns went through the buffer with values (and NULLs) too.
+    audience = [
+        tuple(rows[e["event_id"]][k] for k in ("browser_version", "os_version", "language"))
+        for e in sent["buffered"]
+    ]
+    assert audience == [("124", "10", "de")] * 3 + [("17", "17", None)] * 3
+    assert [rows[e["event_id"]]["screen"] for e in sent["buffered"]][:2] == [None, "mobile"]
     # No props (absent or {}) is SQL NULL on both paths, not JSON null.
     nulls = [rows[e["event_id"]]["props_is_sql_null"] for e in sent["buffered"]]
     assert nulls == [True, True, False, True, True, True, True]

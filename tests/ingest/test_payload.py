@@ -43,6 +43,7 @@ def test_request_info_copy_keeps_every_field_and_shares_the_memo():
         "user_agent": "UA",
         "dnt": True,
         "country_header": "DE",
+        "accept_language": "de-DE,de;q=0.9",
         "request_host": "example.com",
         "from_browser": False,
         "request": object(),

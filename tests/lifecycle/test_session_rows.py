@@ -13,7 +13,7 @@ from flask import Flask
 from flask_analytics import Analytics
 from flask_analytics.core.clock import day_bounds
 
-from ..support.reference import local_date, sessions_of
+from ..support.reference import SESSION_ATTRIBUTES, local_date, sessions_of
 from ..support.seeded_stats import TIMEOUT, Seeded
 
 
@@ -44,16 +44,9 @@ def expected_sessions(seeded: Seeded, day: dt.date) -> list[dict[str, Any]]:
                 "bounce": s.bounce,
                 "entry_path": s.entry,
                 "exit_path": s.exit,
-                **{
-                    k: s.landing[k]
-                    for k in (
-                        "hostname", "referrer_host", "channel", "source", "utm_source",
-                        "utm_medium", "utm_campaign", "utm_term", "utm_content", "country",
-                        "device_type", "browser", "os",
-                    )
-                },
+                **{k: s.landing.get(k) for k in ("hostname", "referrer_host", *SESSION_ATTRIBUTES)},
             }
-        )  # fmt: skip
+        )
     return rows
 
 

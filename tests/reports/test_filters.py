@@ -164,6 +164,18 @@ DEVICES = (
     (None, None, None),
 )
 COUNTRIES = ("FR", "FR", "US", "DE", "GB", None)
+#: Audience columns: versions per browser and OS, languages, (region, city) per country,
+#: screen classes. Drawn from a generator of their own (see :func:`audience`).
+VERSIONS = {"Chrome": ("131", "130", "99"), "Firefox": ("133", "115"), "Safari": ("17", "18")}
+OS_VERSIONS = {"Windows": ("10", "11"), "iOS": ("17", "18"), "Android": ("14", None)}
+LANGUAGES = ("en", "en", "fr", "de", None)
+PLACES = {
+    "FR": (("FR-IDF", "Paris"), ("FR-ARA", "Lyon"), (None, None)),
+    "US": (("US-CA", "San Francisco"), ("US-NY", "New York")),
+    "DE": (("DE-BE", "Berlin"),),
+    "GB": (("GB-ENG", "Paris"),),  # a city name found in two countries
+}
+SCREENS = ("mobile", "tablet", "laptop", "desktop", None)
 PLANS = ("free", "pro", "team")
 
 
@@ -190,6 +202,12 @@ def event_row(created_at: dt.datetime, visitor: int, **fields: Any) -> dict[str,
         "browser": None,
         "os": None,
         "country": None,
+        "browser_version": None,
+        "os_version": None,
+        "language": None,
+        "region": None,
+        "city": None,
+        "screen": None,
         "visitor_id": visitor,
         "engagement_ms": None,
         "screen_width": None,
@@ -212,18 +230,36 @@ def custom_event(rnd: random.Random) -> dict[str, Any]:
     return {"name": name, "props": None if rnd.random() < 0.5 else {"plan": "pro"}}
 
 
+def audience(
+    rnd: random.Random, browser: str | None, os_name: str | None, country: str | None
+) -> dict[str, Any]:
+    """A visit's browser and OS versions, language, region, city and screen class (a
+    generator of their own leaves the other columns as they were drawn before)."""
+    region, city = rnd.choice(PLACES.get(country or "", ((None, None),)))
+    return {
+        "browser_version": rnd.choice(VERSIONS.get(browser or "", (None,))),
+        "os_version": rnd.choice(OS_VERSIONS.get(os_name or "", (None,))),
+        "language": rnd.choice(LANGUAGES),
+        "region": region,
+        "city": city,
+        "screen": rnd.choice(SCREENS),
+    }
+
+
 def visit(rnd: random.Random, start: dt.datetime) -> list[dict[str, Any]]:
     """One visitor's visit: pageviews, engagement and custom events, at ``start``."""
     visitor = rnd.randrange(1, 90)
     host = rnd.choice(HOSTS)
     landing = rnd.choice(SOURCES)
     device, browser, os_name = rnd.choice(DEVICES)
+    country = rnd.choice(COUNTRIES)
     same = {
         "device_type": device,
         "browser": browser,
         "os": os_name,
-        "country": rnd.choice(COUNTRIES),
+        "country": country,
         "ab_variant": rnd.choice(("A", "B", None)),
+        **audience(random.Random(f"{visitor}:{start.isoformat()}"), browser, os_name, country),
     }
     moment = start + dt.timedelta(microseconds=rnd.randrange(1_000_000))
     rows = []
@@ -361,6 +397,16 @@ UTM_AND_DEVICE_CASES: dict[str, Case] = {
     "device_type is": Case((f("device_type", "is", "mobile", "tablet"),)),
     "browser is_not": Case((f("browser", "is_not", "Chrome"),)),
     "os matches": Case((f("os", "matches", "*OS"),)),
+    "browser and its version": Case(
+        (f("browser", "is", "Chrome"), f("browser_version", "is", "131", "130"))
+    ),
+    "os_version is_not": Case((f("os_version", "is_not", "10", "(none)"),)),
+    "language is": Case((f("language", "is", "fr", "de"),)),
+    "region matches": Case((f("region", "matches", "FR-*"),)),
+    "city is": Case((f("city", "is", "Paris"),)),
+    "screen is_not and page": Case(
+        (f("screen", "is_not", "mobile"), f("page", "matches", "/blog/*"))
+    ),
 }
 EVENT_CASES: dict[str, Case] = {
     "page is": Case((f("page", "is", "/pricing"),)),
@@ -418,10 +464,12 @@ def param(spec: FilterSpec) -> str:
 
 
 def expected_rows(breakdown: Breakdown, rows: dict[str, list[Row]]) -> dict[Any, dict[str, int]]:
-    """A breakdown's rows by key, as the definition gives them (after its row filters)."""
-    sums = summed(rows[breakdown.table], (breakdown.key,), breakdown.counts, dict(breakdown.where))
+    """A breakdown's rows by key (with its parent's value first when it has one), as the
+    definition gives them (after its row filters)."""
+    keys = (breakdown.key, *((breakdown.parent,) if breakdown.parent else ()))
+    sums = summed(rows[breakdown.table], keys, breakdown.counts, dict(breakdown.where))
     return {
-        key[0]: counts
+        ((key[1], key[0]) if breakdown.parent else key[0]): counts
         for key, counts in sums.items()
         if not (breakdown.skip_null and key[0] is None)
         and (breakdown.positive is None or counts[breakdown.positive] > 0)
@@ -481,13 +529,10 @@ def compare_case(
     )
     for breakdown in (*BREAKDOWNS.values(), custom_breakdown(DIMENSION)):
         got = stats.breakdown(breakdown, rng, limit=1000)
-        comparison.equal(
-            f"breakdown {breakdown.name}",
-            {row.key: row.counts for row in got},
-            expected_rows(breakdown, rows),
-        )
+        by_key = {((r.parent, r.key) if breakdown.parent else r.key): r.counts for r in got}
+        comparison.equal(f"breakdown {breakdown.name}", by_key, expected_rows(breakdown, rows))
         order = [row.counts[breakdown.sort] for row in got]
-        if len(got) != len({row.key for row in got}) or order != sorted(order, reverse=True):
+        if len(got) != len(by_key) or order != sorted(order, reverse=True):
             comparison.mismatches.append(f"{comparison.name}: {breakdown.name}: rows {got!r}")
     counts = ("sessions", "total_duration_s", "pageviews")
     for bucket in ("duration_bucket", "pages_bucket"):

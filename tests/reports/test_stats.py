@@ -63,7 +63,8 @@ def assert_breakdown(
     """Every row equals the reference; rows are the top ones, in order."""
     assert len(got) == len(expected), dimension.name
     for row in got:
-        assert row.counts == expected[row.key], (dimension.name, row.key)
+        key = (row.parent, row.key) if dimension.parent else row.key
+        assert row.counts == expected[key], (dimension.name, key)
     sort = [row.counts[dimension.sort] for row in got]
     assert sort == sorted(sort, reverse=True), dimension.name
 

@@ -43,6 +43,12 @@ def raw_event(created_at: dt.datetime, visitor_id: int = 1, **fields: Any) -> di
         "browser": "Chrome",
         "os": "Windows",
         "country": None,
+        "browser_version": None,
+        "os_version": None,
+        "language": None,
+        "region": None,
+        "city": None,
+        "screen": None,
         "visitor_id": visitor_id,
         "engagement_ms": None,
     }

@@ -35,28 +35,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .reference import DURATION_BUCKETS, PAGES_BUCKETS, Session, bucket, local_date, sessions_of
+from .reference import (
+    AUDIENCE,
+    DURATION_BUCKETS,
+    PAGES_BUCKETS,
+    SESSION_ATTRIBUTES,
+    Session,
+    bucket,
+    local_date,
+    sessions_of,
+)
 
 #: The alternative meaning "unknown" (NULL).
 NONE = "(none)"
 #: Dimensions whose value is the session's (the rest are the events' own).
-SESSION_DIMENSIONS = (
-    "entry_page",
-    "exit_page",
-    "hostname",
-    "referrer",
-    "source",
-    "channel",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "country",
-    "device_type",
-    "browser",
-    "os",
-)
+SESSION_DIMENSIONS = ("entry_page", "exit_page", "hostname", "referrer", *SESSION_ATTRIBUTES)
 
 FilterSpec = tuple[str, str, tuple[str, ...]]
 Event = Mapping[str, Any]
@@ -108,7 +101,7 @@ def session_value(session: Session, dimension: str) -> str | None:
     if dimension == "referrer":
         value: str | None = session.landing["referrer_host"]
         return value
-    return session.landing[dimension]  # type: ignore[no-any-return]
+    return session.landing.get(dimension)  # type: ignore[no-any-return]
 
 
 def event_value(event: Event, dimension: str) -> str | None:
@@ -231,7 +224,7 @@ def filtered_daily(
     def by_session(keys: tuple[str, ...], bounced: bool) -> list[Row]:
         groups: dict[tuple[Any, ...], list[tuple[Session, list[Event]]]] = defaultdict(list)
         for session, evs in kept:
-            groups[tuple(session.landing[k] for k in keys)].append((session, evs))
+            groups[tuple(session.landing.get(k) for k in keys)].append((session, evs))
         rows = []
         for values, group in groups.items():
             row: Row = {"date": day, **dict(zip(keys, values, strict=True))}
@@ -248,6 +241,8 @@ def filtered_daily(
     result["DailyDevice"] = by_session(("device_type", "browser", "os"), bounced=False)
     utm = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
     result["DailyUtm"] = by_session(utm, bounced=True)
+    for table, keys in AUDIENCE.items():
+        result[table] = by_session(keys, bounced=table == "DailyHostname")
 
     histogram: dict[tuple[int, int], list[tuple[Session, list[Event]]]] = defaultdict(list)
     for session, evs in kept:

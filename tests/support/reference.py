@@ -40,7 +40,22 @@ SESSION_ATTRIBUTES = (
     "device_type",
     "browser",
     "os",
+    "browser_version",
+    "os_version",
+    "language",
+    "region",
+    "city",
+    "screen",
 )
+#: The per-session audience tables and their keys (hostname's counts bounces too).
+AUDIENCE = {
+    "DailyBrowserVersion": ("browser", "browser_version"),
+    "DailyOsVersion": ("os", "os_version"),
+    "DailyLocation": ("country", "region", "city"),
+    "DailyLanguage": ("language",),
+    "DailyScreen": ("screen",),
+    "DailyHostname": ("hostname",),
+}
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 #: ANALYTICS_NON_INTERACTIVE_EVENTS's default: event names that do not end a bounce.
 NON_INTERACTIVE = ("web_vitals",)
@@ -166,7 +181,8 @@ def reference_daily(
     def by_session(keys: tuple[str, ...], bounced: bool) -> list[Row]:
         groups: dict[tuple[Any, ...], list[Session]] = defaultdict(list)
         for s in sessions:
-            groups[tuple(s.landing[k] for k in keys)].append(s)
+            # Events made before a column existed do not carry it: NULL.
+            groups[tuple(s.landing.get(k) for k in keys)].append(s)
         rows = []
         for values, group in groups.items():
             row: Row = {"date": day, **dict(zip(keys, values, strict=True))}
@@ -182,6 +198,8 @@ def reference_daily(
     result["DailyCountry"] = by_session(("country",), bounced=False)
     result["DailyDevice"] = by_session(("device_type", "browser", "os"), bounced=False)
     result["DailyUtm"] = by_session(UTM, bounced=True)
+    for table, keys in AUDIENCE.items():
+        result[table] = by_session(keys, bounced=table == "DailyHostname")
 
     histogram: dict[tuple[int, int], list[Session]] = defaultdict(list)
     for s in sessions:

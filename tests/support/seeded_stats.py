@@ -226,16 +226,19 @@ def expected_totals(seeded: Seeded, rng: DateRange) -> Totals:
 def expected_breakdown(
     seeded: Seeded, dimension: Breakdown, rng: DateRange, exclude: Sequence[str] = ()
 ) -> dict[Any, dict[str, int]]:
-    """Every key of ``dimension`` with its summed counts (after the dimension's filters)."""
+    """Every key of ``dimension`` with its summed counts (after the dimension's filters);
+    a breakdown with a parent column is keyed by (parent value, key)."""
     sums: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(dimension.counts, 0))
     for row in reference_rows(seeded, rng)[dimension.table]:
         key = row[dimension.key]
+        if dimension.skip_null and key is None:
+            continue
+        if dimension.parent:
+            key = (row[dimension.parent], key)
         for count in dimension.counts:
             sums[key][count] += row[count]
     return {
         key: counts
         for key, counts in sums.items()
-        if not (dimension.skip_null and key is None)
-        and key not in exclude
-        and (dimension.positive is None or counts[dimension.positive] > 0)
+        if key not in exclude and (dimension.positive is None or counts[dimension.positive] > 0)
     }

@@ -1,5 +1,5 @@
 """``/analytics/api/sessions`` (session-length and pages-per-session distributions) and
-``/analytics/api/devices`` (type, browser and OS together, or screen widths), JSON and
+``/analytics/api/devices`` (type, browser and OS together, screen classes or screen widths), JSON and
 CSV, unfiltered and filtered, on both databases.
 
 Expected numbers come from ``tests/support/filter_reference.py`` (pure Python, DESIGN.md's
@@ -159,20 +159,21 @@ def test_devices_by_screen_width(site, filtered):
     sums = summed(ref["DailyDimension"], ("value",), ("visitors", "pageviews", "events"))
     want = sorted(
         (
-            {"screen": None if key[0] is None else int(key[0]), **counts}
+            {"screen_width": None if key[0] is None else int(key[0]), **counts}
             for key, counts in sums.items()
         ),
-        key=lambda r: (-r["visitors"], r["screen"] is None, str(r["screen"] or "")),
+        key=lambda r: (-r["visitors"], r["screen_width"] is None, str(r["screen_width"] or "")),
     )
-    assert {r["screen"] for r in want} == {*WIDTHS, None}
+    assert {r["screen_width"] for r in want} == {*WIDTHS, None}
     for url in (
-        f"/analytics/api/devices?{span(seeded)}{filtered}&by=screen",
-        f"/analytics/api/breakdown/screen?{span(seeded)}{filtered}",
+        f"/analytics/api/devices?{span(seeded)}{filtered}&by=screen_width",
+        f"/analytics/api/breakdown/screen_width?{span(seeded)}{filtered}",
     ):
         body = client.get(url).get_json()
-        assert body["dimension"] == "screen"
+        assert body["dimension"] == "screen_width"
         got = [
-            {k: r[k] for k in ("screen", "visitors", "pageviews", "events")} for r in body["rows"]
+            {k: r[k] for k in ("screen_width", "visitors", "pageviews", "events")}
+            for r in body["rows"]
         ]
         assert got == want
         assert body["total"] == 5
@@ -180,14 +181,14 @@ def test_devices_by_screen_width(site, filtered):
         csv.reader(
             io.StringIO(
                 client.get(
-                    f"/analytics/api/devices?{span(seeded)}{filtered}&by=screen&format=csv"
+                    f"/analytics/api/devices?{span(seeded)}{filtered}&by=screen_width&format=csv"
                 ).get_data(as_text=True)
             )
         )
     )
-    assert table[0][:4] == ["screen", "visitors", "pageviews", "events"]
+    assert table[0][:4] == ["screen_width", "visitors", "pageviews", "events"]
     assert [(r[0], int(r[1])) for r in table[1:]] == [
-        ("" if r["screen"] is None else str(r["screen"]), r["visitors"]) for r in want
+        ("" if r["screen_width"] is None else str(r["screen_width"]), r["visitors"]) for r in want
     ]
 
 
@@ -209,13 +210,13 @@ def test_devices_csv(site):
 BAD = [
     ("/analytics/api/devices?by=model", "by must list device_type, browser, os"),
     ("/analytics/api/devices?by=os,os", "by must list device_type, browser, os"),
-    ("/analytics/api/devices?by=screen,os", "or be screen alone"),
+    ("/analytics/api/devices?by=screen,os", "or be screen or screen_width alone"),
     ("/analytics/api/devices?page=0", "page must be a whole number from 1"),
     ("/analytics/api/devices?by=screen&page=abc", "page must be a whole number from 1"),
     ("/analytics/api/devices?period=5y", "period must be one of"),
     ("/analytics/api/sessions?filter=nope:is:x", "nope"),
     ("/analytics/api/sessions?format=xml", "format must be json or csv"),
-    ("/analytics/api/breakdown/screen?order=sessions", "screen rows count visitors"),
+    ("/analytics/api/breakdown/screen_width?order=sessions", "screen_width rows count visitors"),
 ]
 
 
@@ -240,13 +241,14 @@ def test_closed_without_access_and_screen_widths_need_raw_events(site):
     with app.app_context(), analytics.db.engine.begin() as conn:
         conn.execute(sa.delete(table).where(table.c.created_at < end_of_day))
     rng = f"start={day.isoformat()}&end={seeded.today.isoformat()}"
-    response = client.get(f"/analytics/api/devices?{rng}&by=screen")
+    response = client.get(f"/analytics/api/devices?{rng}&by=screen_width")
     assert response.status_code == 400
     assert (
         "Numbers no daily table holds (screen widths) read raw events, kept from"
         in (response.get_json()["error"])
     )
     assert client.get(f"/analytics/api/devices?{rng}").status_code == 200  # from the rollups
+    assert client.get(f"/analytics/api/devices?{rng}&by=screen").status_code == 200  # classes
     analytics.dashboard_access(lambda: False)
     for url in (
         "/analytics/api/sessions",

@@ -69,6 +69,14 @@ def dashboard(module_database_url: str, schemas: SchemaKeeper) -> Iterator[Flask
             utm_campaign=XSS_IMG,
             browser=XSS_SCRIPT,
             os=XSS_IMG,
+            browser_version="<b>1",
+            os_version="<i>2",
+            language="<b>",
+            region="<i>x",
+            city=XSS_SCRIPT,
+            screen=XSS_IMG,
+            utm_term=XSS_SCRIPT,
+            utm_content=XSS_IMG,
         ),
         make_row(
             moments_ago(app, 60),
@@ -108,7 +116,8 @@ def test_untrusted_strings_are_shown_as_text(page: Any, live_server: Any) -> Non
         "overview": [XSS_SCRIPT],
         "pages": [f"/p/{XSS_IMG}"],
         "sources": [XSS_SCRIPT, XSS_IMG],
-        "devices": [XSS_SCRIPT, XSS_IMG],
+        "locations": [XSS_SCRIPT, "<i>x", "<b>"],
+        "devices": [XSS_SCRIPT, XSS_IMG, f"{XSS_SCRIPT} <b>1", f"{XSS_IMG} <i>2"],
         "events": [XSS_IMG, XSS_SCRIPT],
         "realtime": [f"/p/{XSS_IMG}", XSS_SCRIPT],
     }
@@ -152,7 +161,7 @@ def test_every_page_renders_and_is_screenshotted(
             assert path.stat().st_size > 10_000
     page.set_viewport_size({"width": 390, "height": 844})
     page.emulate_media(color_scheme="light")
-    for name in ("overview", "realtime"):
+    for name in ("overview", "realtime", "devices", "locations"):
         page.goto(live_server.url + PAGES[name])
         # Nothing wider than the phone screen.
         width = page.evaluate("document.documentElement.scrollWidth")

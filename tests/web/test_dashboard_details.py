@@ -345,9 +345,10 @@ def test_more_names_a_panel_of_the_page(site) -> None:
     app, seeded = site
     response = get(app, f"/analytics/devices?{span(seeded)}&more=source")
     assert response.status_code == 400
-    assert "more must be one of device_type, browser, os, not &#39;source&#39;" in (
-        response.get_data(as_text=True)
-    )
+    assert (
+        "more must be one of device_type, browser, os, browser_version, os_version, screen, "
+        "not &#39;source&#39;"
+    ) in (response.get_data(as_text=True))
     # An explicit limit with more: that panel's size; empty more: none chosen.
     page = Page(
         get(app, f"/analytics/sources?{span(seeded)}&more=source&limit=3").get_data(as_text=True)

@@ -175,6 +175,12 @@ FILTER_DIMENSIONS = (
     "device_type",
     "browser",
     "os",
+    "browser_version",
+    "os_version",
+    "language",
+    "region",
+    "city",
+    "screen",
     "event",
 )
 OPERATORS = ("is", "is_not", "contains", "matches")
@@ -329,7 +335,8 @@ def accepted(name: str, text: str) -> bool:
     if name == "by":
         keys = text.split(",")
         devices = ("device_type", "browser", "os")
-        return text in ("", "screen") or (len(set(keys)) == len(keys) and set(keys) <= set(devices))
+        alone = ("", "screen", "screen_width")
+        return text in alone or (len(set(keys)) == len(keys) and set(keys) <= set(devices))
     raise AssertionError(name)
 
 

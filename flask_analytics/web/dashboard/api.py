@@ -12,7 +12,6 @@ from flask import Response, jsonify, request
 
 from ...core.rollups import DURATION_BUCKETS, PAGES_BUCKETS
 from ...reports import (
-    BREAKDOWNS,
     BadFilter,
     BadQuestion,
     Breakdown,
@@ -21,7 +20,7 @@ from ...reports import (
     Totals,
     parse_filter,
 )
-from ...reports.breakdowns import ENDPOINT, SCREEN, prop_breakdown
+from ...reports.breakdowns import ENDPOINT, SCREEN_WIDTH, prop_breakdown
 from ...reports.compare import Compared, compared, compared_totals
 from ...reports.endpoints import endpoint_timings, error_pages
 from ...reports.experience import VITALS, page_experience
@@ -129,7 +128,7 @@ def api_breakdown(dimension: str) -> Response:
     largest first; ``visitors:asc``: smallest first); ``goal=NAME``
     answers the rows that converted on that goal instead (:mod:`.goals`).
     """
-    known = {**offered_breakdowns(), SCREEN.name: SCREEN, ENDPOINT.name: ENDPOINT}
+    known = {**offered_breakdowns(), SCREEN_WIDTH.name: SCREEN_WIDTH, ENDPOINT.name: ENDPOINT}
     if dimension not in known and dimension.startswith(PROP_PREFIX):
         known[dimension] = parse_prop_breakdown(dimension[len(PROP_PREFIX) :])
     if dimension not in known:
@@ -163,11 +162,17 @@ def api_breakdown(dimension: str) -> Response:
     breakdown, rows = answer.breakdown, answer.rows
     assert breakdown is not None
     if fmt == "csv":
-        header = [breakdown.name, *breakdown.counts, *breakdown.rates]
+        parent = [breakdown.parent] if breakdown.parent else []
+        header = [*parent, breakdown.name, *breakdown.counts, *breakdown.rates]
         response = csv_response(
             header,
             [
-                [r.key, *r.counts.values(), *(json_number(v) for v in r.rates.values())]
+                [
+                    *([r.parent] if parent else []),
+                    r.key,
+                    *r.counts.values(),
+                    *(json_number(v) for v in r.rates.values()),
+                ]
                 for r in rows
             ],
             f"{breakdown.name}-{query.range.start}-{query.range.end}{page_suffix(window)}.csv",
@@ -303,27 +308,27 @@ def api_sessions() -> Response:
 
 def parse_device_keys(value: str | None) -> tuple[str, ...]:
     """The ``by`` parameter of ``/api/devices``: device_type, browser and/or os (comma
-    separated, each once), or ``screen`` alone; default all three."""
+    separated, each once), or ``screen`` or ``screen_width`` alone; default all three."""
     if not value:
         return DEVICE_KEYS
     keys = tuple(value.split(","))
-    if keys == ("screen",):
+    if keys in (("screen",), ("screen_width",)):
         return keys
     if len(set(keys)) != len(keys) or not set(keys) <= set(DEVICE_KEYS):
         raise BadQuery(
             f"by must list {', '.join(DEVICE_KEYS)} (comma separated, each once), "
-            f"or be screen alone, not {quote_value(value)}."
+            f"or be screen or screen_width alone, not {quote_value(value)}."
         )
     return tuple(k for k in DEVICE_KEYS if k in keys)
 
 
 def api_devices() -> Response:
-    """Devices by type, browser and OS together (``by=`` fewer of them), or by screen
-    width (``by=screen``): visitors, visits and pageviews per row, most visitors first,
-    paginated like a breakdown (JSON or CSV)."""
+    """Devices by type, browser and OS together (``by=`` fewer of them), by screen-size
+    class (``by=screen``) or by screen width (``by=screen_width``): visitors, visits and
+    pageviews per row, most visitors first, paginated like a breakdown (JSON or CSV)."""
     keys = parse_device_keys(request.args.get("by"))
-    if keys == ("screen",):
-        return api_breakdown("screen")
+    if len(keys) == 1 and keys[0].startswith("screen"):
+        return api_breakdown(keys[0])
     query = current_query()
     fmt = parse_format(request.args)
     window = parse_window(request.args, None if fmt == "csv" else 100)
@@ -450,12 +455,8 @@ def api_realtime() -> Response:
 
 
 def suggestion_breakdowns() -> dict[str, Breakdown]:
-    """The breakdown giving each filter dimension's values: the API's, plus the UTM term
-    and content (grouped like the other UTM fields; the dashboard shows no panel of them)."""
-    known = offered_breakdowns()
-    for name in ("utm_term", "utm_content"):
-        known.setdefault(name, dataclasses.replace(BREAKDOWNS["utm_source"], name=name, key=name))
-    return known
+    """The breakdown giving each filter dimension's values: the API's."""
+    return offered_breakdowns()
 
 
 def api_suggest(dimension: str) -> Response:
@@ -464,7 +465,8 @@ def api_suggest(dimension: str) -> Response:
     itself left out: what the filter menu offers. ``(none)`` stands for the unknown value.
 
     ``prop:KEY`` answers the values of the ``prop:KEY`` breakdown; dimensions without a
-    breakdown (``hostname``, undeclared custom columns) answer no values. With ``q``, the
+    breakdown (undeclared custom columns) answer no values. A version is offered once,
+    however many browsers (or systems) have it. With ``q``, the
     range's top :data:`MAX_LIMIT` values are searched.
     """
     try:
@@ -495,9 +497,11 @@ def api_suggest(dimension: str) -> Response:
                 counts=(breakdown.sort,),
             )
         wanted = needle.casefold()
+        seen: set[str] = set()
         for row in rows:
             value = NONE_VALUE if row.key is None else str(row.key)
-            if wanted in value.casefold():
+            if wanted in value.casefold() and value not in seen:
+                seen.add(value)
                 values.append({"value": value, breakdown.sort: row.counts[breakdown.sort]})
                 if len(values) == limit:
                     break

@@ -88,8 +88,11 @@ def totals_json(rng: DateRange, totals: Totals) -> dict[str, Any]:
 
 
 def row_json(breakdown: Breakdown, row: Row) -> dict[str, Any]:
-    """One breakdown row as the breakdown API answers it (keyed by the breakdown's name)."""
+    """One breakdown row as the breakdown API answers it (keyed by the breakdown's name,
+    after its parent column's value when it has one: ``{"browser": "Chrome",
+    "browser_version": "131", ...}``)."""
     return {
+        **({breakdown.parent: row.parent} if breakdown.parent else {}),
         breakdown.name: row.key,
         **row.counts,
         **{k: json_number(v) for k, v in row.rates.items()},

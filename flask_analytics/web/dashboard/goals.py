@@ -219,6 +219,12 @@ def breakdown_goal(breakdown: Breakdown) -> Response | None:
     name = request.args.get("goal")
     if not name:
         return None
+    if breakdown.parent:
+        # Conversions are grouped by one column; a version alone would merge browsers.
+        raise BadQuery(
+            f"goal= is not offered on {breakdown.name}, whose rows pair {breakdown.parent} "
+            f"and {breakdown.name}: filter on both instead."
+        )
     return api_goal_breakdown(breakdown, name)
 
 

@@ -247,10 +247,17 @@ class Helpers:
     def _with_filters(self, endpoint: str, filters: Sequence[Filter], **changes: Any) -> str:
         return self.url(endpoint, filter=[f.param() for f in filters] or None, **changes)
 
-    def filter_url(self, dimension: str, key: Any) -> str:
+    def filter_url(
+        self, dimension: str, key: Any, parent: str | None = None, parent_key: Any = None
+    ) -> str:
         """This page limited to the row of ``dimension`` with ``key``, replacing any filter
-        on that dimension. Realtime applies no filter: its rows open today's overview."""
-        filters = with_filter(self.filters, self.row_filter(dimension, key))
+        on that dimension (and on ``parent``, whose value ``parent_key`` the row carries:
+        a browser version's row filters on its browser too). Realtime applies no filter:
+        its rows open today's overview."""
+        filters = tuple(self.filters)
+        if parent is not None:
+            filters = with_filter(filters, self.row_filter(parent, parent_key))
+        filters = with_filter(filters, self.row_filter(dimension, key))
         if self.query is None:
             return self._with_filters("overview", filters, period="today")
         return self._with_filters(self.endpoint, filters)

@@ -136,6 +136,7 @@ def pages() -> str:
             entries=stats.breakdown(BREAKDOWNS["entry_page"], query.range, limit=limit),
             exits=stats.breakdown(BREAKDOWNS["exit_page"], query.range, limit=limit),
             **app_panels(stats, query.range, limit),
+            hostnames=stats.breakdown(BREAKDOWNS["hostname"], query.range, limit=limit),
             **freshness(stats),
         )
 
@@ -244,7 +245,10 @@ def _list_page(
 
 def sources() -> str:
     """Channels, sources, referrers and UTM parameters (``more=NAME``: more of one)."""
-    names = ("channel", "source", "referrer", "utm_source", "utm_medium", "utm_campaign")
+    names = (
+        "channel", "source", "referrer", "utm_source", "utm_medium", "utm_campaign",
+        "utm_term", "utm_content",
+    )  # fmt: skip
     return _list_page("analytics/sources.html", names, 10)
 
 
@@ -255,13 +259,18 @@ def _world(stats: Stats, query: ViewQuery, limit: int) -> WorldMap:
 
 
 def locations() -> str:
-    """The world map and the countries (``more=country``: more of them)."""
-    return _list_page("analytics/locations.html", ("country",), 50, world=_world)
+    """The world map, countries, then regions, cities and languages (``more=NAME``: more
+    of one)."""
+    return _list_page(
+        "analytics/locations.html", ("country", "region", "city", "language"), 50, world=_world
+    )
 
 
 def devices() -> str:
-    """Device types, browsers and operating systems (``more=NAME``: more of one)."""
-    return _list_page("analytics/devices.html", ("device_type", "browser", "os"), 10)
+    """Device types, browsers and operating systems, their versions and screen sizes
+    (``more=NAME``: more of one)."""
+    names = ("device_type", "browser", "os", "browser_version", "os_version", "screen")
+    return _list_page("analytics/devices.html", names, 10)
 
 
 def _custom_events(stats: Stats, query: ViewQuery, limit: int) -> list[Row]:
