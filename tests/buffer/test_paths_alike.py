@@ -100,7 +100,7 @@ def test_events_through_the_buffer_are_stored_as_the_direct_path_stores_them(
         tuple(rows[e["event_id"]][k] for k in ("browser_version", "os_version", "language"))
         for e in sent["buffered"]
     ]
-    assert audience == [("124", "10", "de")] * 3 + [("17", "17", None)] * 3
+    assert audience == [("124", "10", "de")] * 3 + [("17", "17", None)] * 4
     assert [rows[e["event_id"]]["screen"] for e in sent["buffered"]][:2] == [None, "mobile"]
     # No props (absent or {}) is SQL NULL on both paths, not JSON null.
     nulls = [rows[e["event_id"]]["props_is_sql_null"] for e in sent["buffered"]]
