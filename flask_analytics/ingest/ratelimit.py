@@ -83,9 +83,15 @@ class CollectLimiter:
     """``ANALYTICS_RATE_LIMIT`` (+ ``ANALYTICS_RATE_LIMIT_BURST``) events per network."""
 
     def __init__(
-        self, rate: str, storage_uri: str, burst: str | None = None, namespace: str = ""
+        self,
+        rate: str,
+        storage_uri: str,
+        burst: str | None = None,
+        namespace: str = "",
+        *,
+        setting: str = "ANALYTICS_RATE_LIMIT",
     ) -> None:
-        self.item: RateLimitItem = _parse("ANALYTICS_RATE_LIMIT", rate)
+        self.item: RateLimitItem = _parse(setting, rate)
         self.burst: RateLimitItem | None = (
             _parse("ANALYTICS_RATE_LIMIT_BURST", burst) if burst else None
         )

@@ -15,13 +15,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from limits import parse, storage, strategies
 
 from ...access import SHARE, TOKEN, Grant, find_grant
+from ...ingest.ratelimit import CollectLimiter
 from ...reports.scope import Scope
 from ...state import current_state
 
@@ -94,23 +93,24 @@ def _keep_scope(grant: Grant) -> None:
 
 
 def over_rate_limit(grant: Grant) -> int | None:
-    """Seconds to wait when ``grant`` is over ``ANALYTICS_API_RATE_LIMIT``, else None."""
+    """Seconds to wait when ``grant`` is over ``ANALYTICS_API_RATE_LIMIT``, else None
+    (the collect endpoint's limiter, on the same storage, counting per token)."""
     settings = current_state().settings
     if settings.api_rate_limit is None:
         return None
-    limiter: tuple[Any, Any] | None = current_app.extensions.get("analytics_api_limiter")
+    limiter: CollectLimiter | None = current_app.extensions.get("analytics_api_limiter")
     if limiter is None:
-        store = storage.storage_from_string(settings.rate_limit_storage)
         limiter = current_app.extensions.setdefault(
             "analytics_api_limiter",
-            (strategies.SlidingWindowCounterRateLimiter(store), parse(settings.api_rate_limit)),
+            CollectLimiter(
+                settings.api_rate_limit,
+                settings.rate_limit_storage,
+                namespace=f"{settings.queue}:api",
+                setting="ANALYTICS_API_RATE_LIMIT",
+            ),
         )
-    strategy, item = limiter
     key = f"{settings.queue}:token:{grant.id}"
-    if strategy.hit(item, "flask-analytics-api", key):
-        return None
-    reset, _remaining = strategy.get_window_stats(item, "flask-analytics-api", key)
-    return max(1, int(reset - time.time()) + 1)  # the library's windows run on time.time
+    return None if limiter.hit(key, 1) else limiter.retry_after(key)
 
 
 def unauthorized(message: str, status: int = 401) -> Response:
