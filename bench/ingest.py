@@ -69,6 +69,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_port(proc: subprocess.Popen[bytes], port: int) -> None:
+    """Wait (30 s at most) until the server ``proc`` started accepts on ``port``."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("gunicorn did not start")
+
+
 @contextlib.contextmanager
 def database(kind: str) -> Iterator[str]:
     if kind == "sqlite":
@@ -130,14 +141,7 @@ def gunicorn(
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        raise SystemExit("gunicorn did not start")
+    wait_for_port(proc, port)
     try:
         yield base
     finally:

@@ -20,16 +20,14 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 
-from bench.ingest import ROOT, UA, count_events, database, free_port
+from bench.ingest import ROOT, UA, count_events, database, free_port, wait_for_port
 
 WRK_SCRIPT = """
 wrk.headers["User-Agent"] = "%s"
@@ -50,14 +48,7 @@ def serve(env: dict[str, str]) -> Iterator[str]:
          "--log-level", "warning", "bench.pageviews_app:create_app()"],
         cwd=ROOT, env={**os.environ, **env},
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        raise SystemExit("gunicorn did not start")
+    wait_for_port(proc, port)
     base = f"http://127.0.0.1:{port}"
     try:
         # Both workers loaded (imports take a while on a busy machine) before wrk starts.
