@@ -811,7 +811,17 @@ class Flusher:
         assert self.proc.wait(timeout=60) == -signal.SIGKILL
 
     def finish(self, timeout: float = 300) -> str:
-        assert self.proc.wait(timeout=timeout) == 0, self.output()
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Kill it, so that a hung flusher fails this test only (not a later one's
+            # unraisable-warning check), and show what it printed.
+            self.proc.kill()
+            self.proc.wait(timeout=60)
+            raise AssertionError(
+                f"the flusher did not exit within {timeout} s:\n{self.output()}"
+            ) from None
+        assert code == 0, self.output()
         return self.output()
 
 
